@@ -1,0 +1,377 @@
+"""File operations: write sessions (ModifyFile) and reads (get, list, walk, glob, diff).
+
+Invariants:
+- A write session is atomic. Its operations apply in order to a private root; nothing is
+  visible until `close()` publishes that root in one transaction. An aborted or failed session
+  leaves the commit exactly as it was (its stored chunks become unreferenced garbage).
+- A session on an open commit holds that commit's write lock; `finish_commit` waits for it.
+- A session on a branch whose head is finished (or that does not exist) becomes a one-off
+  commit at close: started, filled and finished in the same transaction (Pachyderm's
+  ModifyFile with a branch). The branch's write lock serializes one-off sessions.
+- Adding to a path appends (Pachyderm's AddFile); overwriting is delete-then-add. Successive
+  pieces of one file are chunked as one stream, so a file's chunks do not depend on how the
+  client split its messages.
+- Every path is validated (printable ASCII, no globbing characters, no `.`/`..`) before use.
+"""
+from __future__ import annotations
+
+import tarfile
+from typing import Iterable, Iterator, Optional
+
+from pfs import ancestry
+from pfs.core import keys, records
+from pfs.core.filetree import Entry, FileTree, WriteSession, diff, file_entry, prefix_end
+from pfs.errors import (CommitFinished, Conflict, FileNotFound, InvalidArgument, InvalidPath)
+from pfs.model import USER, Branch, BranchInfo, CommitInfo, CommitRef, FileInfo, Repo
+
+
+def checked_path(path: str) -> str:
+    if path in ("", "/"):
+        return "/"
+    ancestry.validate_path(path)
+    return ancestry.clean_path(path)
+
+
+class FileWriter:
+    """One write session. Use as a context manager: commits on success, aborts on error."""
+
+    def __init__(self, pfs, repo: Repo, target_commit: Optional[CommitInfo],
+                 branch: Optional[Branch], base: Optional[CommitInfo], lock):
+        self.pfs = pfs
+        self.repo = repo
+        self.target = target_commit  # open commit, or None for a one-off commit
+        self.branch = branch
+        self.base = base
+        self._lock = lock
+        self.session = WriteSession(pfs.index, target_commit.root if target_commit else (base.root if base else None))
+        self.content = pfs.content.writer()
+        self._open_path: Optional[str] = None
+        self._open_datum = ""
+        self._closed = False
+        self.result: Optional[CommitInfo] = None
+
+    # ---- operations ----------------------------------------------------------------------
+    def _end_open_file(self) -> None:
+        if self._open_path is not None:
+            c = self.content.end()
+            self.session.append(self._open_path, c, self._open_datum)
+            self._open_path = None
+
+    def add(self, path: str, data: bytes, datum: str = "") -> None:
+        """Append bytes to a file (creating it). Consecutive calls for one path stream."""
+        p = checked_path(path)
+        if p == "/":
+            raise InvalidPath("cannot write to the root directory: give a file path")
+        if self._open_path != p or self._open_datum != datum:
+            self._end_open_file()
+            self.content.begin()
+            self._open_path, self._open_datum = p, datum
+        if data:
+            self.content.feed(data)
+
+    def put(self, path: str, chunks: Iterable[bytes], append: bool = False, datum: str = "") -> None:
+        if not append:
+            self.delete(path, missing_ok=True)
+        self.add(path, b"", datum)
+        for c in chunks:
+            self.add(path, c, datum)
+        self._end_open_file()
+
+    def delete(self, path: str, datum: str = "", missing_ok: bool = True) -> None:
+        self._end_open_file()
+        p = checked_path(path) if path not in ("", "/") else "/"
+        found = self.session.delete(p)
+        if not found and not missing_ok:
+            raise FileNotFound(f"file {p} not found in repo {self.repo}")
+
+    def copy(self, src_repo: Repo, src_id: str, src_branch: str, src_path: str,
+             dst_path: str, append: bool = False, datum: str = "") -> None:
+        self._end_open_file()
+        with self.pfs.txn() as t:
+            src = self.pfs.resolve(t, src_repo, src_id, src_branch)
+        tree = self.pfs.tree(src)
+        sp = checked_path(src_path)
+        dp = checked_path(dst_path)
+        found = tree.lookup(sp)
+        if found is None:
+            raise FileNotFound(f"file {sp} not found in repo {src_repo} at commit {src.commit.id}")
+        key, e = found
+        if not e.is_dir:
+            if not append:
+                self.session.delete(dp)
+            if append:
+                self.session.append(dp, e.content(), datum or e.datum)
+            else:
+                self.session.put(dp, file_entry(e.content(), datum or e.datum))
+            return
+        if not append:
+            self.session.delete(dp)
+        base = key  # '/src/' or '/'
+        for k, fe in tree.files(key):
+            rel = k[len(base):]
+            target = (dp.rstrip("/") + "/" + rel) if dp != "/" else "/" + rel
+            if append:
+                self.session.append(target, fe.content(), datum or fe.datum)
+            else:
+                self.session.put(target, file_entry(fe.content(), datum or fe.datum))
+
+    # ---- completion ----------------------------------------------------------------------
+    def close(self) -> CommitInfo:
+        if self._closed:
+            return self.result
+        try:
+            self._end_open_file()
+            self.content.flush()
+            root = self.session.apply()
+            self.result = self.pfs._publish(self, root)
+            return self.result
+        finally:
+            self._closed = True
+            self._lock.release()
+
+    def abort(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._lock.release()
+
+    def __enter__(self) -> "FileWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class FilesMixin:
+    # ---- writing ------------------------------------------------------------------------
+    def open_writer(self, repo: Repo, commit_id: str = "", branch: str = "") -> FileWriter:
+        """A write session on a commit: an open commit, or a branch (one-off if finished)."""
+        with self.txn() as t:
+            self.require_project(t, repo.project)
+            self.require_repo(t, repo)
+            is_branch_only = not commit_id or (not _looks_like_id(commit_id) and not ancestry.has_ancestry(commit_id))
+            if is_branch_only:
+                bname = branch or commit_id
+                ancestry.validate_branch_name(bname)
+                bi = t.branch(Branch(repo, bname))
+                head = t.commit_info(repo, bi.head) if bi is not None and bi.head else None
+                if head is not None and head.finished is None:
+                    target = head
+                else:
+                    target = None
+            else:
+                target = self.resolve(t, repo, commit_id, branch)
+                if target.finished is not None:
+                    raise CommitFinished(f"commit {target.commit} has already finished")
+                bname = target.commit.branch
+                head = None
+        if target is not None:
+            lock = self.write_lock(repo, target.commit.id)
+            lock.acquire()
+            with self.txn() as t:
+                fresh = t.commit_info(repo, target.commit.id)
+            if fresh is None or fresh.finished is not None:
+                lock.release()
+                raise CommitFinished(f"commit {target.commit} has already finished")
+            return FileWriter(self, repo, fresh, Branch(repo, bname), None, lock)
+        lock = self.write_lock(repo, "branch:" + bname)
+        lock.acquire()
+        try:
+            with self.txn() as t:
+                bi = t.branch(Branch(repo, bname))
+                head = t.commit_info(repo, bi.head) if bi is not None and bi.head else None
+                if bi is not None and bi.provenance:
+                    raise InvalidArgument(f"cannot start a commit on an output branch: {Branch(repo, bname)}")
+        except BaseException:
+            lock.release()
+            raise
+        if head is not None and head.finished is None:
+            lock.release()
+            return self.open_writer(repo, head.commit.id)
+        return FileWriter(self, repo, None, Branch(repo, bname), head, lock)
+
+    def _publish(self, w: FileWriter, root) -> CommitInfo:
+        with self.txn() as t:
+            if w.target is not None:
+                ci = t.commit_info(w.repo, w.target.commit.id)
+                if ci is None or ci.finished is not None:
+                    raise CommitFinished(f"commit {w.target.commit} has already finished")
+                if ci.root != w.target.root:
+                    raise Conflict(f"commit {ci.commit} changed during the upload; retry")
+                ci.root = root
+                ci.size = self._commit_size(ci)
+                t.put_commit(ci)
+                return ci
+            bi = t.branch(w.branch)
+            head_id = bi.head if bi is not None else ""
+            if head_id != (w.base.commit.id if w.base else ""):
+                raise Conflict(f"branch {w.branch} moved during the upload; retry")
+            set_id = self.new_commit_set_id()
+            now = self.clock()
+            ci = self._new_commit(t, w.branch, set_id, USER, parent=head_id or None,
+                                  finished=False)
+            ci.root = root
+            ci.finishing = ci.finished = now
+            ci.size = self._commit_size(ci)
+            t.put_commit(ci)
+            if bi is None:
+                bi = BranchInfo(w.branch, created_at=now)
+            bi.head = ci.commit.id
+            bi.updated_at = now
+            t.put_branch(bi)
+            t.events = [e for e in t.events if not (e[0] == "commit_started" and e[1] is ci)]
+            t.events.append(("commit_finished", ci))
+            self._propagate(t, [w.branch], set_id)
+            return ci
+
+    def put_bytes(self, repo: Repo, branch_or_id: str, path: str, data: bytes,
+                  append: bool = False) -> CommitInfo:
+        """Convenience for tests and internal callers."""
+        with self.open_writer(repo, branch_or_id) as w:
+            w.put(path, [data], append=append)
+        return w.result
+
+    def set_commit_root(self, repo: Repo, commit_id: str, root) -> CommitInfo:
+        """Replace an open commit's content wholesale (pps uses it to start an output commit
+        from its base job's output)."""
+        with self.write_lock(repo, commit_id):
+            with self.txn() as t:
+                ci = t.commit_info(repo, commit_id)
+                if ci is None or ci.finished is not None:
+                    raise CommitFinished(f"commit {repo}@{commit_id} has already finished")
+                ci.root = root
+                ci.size = self._commit_size(ci)
+                t.put_commit(ci)
+                return ci
+
+    # ---- reading ------------------------------------------------------------------------
+    def commit_for_read(self, repo: Repo, commit_id: str = "", branch: str = "") -> CommitInfo:
+        with self.txn() as t:
+            self.require_project(t, repo.project)
+            return self.resolve(t, repo, commit_id, branch)
+
+    def file_info(self, ci: CommitInfo, key: str, e: Entry) -> FileInfo:
+        return FileInfo(path=key, is_dir=e.is_dir, size=e.size, hash=e.hash,
+                        commit=ci.commit, committed=ci.finished, datum=e.datum,
+                        file_count=e.count)
+
+    def inspect_file(self, ci: CommitInfo, path: str) -> FileInfo:
+        p = ancestry.clean_path(path)
+        found = self.tree(ci).lookup(p)
+        if found is None:
+            raise FileNotFound(f"file {p} not found in repo {ci.commit.repo} at commit {ci.commit.id}")
+        return self.file_info(ci, *found)
+
+    def read_file(self, ci: CommitInfo, path: str, offset: int = 0,
+                  length: Optional[int] = None) -> tuple[FileInfo, Iterator[bytes]]:
+        fi = self.inspect_file(ci, path)
+        if fi.is_dir:
+            raise InvalidArgument(
+                f"cannot get directory {fi.path} as a single file; use GetFileTAR instead")
+        e = self.tree(ci).entry(fi.path)
+        return fi, self.content.read(e.refs, offset, length)
+
+    def list_file(self, ci: CommitInfo, path: str, start_after: Optional[str] = None,
+                  number: int = 0, reverse: bool = False) -> Iterator[FileInfo]:
+        p = ancestry.clean_path(path)
+        tree = self.tree(ci)
+        found = tree.lookup(p)
+        if found is None:
+            if p == "/":
+                return
+            raise FileNotFound(f"file {p} not found in repo {ci.commit.repo} at commit {ci.commit.id}")
+        key, e = found
+        if not e.is_dir:
+            yield self.file_info(ci, key, e)
+            return
+        n = 0
+        for k, ce in tree.list_dir(key, start_after=start_after, reverse=reverse):
+            yield self.file_info(ci, k, ce)
+            n += 1
+            if number and n >= number:
+                return
+
+    def walk_file(self, ci: CommitInfo, path: str, start_after: Optional[str] = None,
+                  number: int = 0, reverse: bool = False) -> Iterator[FileInfo]:
+        p = ancestry.clean_path(path)
+        tree = self.tree(ci)
+        found = tree.lookup(p)
+        if found is None:
+            if p == "/":
+                return
+            raise FileNotFound(f"file {p} not found in repo {ci.commit.repo} at commit {ci.commit.id}")
+        items = tree.walk(found[0])
+        if reverse:
+            items = reversed(list(items))
+        n = 0
+        for k, e in items:
+            if start_after is not None and ((not reverse and k <= start_after) or (reverse and k >= start_after)):
+                continue
+            yield self.file_info(ci, k, e)
+            n += 1
+            if number and n >= number:
+                return
+
+    def glob_file(self, ci: CommitInfo, pattern: str, lower: str = "", upper: str = "") -> Iterator[FileInfo]:
+        for k, e in self.tree(ci).glob(pattern):
+            if lower and k < lower:
+                continue
+            if upper and k >= upper:
+                continue
+            yield self.file_info(ci, k, e)
+
+    def diff_file(self, new_ci: CommitInfo, new_path: str, old_ci: Optional[CommitInfo],
+                  old_path: str = "", shallow: bool = False):
+        np = ancestry.clean_path(new_path)
+        if old_ci is None and new_ci.parent:
+            old_ci = self.get_commit(new_ci.commit.repo, new_ci.parent)
+        key = "/" if np == "/" else (np + "/" if self.tree(new_ci).entry(np + "/") is not None else np)
+        old_root = old_ci.root if old_ci is not None else None
+        for new, old in diff(self.index, new_ci.root, old_root, key):
+            name = (new or old)[0]
+            if shallow and name != key:
+                rest = name[len(key):].rstrip("/")
+                if "/" in rest:
+                    continue
+            yield (self.file_info(new_ci, *new) if new else None,
+                   self.file_info(old_ci, *old) if old and old_ci else None)
+
+    def tar_stream(self, ci: CommitInfo, path: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        """A tar archive of a file or directory (paths relative to the repo root)."""
+        p = ancestry.clean_path(path)
+        tree = self.tree(ci)
+        found = tree.lookup(p)
+        if found is None:
+            raise FileNotFound(f"file {p} not found in repo {ci.commit.repo} at commit {ci.commit.id}")
+        yield from _tar_entries(self, ci, tree, found[0], chunk_size)
+
+
+def _looks_like_id(s: str) -> bool:
+    from pfs.core.base import is_commit_id
+    return is_commit_id(s)
+
+
+def _tar_entries(pfs, ci: CommitInfo, tree: FileTree, key: str, chunk_size: int) -> Iterator[bytes]:
+    """Stream a tar archive: header, then the file's bytes straight from storage, then padding."""
+    mtime = int(ci.finished or ci.started or 0)
+    for k, e in tree.walk(key):
+        name = k.strip("/")
+        if not name:
+            continue
+        info = tarfile.TarInfo(name)
+        info.mtime = mtime
+        if e.is_dir:
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            yield info.tobuf(format=tarfile.PAX_FORMAT)
+            continue
+        info.size = e.size
+        info.mode = 0o644
+        yield info.tobuf(format=tarfile.PAX_FORMAT)
+        yield from pfs.content.read(e.refs)
+        pad = (-e.size) % tarfile.BLOCKSIZE
+        if pad:
+            yield b"\0" * pad
+    yield b"\0" * (2 * tarfile.BLOCKSIZE)

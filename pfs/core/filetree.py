@@ -1,0 +1,321 @@
+"""A commit's files and directories on top of the index tree.
+
+Keys: a file is its absolute path (`/a/b.txt`); a directory is its path with a trailing
+slash (`/a/`, the root is `/`). Sorted by code point, a directory's key comes right before
+everything inside it and its subtree is one contiguous key range.
+
+Invariants:
+- Every directory that holds at least one file has an entry, carrying aggregates of its
+  whole subtree: total size, number of files, and a hash that is the sum (mod 2^256) of
+  H(path, file hash) over its files. Aggregates make directory sizes, commit sizes and
+  directory hashes O(1) to read and O(changed files x depth) to maintain.
+- Empty directories do not exist (as in Pachyderm): deleting the last file of a directory
+  deletes its entry.
+- No path is both a file and a directory ("file / directory path collision").
+- `WriteSession` never changes a visible root: it produces a new root the caller publishes
+  atomically, so a failed upload leaves nothing behind.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Optional
+
+import blake3
+import msgpack
+
+from pfs.core.content import ChunkRef, FileContent
+from pfs.core.index import IndexTree
+from pfs.errors import FileNotFound, InvalidArgument
+
+_MOD = 1 << 256
+_FILE, _DIR = 0, 1
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file (`refs` set) or a directory (`count` files below it)."""
+    is_dir: bool
+    size: int
+    hash: bytes
+    refs: tuple = ()
+    datum: str = ""
+    count: int = 1
+
+    def content(self) -> FileContent:
+        return FileContent(self.size, list(self.refs))
+
+
+def encode_entry(e: Entry) -> bytes:
+    if e.is_dir:
+        return msgpack.packb([_DIR, e.size, e.count, e.hash], use_bin_type=True)
+    return msgpack.packb([_FILE, e.size, e.hash, [list(r) for r in e.refs], e.datum], use_bin_type=True)
+
+
+def decode_entry(raw: bytes) -> Entry:
+    v = msgpack.unpackb(raw, raw=False)
+    if v[0] == _DIR:
+        return Entry(True, v[1], v[3], count=v[2])
+    return Entry(False, v[1], v[2], tuple(ChunkRef(*r) for r in v[3]), v[4])
+
+
+def file_entry(content: FileContent, datum: str = "") -> Entry:
+    return Entry(False, content.size, content.hash, tuple(content.refs), datum)
+
+
+def _digest(path: str, file_hash: bytes) -> int:
+    return int.from_bytes(blake3.blake3(path.encode() + b"\x00" + file_hash).digest(), "big")
+
+
+def parent_dirs(path: str) -> list[str]:
+    """Directory keys above a file path: `/a/b/c` -> ['/', '/a/', '/a/b/']."""
+    out = ["/"]
+    i = path.find("/", 1)
+    while i != -1:
+        out.append(path[: i + 1])
+        i = path.find("/", i + 1)
+    return out
+
+
+def prefix_end(prefix: str) -> str:
+    """The smallest key greater than every key starting with `prefix`."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+class FileTree:
+    """Read-only queries over one root."""
+
+    def __init__(self, index: IndexTree, root: Optional[bytes]):
+        self.index = index
+        self.root = root
+
+    def entry(self, key: str) -> Optional[Entry]:
+        raw = self.index.get(self.root, key)
+        return None if raw is None else decode_entry(raw)
+
+    def lookup(self, path: str) -> Optional[tuple[str, Entry]]:
+        """A cleaned path (`/a/b`, or `/` for the root) as a file or a directory."""
+        if path == "/":
+            e = self.entry("/")
+            return ("/", e) if e else None
+        e = self.entry(path)
+        if e is not None:
+            return path, e
+        e = self.entry(path + "/")
+        return (path + "/", e) if e is not None else None
+
+    def total(self) -> Entry:
+        return self.entry("/") or Entry(True, 0, (0).to_bytes(32, "big"), count=0)
+
+    def list_dir(self, dir_key: str, start_after: Optional[str] = None,
+                 reverse: bool = False) -> Iterator[tuple[str, Entry]]:
+        """Direct children of a directory key (`/` or `/a/`), in path order."""
+        if reverse:
+            children = list(self.list_dir(dir_key, start_after=None))
+            for k, e in reversed(children):
+                if start_after is None or k < start_after:
+                    yield k, e
+            return
+        lo = dir_key if start_after is None else start_after + "\x00"
+        hi = prefix_end(dir_key)
+        depth = dir_key.count("/")
+        while True:
+            nxt = None
+            for k, raw in self.index.items(self.root, lo, hi):
+                if k == dir_key:
+                    continue
+                nxt = (k, raw)
+                break
+            if nxt is None:
+                return
+            k, raw = nxt
+            slash = k.find("/", len(dir_key))
+            if slash == -1 or slash == len(k) - 1:
+                yield k, decode_entry(raw)
+                lo = k + "\x00" if slash == -1 else prefix_end(k)
+            else:  # should not happen (a dir entry precedes its files), but stay correct
+                sub = k[: slash + 1]
+                e = self.entry(sub)
+                if e is not None:
+                    yield sub, e
+                lo = prefix_end(sub)
+            _ = depth
+
+    def walk(self, key: str) -> Iterator[tuple[str, Entry]]:
+        """The entry itself and, for a directory, everything below it, in path order."""
+        if not key.endswith("/"):
+            e = self.entry(key)
+            if e is not None:
+                yield key, e
+            return
+        for k, raw in self.index.items(self.root, key, prefix_end(key)):
+            yield k, decode_entry(raw)
+
+    def files(self, key: str = "/") -> Iterator[tuple[str, Entry]]:
+        for k, e in self.walk(key):
+            if not e.is_dir:
+                yield k, e
+
+    def glob(self, pattern: str) -> Iterator[tuple[str, Entry]]:
+        """Files and directories matching a Pachyderm glob, in path order."""
+        from pfs.glob import compile_glob
+        g = compile_glob(pattern)
+        if g.pattern == "/":
+            e = self.entry("/")
+            if e is not None:
+                yield "/", e
+            return
+        prefix = g.literal_prefix or "/"
+        lo = prefix
+        hi = prefix_end(prefix) if prefix else None
+        for k, raw in self.index.items(self.root, lo, hi):
+            if k == "/":
+                continue
+            p = k[:-1] if k.endswith("/") else k
+            if g.match(p):
+                yield k, decode_entry(raw)
+
+
+def diff(index: IndexTree, new_root: Optional[bytes], old_root: Optional[bytes],
+         key: str = "/") -> Iterator[tuple[Optional[tuple[str, Entry]], Optional[tuple[str, Entry]]]]:
+    """(new, old) pairs for every key under `key` whose entry differs, in path order."""
+    hi = prefix_end(key) if key.endswith("/") else key + "\x00"
+    a = iter(index.items(new_root, key, hi))
+    b = iter(index.items(old_root, key, hi))
+    x, y = next(a, None), next(b, None)
+    while x is not None or y is not None:
+        if y is None or (x is not None and x[0] < y[0]):
+            yield (x[0], decode_entry(x[1])), None
+            x = next(a, None)
+        elif x is None or y[0] < x[0]:
+            yield None, (y[0], decode_entry(y[1]))
+            y = next(b, None)
+        else:
+            if x[1] != y[1]:
+                ex, ey = decode_entry(x[1]), decode_entry(y[1])
+                if ex.hash != ey.hash or ex.size != ey.size or ex.is_dir != ey.is_dir:
+                    yield (x[0], ex), (y[0], ey)
+            x, y = next(a, None), next(b, None)
+
+
+class WriteSession:
+    """Ordered file operations against a base root, applied in bounded batches.
+
+    Operations take effect in the order they are made (a delete followed by a put of the
+    same path leaves the put). `root` holds the result so far; nothing is visible to anyone
+    until the caller publishes it.
+    """
+
+    APPLY_EVERY = 20_000
+
+    def __init__(self, index: IndexTree, base_root: Optional[bytes]):
+        self.index = index
+        self.root = base_root
+        self._pending: dict[str, Optional[Entry]] = {}
+
+    # ---- reads through the session --------------------------------------------------------
+    def current(self, path: str) -> Optional[Entry]:
+        if path in self._pending:
+            return self._pending[path]
+        return FileTree(self.index, self.root).entry(path)
+
+    # ---- operations ------------------------------------------------------------------------
+    def put(self, path: str, entry: Entry) -> None:
+        self._pending[path] = entry
+        self._maybe_apply()
+
+    def append(self, path: str, content: FileContent, datum: str = "") -> None:
+        old = self.current(path)
+        if old is not None and not old.is_dir:
+            merged = FileContent(old.size + content.size, list(old.refs) + list(content.refs))
+            self.put(path, file_entry(merged, datum or old.datum))
+        else:
+            self.put(path, file_entry(content, datum))
+
+    def delete(self, path: str) -> bool:
+        """Delete a file, or a directory with everything below it. False if nothing there."""
+        found = False
+        if path != "/" and self.current(path) is not None:
+            self._pending[path] = None
+            found = True
+        dir_key = "/" if path == "/" else path + "/"
+        self.apply()
+        for k, e in list(FileTree(self.index, self.root).files(dir_key)):
+            self._pending[k] = None
+            found = True
+        self._maybe_apply()
+        return found
+
+    def _maybe_apply(self) -> None:
+        if len(self._pending) >= self.APPLY_EVERY:
+            self.apply()
+
+    # ---- applying --------------------------------------------------------------------------
+    def apply(self) -> Optional[bytes]:
+        """Fold pending operations into `root` (maintaining directory aggregates)."""
+        if not self._pending:
+            return self.root
+        pending = self._pending
+        self._pending = {}
+        base = FileTree(self.index, self.root)
+        deltas: dict[str, list] = {}
+        edits: dict[str, Optional[bytes]] = {}
+        new_files: list[str] = []
+        for path, new in pending.items():
+            old = base.entry(path)
+            if old is None and new is None:
+                continue
+            if old is not None and new is not None and old == new:
+                continue
+            d_size = (new.size if new else 0) - (old.size if old else 0)
+            d_count = (1 if new else 0) - (1 if old else 0)
+            d_hash = (_digest(path, new.hash) if new else 0) - (_digest(path, old.hash) if old else 0)
+            for dk in parent_dirs(path):
+                acc = deltas.get(dk)
+                if acc is None:
+                    deltas[dk] = [d_size, d_count, d_hash]
+                else:
+                    acc[0] += d_size
+                    acc[1] += d_count
+                    acc[2] += d_hash
+            edits[path] = encode_entry(new) if new is not None else None
+            if new is not None and old is None:
+                new_files.append(path)
+        for dk, (ds, dc, dh) in deltas.items():
+            old = base.entry(dk)
+            size = (old.size if old else 0) + ds
+            count = (old.count if old else 0) + dc
+            h = ((int.from_bytes(old.hash, "big") if old else 0) + dh) % _MOD
+            if count <= 0:
+                if old is not None:
+                    edits[dk] = None
+            else:
+                edits[dk] = encode_entry(Entry(True, size, h.to_bytes(32, "big"), count=count))
+                if old is None and dk != "/":
+                    self._check_no_file_at(dk[:-1], edits, base)
+        for path in new_files:
+            dk = path + "/"
+            if dk in edits:
+                raw = edits[dk]
+                if raw is not None:
+                    raise InvalidArgument(f"file / directory path collision ({path})")
+            elif base.entry(dk) is not None:
+                raise InvalidArgument(f"file / directory path collision ({path})")
+        self.root = self.index.update(self.root, sorted(edits.items()))
+        return self.root
+
+    @staticmethod
+    def _check_no_file_at(path: str, edits: dict, base: FileTree) -> None:
+        if path in edits:
+            if edits[path] is not None:
+                raise InvalidArgument(f"file / directory path collision ({path})")
+            return
+        if base.entry(path) is not None:
+            raise InvalidArgument(f"file / directory path collision ({path})")
+
+
+def require(tree: FileTree, path: str, repo: str, commit_id: str) -> tuple[str, Entry]:
+    """Look a path up or raise Pachyderm's not-found error."""
+    found = tree.lookup(path)
+    if found is None:
+        raise FileNotFound(f"file {path} not found in repo {repo} at commit {commit_id}")
+    return found

@@ -1,0 +1,373 @@
+"""pfs_v2.API: convert the request, call the core, convert the response. No logic here.
+
+Invariants:
+- Every handler is wrapped by `rpc`, so core errors reach clients as the right status code.
+- ModifyFile applies a whole stream atomically (one write session); GetFile and GetFileTAR
+  stream in bounded messages and never hold a whole file.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+import grpc
+from google.protobuf import empty_pb2, wrappers_pb2
+
+from pfs.core import Pfs
+from pfs.errors import InvalidArgument, Unimplemented
+from pfs.service import convert as cv
+from pfs.service.errors import rpc
+from pfs.service.urls import fetch_url
+from pfs.model import DEFAULT_PROJECT
+from proto.pfs_v2 import pfs_pb2 as pb
+from proto.pfs_v2 import pfs_pb2_grpc
+
+log = logging.getLogger("pachd")
+GET_CHUNK = 1 << 20  # bytes per GetFile message
+EMPTY = empty_pb2.Empty()
+
+
+def _rechunk(it: Iterator[bytes], size: int = GET_CHUNK) -> Iterator[bytes]:
+    buf = bytearray()
+    for piece in it:
+        if not buf and len(piece) >= size // 2:
+            yield piece
+            continue
+        buf += piece
+        if len(buf) >= size:
+            yield bytes(buf)
+            buf.clear()
+    if buf:
+        yield bytes(buf)
+
+
+class PfsServicer(pfs_pb2_grpc.APIServicer):
+    def __init__(self, pfs: Pfs):
+        self.pfs = pfs
+
+    # ---- projects ----------------------------------------------------------------------
+    @rpc
+    def CreateProject(self, req, ctx):
+        self.pfs.create_project(req.project.name, req.description, req.update)
+        return EMPTY
+
+    @rpc
+    def InspectProject(self, req, ctx):
+        return cv.project_info_out(self.pfs.inspect_project(req.project.name))
+
+    @rpc
+    def InspectProjectV2(self, req, ctx):
+        info = cv.project_info_out(self.pfs.inspect_project(req.project.name))
+        return pb.InspectProjectV2Response(info=info, defaults_json="{}")
+
+    @rpc
+    def ListProject(self, req, ctx):
+        for p in self.pfs.list_projects():
+            yield cv.project_info_out(p)
+
+    @rpc
+    def DeleteProject(self, req, ctx):
+        self.pfs.delete_project(req.project.name, req.force)
+        return EMPTY
+
+    # ---- repos -------------------------------------------------------------------------
+    @rpc
+    def CreateRepo(self, req, ctx):
+        self.pfs.create_repo(cv.repo_in(req.repo), req.description, req.update)
+        return EMPTY
+
+    @rpc
+    def InspectRepo(self, req, ctx):
+        return cv.repo_info_out(self.pfs.inspect_repo(cv.repo_in(req.repo)))
+
+    @rpc
+    def ListRepo(self, req, ctx):
+        projects = [p.name or DEFAULT_PROJECT for p in req.projects]
+        for r in self.pfs.list_repos(projects, req.type):
+            yield cv.repo_info_out(r)
+
+    @rpc
+    def DeleteRepo(self, req, ctx):
+        deleted = self.pfs.delete_repo(cv.repo_in(req.repo), req.force)
+        return pb.DeleteRepoResponse(deleted=deleted)
+
+    @rpc
+    def DeleteRepos(self, req, ctx):
+        projects = [p.name or DEFAULT_PROJECT for p in req.projects]
+        if req.all:
+            projects = []
+        out = []
+        for r in self.pfs.list_repos(projects):
+            if self.pfs.delete_repo(r.repo, req.force):
+                out.append(cv.repo_out(r.repo))
+        return pb.DeleteReposResponse(repos=out)
+
+    # ---- commits -----------------------------------------------------------------------
+    @rpc
+    def StartCommit(self, req, ctx):
+        branch = cv.branch_in(req.branch)
+        parent = cv.commit_in(req.parent) if req.HasField("parent") and (req.parent.id or req.parent.branch.name) else None
+        if parent is not None and not parent[0].name:
+            parent = (branch.repo, parent[1], parent[2])
+        ci = self.pfs.start_commit(branch, parent, req.description)
+        return cv.commit_out(ci.commit)
+
+    @rpc
+    def FinishCommit(self, req, ctx):
+        repo, cid, br = cv.commit_in(req.commit)
+        self.pfs.finish_commit(repo, cid, br, req.description, req.error, req.force)
+        return EMPTY
+
+    @rpc
+    def ClearCommit(self, req, ctx):
+        repo, cid, br = cv.commit_in(req.commit)
+        ci = self.pfs.commit_for_read(repo, cid, br)
+        parent = self.pfs.get_commit(repo, ci.parent) if ci.parent else None
+        self.pfs.set_commit_root(repo, ci.commit.id, parent.root if parent else None)
+        return EMPTY
+
+    @rpc
+    def InspectCommit(self, req, ctx):
+        repo, cid, br = cv.commit_in(req.commit)
+        ci = self.pfs.inspect_commit(repo, cid, br, wait=cv.STATE_FROM_PB.get(req.wait, ""))
+        return cv.commit_info_out(ci)
+
+    @rpc
+    def ListCommit(self, req, ctx):
+        repo = cv.repo_in(req.repo)
+        frm = getattr(req, "from")
+        to = cv.commit_in(req.to) if req.HasField("to") and (req.to.id or req.to.branch.name) else None
+        fr = cv.commit_in(frm) if req.HasField("from") and (frm.id or frm.branch.name) else None
+        if to is not None and not to[0].name:
+            to = (repo, to[1], to[2])
+        if fr is not None and not fr[0].name:
+            fr = (repo, fr[1], fr[2])
+        started = cv.from_ts(req.started_time) if req.HasField("started_time") else None
+        for ci in self.pfs.list_commits(repo, to, fr, req.number, req.reverse, req.all,
+                                        cv.ORIGIN_FROM_PB.get(req.origin_kind, ""), started):
+            yield cv.commit_info_out(ci)
+
+    @rpc
+    def SubscribeCommit(self, req, ctx):
+        repo = cv.repo_in(req.repo)
+        frm = getattr(req, "from")
+        from_id = frm.id if req.HasField("from") else ""
+        state = cv.STATE_FROM_PB.get(req.state, "") or "STARTED"
+        for ci in self.pfs.subscribe_commits(repo, req.branch, from_id, state, req.all,
+                                             cv.ORIGIN_FROM_PB.get(req.origin_kind, ""),
+                                             cancelled=lambda: not ctx.is_active()):
+            yield cv.commit_info_out(ci)
+
+    @rpc
+    def InspectCommitSet(self, req, ctx):
+        for ci in self.pfs.inspect_commit_set(req.commit_set.id, req.wait):
+            yield cv.commit_info_out(ci)
+
+    @rpc
+    def ListCommitSet(self, req, ctx):
+        for set_id, cis in self.pfs.list_commit_sets(req.project.name):
+            yield pb.CommitSetInfo(commit_set=pb.CommitSet(id=set_id),
+                                   commits=[cv.commit_info_out(c) for c in cis])
+
+    @rpc
+    def SquashCommitSet(self, req, ctx):
+        self.pfs.squash_commit_set(req.commit_set.id)
+        return EMPTY
+
+    @rpc
+    def DropCommitSet(self, req, ctx):
+        self.pfs.drop_commit_set(req.commit_set.id)
+        return EMPTY
+
+    @rpc
+    def SquashCommit(self, req, ctx):
+        repo, cid, br = cv.commit_in(req.commit)
+        self.pfs.squash_commit(repo, cid, br, req.recursive)
+        return pb.SquashCommitResponse()
+
+    @rpc
+    def DropCommit(self, req, ctx):
+        repo, cid, br = cv.commit_in(req.commit)
+        self.pfs.drop_commit(repo, cid, br, req.recursive)
+        return pb.DropCommitResponse()
+
+    @rpc
+    def FindCommits(self, req, ctx):
+        repo, cid, br = cv.commit_in(req.start)
+        path = req.file_path
+        ci = self.pfs.commit_for_read(repo, cid, br)
+        found = searched = 0
+        while ci is not None:
+            parent = self.pfs.get_commit(repo, ci.parent) if ci.parent else None
+            changed = any(True for _ in self.pfs.diff_file(ci, path, parent)) if _exists_either(self.pfs, ci, parent, path) else False
+            searched += 1
+            if changed:
+                found += 1
+                yield pb.FindCommitsResponse(found_commit=cv.commit_out(ci.commit), commits_searched=searched)
+                if req.limit and found >= req.limit:
+                    return
+            if parent is None:
+                yield pb.FindCommitsResponse(last_searched_commit=cv.commit_out(ci.commit), commits_searched=searched)
+                return
+            ci = parent
+
+    # ---- branches ----------------------------------------------------------------------
+    @rpc
+    def CreateBranch(self, req, ctx):
+        branch = cv.branch_in(req.branch)
+        head = None
+        if req.HasField("head") and (req.head.id or req.head.branch.name):
+            head = cv.commit_in(req.head)
+            if not head[0].name:
+                head = (branch.repo, head[1], head[2])
+        prov = tuple(cv.branch_in(b) for b in req.provenance)
+        self.pfs.create_branch(branch, head, prov, cv.trigger_in(req.trigger) if req.HasField("trigger") else None,
+                               req.new_commit_set)
+        return EMPTY
+
+    @rpc
+    def InspectBranch(self, req, ctx):
+        return cv.branch_info_out(self.pfs.inspect_branch(cv.branch_in(req.branch)))
+
+    @rpc
+    def ListBranch(self, req, ctx):
+        repo = cv.repo_in(req.repo) if req.HasField("repo") and req.repo.name else None
+        for bi in self.pfs.list_branches(repo, req.reverse):
+            yield cv.branch_info_out(bi)
+
+    @rpc
+    def DeleteBranch(self, req, ctx):
+        self.pfs.delete_branch(cv.branch_in(req.branch), req.force)
+        return EMPTY
+
+    # ---- files -------------------------------------------------------------------------
+    @rpc
+    def ModifyFile(self, request_iterator, ctx):
+        writer = None
+        try:
+            for req in request_iterator:
+                kind = req.WhichOneof("body")
+                if kind == "set_commit":
+                    if writer is not None:
+                        writer.close()
+                    repo, cid, br = cv.commit_in(req.set_commit)
+                    writer = self.pfs.open_writer(repo, cid, br)
+                    continue
+                if writer is None:
+                    raise InvalidArgument("ModifyFile: the first message must be set_commit")
+                if kind == "add_file":
+                    af = req.add_file
+                    if af.WhichOneof("source") == "url":
+                        writer.put(af.path, fetch_url(af.url.URL), append=True, datum=af.datum) \
+                            if not af.url.recursive else _put_url_recursive(writer, af)
+                    else:
+                        writer.add(af.path, af.raw.value, af.datum)
+                elif kind == "delete_file":
+                    writer.delete(req.delete_file.path, req.delete_file.datum)
+                elif kind == "copy_file":
+                    cf = req.copy_file
+                    repo, cid, br = cv.commit_in(cf.src.commit)
+                    writer.copy(repo, cid, br, cf.src.path, cf.dst, cf.append, cf.datum)
+            if writer is not None:
+                writer.close()
+                writer = None
+        finally:
+            if writer is not None:
+                writer.abort()
+        return EMPTY
+
+    def _commit(self, f: pb.File):
+        repo, cid, br = cv.commit_in(f.commit)
+        return self.pfs.commit_for_read(repo, cid, br)
+
+    @rpc
+    def GetFile(self, req, ctx):
+        ci = self._commit(req.file)
+        if req.URL:
+            raise Unimplemented("GetFile to a URL is not supported; read the file and upload it yourself")
+        _, it = self.pfs.read_file(ci, req.file.path, req.offset)
+        for piece in _rechunk(it):
+            yield wrappers_pb2.BytesValue(value=piece)
+
+    @rpc
+    def GetFileTAR(self, req, ctx):
+        ci = self._commit(req.file)
+        for piece in _rechunk(self.pfs.tar_stream(ci, req.file.path)):
+            yield wrappers_pb2.BytesValue(value=piece)
+
+    @rpc
+    def InspectFile(self, req, ctx):
+        ci = self._commit(req.file)
+        return cv.file_info_out(self.pfs.inspect_file(ci, req.file.path))
+
+    @rpc
+    def ListFile(self, req, ctx):
+        ci = self._commit(req.file)
+        marker = req.paginationMarker.path if req.HasField("paginationMarker") and req.paginationMarker.path else None
+        for fi in self.pfs.list_file(ci, req.file.path, marker, req.number, req.reverse):
+            yield cv.file_info_out(fi)
+
+    @rpc
+    def WalkFile(self, req, ctx):
+        ci = self._commit(req.file)
+        marker = req.paginationMarker.path if req.HasField("paginationMarker") and req.paginationMarker.path else None
+        for fi in self.pfs.walk_file(ci, req.file.path, marker, req.number, req.reverse):
+            yield cv.file_info_out(fi)
+
+    @rpc
+    def GlobFile(self, req, ctx):
+        repo, cid, br = cv.commit_in(req.commit)
+        ci = self.pfs.commit_for_read(repo, cid, br)
+        lo = req.path_range.lower if req.HasField("path_range") else ""
+        hi = req.path_range.upper if req.HasField("path_range") else ""
+        for fi in self.pfs.glob_file(ci, req.pattern, lo, hi):
+            yield cv.file_info_out(fi)
+
+    @rpc
+    def DiffFile(self, req, ctx):
+        new_ci = self._commit(req.new_file)
+        old_ci = None
+        if req.HasField("old_file") and (req.old_file.commit.id or req.old_file.commit.branch.name):
+            old_ci = self._commit(req.old_file)
+        for new, old in self.pfs.diff_file(new_ci, req.new_file.path, old_ci, req.old_file.path, req.shallow):
+            yield pb.DiffFileResponse(new_file=cv.file_info_out(new) if new else None,
+                                      old_file=cv.file_info_out(old) if old else None)
+
+    # ---- cluster-wide ------------------------------------------------------------------
+    @rpc
+    def DeleteAll(self, req, ctx):
+        for r in self.pfs.list_repos():
+            self.pfs.delete_repo(r.repo, force=True)
+        for p in self.pfs.list_projects():
+            if p.name != DEFAULT_PROJECT:
+                self.pfs.delete_project(p.name, force=True)
+        return EMPTY
+
+    @rpc
+    def ActivateAuth(self, req, ctx):
+        return pb.ActivateAuthResponse()
+
+    @rpc
+    def ReposSummary(self, req, ctx):
+        names = [p.name for p in req.projects if p.name] or [p.name for p in self.pfs.list_projects()]
+        out = []
+        for name in names:
+            repos = self.pfs.list_repos([name], "user")
+            out.append(pb.ReposSummary(project=pb.Project(name=name), user_repo_count=len(repos),
+                                       size_bytes=sum(r.size for r in repos)))
+        return pb.ReposSummaryResponse(summaries=out)
+
+
+def _exists_either(pfs, ci, parent, path) -> bool:
+    from pfs import ancestry
+    p = ancestry.clean_path(path)
+    t1 = pfs.tree(ci).lookup(p)
+    t2 = pfs.tree(parent).lookup(p) if parent is not None else None
+    return t1 is not None or t2 is not None
+
+
+def _put_url_recursive(writer, af) -> None:
+    from pfs.service.urls import list_url
+    base = af.path.rstrip("/")
+    for rel, url in list_url(af.url.URL):
+        writer.put(f"{base}/{rel}" if base else rel, fetch_url(url), append=True, datum=af.datum)

@@ -1,0 +1,169 @@
+"""RocksMetadataStore: the metadata store on RocksDB (via rocksdict, raw byte mode).
+
+Invariants (on top of those of `pfs.storage.metadata`):
+- One process owns a database directory (RocksDB's LOCK file enforces it); inside the
+  process, one `threading.Lock` serialises every write, so a batch's `expect` checks and its
+  writes are one atomic step (a RocksDB WriteBatch), linearizable against all other writes.
+- Durability: with ``sync=True`` (the default) every write fsyncs the WAL before returning,
+  so a commit that returned survives a crash or power cut. Measured on the dev machine:
+  10,000 single-key sync puts ≈ 2.0-2.4 s (≈ 0.2 ms each, one WAL fsync per write);
+  100,000 puts in batches of 1,000 ≈ 0.13 s. Callers that write many keys should batch. ``sync=False`` keeps atomicity and survives a process
+  crash (the WAL is in the OS page cache) but may lose the last writes on a power cut.
+- Scans never keep a RocksDB iterator alive between pages: each page opens an iterator,
+  seeks (O(log N), bounded above by ``iterate_upper_bound``), reads at most `PAGE` items and
+  deletes the iterator before yielding. A live iterator would pin the database and keep its
+  LOCK after `close()` -- so `close()` really releases the DB and the same path can be
+  reopened in the same process.
+- `close()` is idempotent; using the store after it raises RuntimeError.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from rocksdict import Options, ReadOptions, Rdict, WriteBatch as RocksBatch, WriteOptions
+
+from pfs.errors import Conflict, StorageError
+from pfs.storage.metadata import PAGE, WriteBatch, _check, conflict_message, scan_bounds
+
+__all__ = ["RocksMetadataStore"]
+
+
+class RocksMetadataStore:
+    """Ordered byte key/value store in a RocksDB directory (created if missing)."""
+
+    def __init__(self, path: Path | str, *, sync: bool = True):
+        self.path = Path(path).absolute()
+        self.sync = sync
+        opts = Options(raw_mode=True)
+        opts.create_if_missing(True)
+        opts.set_keep_log_file_num(4)
+        try:
+            os.makedirs(self.path.parent, exist_ok=True)
+            self._db = Rdict(str(self.path), opts)
+        except Exception as e:  # rocksdict raises plain Exception on open failures
+            hint = ("another process (or an unclosed store in this one) holds it"
+                    if "lock" in str(e).lower() else "check the path and its permissions")
+            raise StorageError(f"cannot open metadata store at {self.path}: {e}; {hint}") from e
+        self._wo = WriteOptions()
+        self._wo.sync = sync
+        self._db.set_write_options(self._wo)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"RocksMetadataStore({str(self.path)!r})"
+
+    def _alive(self) -> Rdict:
+        if self._closed:
+            raise RuntimeError(f"metadata store {self.path} is closed")
+        return self._db
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._alive().get(_check(key))
+
+    def put(self, key: bytes, value: bytes) -> None:
+        key, value = _check(key), _check(value, "value")
+        with self._lock:
+            self._alive().put(key, value, self._wo)
+
+    def delete(self, key: bytes) -> None:
+        key = _check(key)
+        with self._lock:
+            self._alive().delete(key, self._wo)
+
+    def batch(self) -> WriteBatch:
+        self._alive()
+        return WriteBatch(self._apply)
+
+    def _apply(self, writes: dict, expects: list) -> None:
+        with self._lock:
+            db = self._alive()
+            for k, v in expects:
+                actual = db.get(k)
+                if actual != v:
+                    raise Conflict(conflict_message(k, v, actual))
+            if not writes:
+                return
+            wb = RocksBatch(raw_mode=True)
+            for k, v in writes.items():
+                if v is None:
+                    wb.delete(k)
+                else:
+                    wb.put(k, v)
+            db.write(wb, self._wo)
+
+    def put_if(self, key: bytes, expected: bytes | None, new: bytes | None) -> bool:
+        b = self.batch().expect(key, expected)
+        b.delete(key) if new is None else b.put(key, new)
+        try:
+            b.commit()
+            return True
+        except Conflict:
+            return False
+
+    def _page(self, lo: bytes, hi: bytes | None, cursor: bytes | None, reverse: bool,
+              n: int) -> list[tuple[bytes, bytes]]:
+        """Read up to n items after `cursor` (exclusive) in [lo, hi); no iterator survives."""
+        ro = ReadOptions()
+        if hi is not None:
+            ro.set_iterate_upper_bound(hi)
+        it = self._alive().iter(ro)
+        try:
+            out: list[tuple[bytes, bytes]] = []
+            if not reverse:
+                it.seek(lo if cursor is None else cursor + b"\x00")
+                while it.valid() and len(out) < n:
+                    k = it.key()
+                    if hi is not None and k >= hi:
+                        break
+                    out.append((k, it.value()))
+                    it.next()
+            else:
+                top = hi if cursor is None else cursor
+                if top is None:
+                    it.seek_to_last()
+                else:
+                    it.seek_for_prev(top)
+                    if it.valid() and it.key() >= top:
+                        it.prev()
+                while it.valid() and len(out) < n:
+                    k = it.key()
+                    if k < lo:
+                        break
+                    out.append((k, it.value()))
+                    it.prev()
+            return out
+        finally:
+            del it  # never let an iterator outlive the page: it would pin the DB
+
+    def scan(self, prefix: bytes = b"", start: bytes | None = None, end: bytes | None = None,
+             reverse: bool = False, limit: int | None = None) -> Iterator[tuple[bytes, bytes]]:
+        self._alive()
+        lo, hi = scan_bounds(_check(prefix), start, end)
+        if hi is not None and lo >= hi:
+            return
+        left = limit
+        cursor: bytes | None = None
+        while left is None or left > 0:
+            n = PAGE if left is None else min(PAGE, left)
+            page = self._page(lo, hi, cursor, reverse, n)
+            if not page:
+                return
+            yield from page
+            if left is not None:
+                left -= len(page)
+            cursor = page[-1][0]
+            if len(page) < n:
+                return
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            db, self._db = self._db, None
+        db.close()
+        del db

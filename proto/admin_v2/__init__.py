@@ -1,0 +1,1 @@
+"""Generated from admin_v2's .proto file; see proto/__init__.py."""

@@ -1,0 +1,1 @@
+"""Generated from taskapi's .proto file; see proto/__init__.py."""

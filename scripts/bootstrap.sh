@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Create ./.venv with everything the project, its tests and its examples need.
+# Idempotent: a second run only checks that the install is current.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+stamp="$VENV/.installed"
+want=$(cat pyproject.toml examples/requirements.txt 2>/dev/null | sha256sum | cut -c1-16)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+"$VENV/bin/python" -m pip install -q -e '.[test]' -r examples/requirements.txt
+echo "$want" > "$stamp"

@@ -1,0 +1,107 @@
+"""LocalChunkStore specifics: crash safety (temp files), fsync discipline, odd paths."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from pfs.errors import StorageError
+from pfs.storage import LocalChunkStore, open_chunkstore
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = LocalChunkStore(tmp_path / "chunks")
+    yield s
+    s.close()
+
+
+def test_layout_is_key_path(store, tmp_path):
+    store.put("packs/ab/abc", b"data")
+    assert (tmp_path / "chunks" / "packs" / "ab" / "abc").read_bytes() == b"data"
+
+
+def test_leftover_temp_files_are_invisible_and_swept(store, tmp_path):
+    store.put("packs/ab/abc", b"data")
+    d = tmp_path / "chunks" / "packs" / "ab"
+    stale = d / ".tmp-deadbeef"          # what a crash mid-put leaves behind
+    stale.write_bytes(b"partial")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    fresh = d / ".tmp-cafebabe"          # a put in flight right now
+    fresh.write_bytes(b"in flight")
+    assert list(store.iterate()) == ["packs/ab/abc"]
+    assert list(store.iterate("packs/ab/")) == ["packs/ab/abc"]
+    assert store.sweep_temp_files(max_age_seconds=3600) == 1
+    assert not stale.exists() and fresh.exists()
+
+
+def test_failed_put_leaves_nothing(store, tmp_path, monkeypatch):
+    store.put("packs/ab/abc", b"old")
+
+    def boom(fd):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "fsync", boom)
+    with pytest.raises(StorageError, match="No space left"):
+        store.put("packs/ab/abc", b"new")
+    with pytest.raises(StorageError):
+        store.put("packs/cd/new", b"new")
+    monkeypatch.undo()
+    assert store.get("packs/ab/abc") == b"old", "old object intact"
+    assert not store.exists("packs/cd/new")
+    names = [n for _, _, fs in os.walk(tmp_path / "chunks") for n in fs]
+    assert names == ["abc"], f"no temp files left: {names}"
+
+
+def test_put_fsyncs_file_and_directories(store, monkeypatch):
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real(fd)))
+    store.put("new/dir/obj", b"x")  # creates two directories
+    assert len(calls) == 4, "root (for new/), new/ (for dir/), the file, dir/"
+    calls.clear()
+    store.put("new/dir/obj2", b"y")
+    assert len(calls) == 2, "the file and its directory"
+
+
+def test_not_durable_skips_fsync(tmp_path, monkeypatch):
+    s = LocalChunkStore(tmp_path / "c", durable=False)
+    monkeypatch.setattr(os, "fsync", lambda fd: pytest.fail("fsync called"))
+    s.put("a/b", b"x")
+    assert s.get("a/b") == b"x"
+
+
+def test_file_where_a_directory_is_needed(store):
+    store.put("a", b"file")
+    with pytest.raises(StorageError, match="'a/b'"):
+        store.put("a/b", b"x")
+    assert not store.exists("a/b")
+    assert list(store.iterate("a/")) == []
+
+
+def test_directory_is_not_an_object(store):
+    store.put("d/x", b"1")
+    assert not store.exists("d")
+    with pytest.raises(Exception) as ei:
+        store.get("d")
+    assert type(ei.value).__name__ == "ObjectNotFound"
+
+
+def test_root_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(StorageError):
+        LocalChunkStore(tmp_path / "f")
+
+
+def test_prefix_cannot_escape_root(store, tmp_path):
+    (tmp_path / "outside").write_text("secret")
+    assert list(store.iterate("../")) == []
+    assert list(store.iterate("..")) == []
+
+
+def test_open_chunkstore_paths(tmp_path):
+    a = open_chunkstore(tmp_path / "x")
+    b = open_chunkstore(f"file://{tmp_path}/y")
+    assert isinstance(a, LocalChunkStore) and isinstance(b, LocalChunkStore)
+    assert b.root == tmp_path / "y"
