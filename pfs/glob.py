@@ -52,6 +52,7 @@ __all__ = [
     "matches_root",
     "glob_literal_prefix",
     "expand_template",
+    "filter_paths",
 ]
 
 # ---- lexer ------------------------------------------------------------------------------

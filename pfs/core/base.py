@@ -130,6 +130,7 @@ class PfsBase:
         with self._changed:
             self._closed = True
             self._changed.notify_all()
+        self.content.close()
 
     # ---- names -------------------------------------------------------------------------
     @staticmethod

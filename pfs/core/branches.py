@@ -83,6 +83,24 @@ class BranchesMixin:
             if propagate:
                 self._propagate(t, [branch], set_id)
 
+    def set_branch_provenance(self, branch: Branch, provenance: list) -> None:
+        """Replace a branch's direct provenance without starting a commit (pipeline updates:
+        the new spec commit that follows propagates the new head)."""
+        with self.txn() as t:
+            bi = self.require_branch(t, branch)
+            for p in provenance:
+                if p.repo == branch.repo:
+                    raise InvalidArgument(f"repo {branch.repo} cannot be in the provenance of its own branch")
+                if t.branch(p) is None:
+                    self.require_repo(t, p.repo)
+                    ci = self._new_commit(t, p, self.new_commit_set_id(), AUTO, parent=None, finished=True)
+                    t.put_branch(BranchInfo(p, head=ci.commit.id, created_at=self.clock(),
+                                            updated_at=self.clock()))
+            bi.direct_provenance = sorted(set(provenance))
+            bi.updated_at = self.clock()
+            t.put_branch(bi)
+            self._recompute_provenance(t)
+
     def inspect_branch(self, branch: Branch) -> BranchInfo:
         with self.txn() as t:
             self.require_project(t, branch.repo.project)

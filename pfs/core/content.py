@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, NamedTuple, Optional
 
@@ -73,9 +74,29 @@ class ContentStore:
         self.pack_target = pack_target
         self.cdc = (cdc_min, cdc_avg, cdc_max)
         self._flush_lock = threading.Lock()
+        self._pool: Optional[ThreadPoolExecutor] = None
 
     def writer(self) -> "ContentWriter":
         return ContentWriter(self)
+
+    def submit(self, fn, *args):
+        with self._flush_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="pack-writer")
+        return self._pool.submit(fn, *args)
+
+    def write_pack(self, pack_id: bytes, pack: bytearray, refs: list) -> list:
+        """Store one pack, then index its chunks (in that order: see the module invariants)."""
+        self.chunks.put(pack_key(pack_id), pack)
+        with self.meta.batch() as b:
+            for r in refs:
+                b.put(keys.chunk_key(r.hash), msgpack.packb([r.pack, r.offset, r.length]))
+        return refs
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     def lookup(self, chunk_hash: bytes) -> Optional[ChunkRef]:
         raw = self.meta.get(keys.chunk_key(chunk_hash))
@@ -109,7 +130,13 @@ class ContentWriter:
 
     Usage: `begin()`, `feed(bytes)` any number of times, `end() -> FileContent`; `flush()`
     before persisting anything that refers to the returned refs.
+
+    Full packs are written by the store's writer threads while this thread keeps chunking
+    (at most `MAX_INFLIGHT` packs in flight, so memory stays bounded); `flush()` waits for
+    all of them. A pack's chunk-index entries are written only after the pack itself.
     """
+
+    MAX_INFLIGHT = 6
 
     def __init__(self, store: ContentStore):
         self.store = store
@@ -117,8 +144,9 @@ class ContentWriter:
         self._file: Optional[FileContent] = None
         self._pack = bytearray()
         self._pack_id = os.urandom(16)
-        self._pending: dict[bytes, ChunkRef] = {}  # hash -> ref, chunks in the unflushed pack
-        self._pending_order: list[ChunkRef] = []
+        self._pack_refs: list[ChunkRef] = []
+        self._pending: dict[bytes, ChunkRef] = {}  # hash -> ref for chunks not yet indexed
+        self._inflight: list = []  # futures of pack writes
         self.bytes_written = 0  # new bytes stored (after dedup), for accounting and benchmarks
         self.bytes_seen = 0
 
@@ -128,8 +156,10 @@ class ContentWriter:
         self._buf.clear()
 
     def feed(self, data: bytes) -> None:
-        self._buf += data
         self.bytes_seen += len(data)
+        if not data:
+            return
+        self._buf += data
         if len(self._buf) >= 4 * self.store.cdc[2]:
             self._cut(final=False)
 
@@ -149,51 +179,67 @@ class ContentWriter:
         if n == 0:
             return
         lo, avg, hi = self.store.cdc
-        if n <= lo:
-            if final:
-                self._add_chunk(bytes(buf))
-                buf.clear()
-            return
         view = memoryview(buf)
         consumed = 0
-        gen = fastcdc_cy(view, lo, avg, hi)
         try:
-            for c in gen:
-                end = c.offset + c.length
-                # A cut is final only when the chunker saw a full window behind it.
-                if not final and c.offset + hi > n:
-                    break
-                self._add_chunk(bytes(view[c.offset:end]))
-                consumed = end
+            if n <= lo:
+                if final:
+                    self._add_chunk(view)
+                    consumed = n
+            else:
+                gen = fastcdc_cy(view, lo, avg, hi)
+                try:
+                    for c in gen:
+                        end = c.offset + c.length
+                        # A cut is final only when the chunker saw a full window behind it.
+                        if not final and c.offset + hi > n:
+                            break
+                        self._add_chunk(view[c.offset:end])
+                        consumed = end
+                finally:
+                    gen.close()
         finally:
-            gen.close()
             view.release()
         del buf[:consumed]
 
-    def _add_chunk(self, data: bytes) -> None:
+    def _add_chunk(self, data: memoryview) -> None:
         h = blake3.blake3(data).digest()
         ref = self._pending.get(h) or self.store.lookup(h)
+        size = len(data)
         if ref is None:
-            ref = ChunkRef(h, self._pack_id, len(self._pack), len(data))
+            ref = ChunkRef(h, self._pack_id, len(self._pack), size)
             self._pack += data
             self._pending[h] = ref
-            self._pending_order.append(ref)
-            self.bytes_written += len(data)
+            self._pack_refs.append(ref)
+            self.bytes_written += size
         self._file.refs.append(ref)
-        self._file.size += len(data)
+        self._file.size += size
         if len(self._pack) >= self.store.pack_target:
-            self.flush()
+            self._submit_pack()
 
     # ---- durability ------------------------------------------------------------------
-    def flush(self) -> None:
-        """Write the current pack and index its chunks. Idempotent; cheap when empty."""
+    def _submit_pack(self) -> None:
         if not self._pack:
             return
-        self.store.chunks.put(pack_key(self._pack_id), bytes(self._pack))
-        with self.store.meta.batch() as b:
-            for r in self._pending_order:
-                b.put(keys.chunk_key(r.hash), msgpack.packb([r.pack, r.offset, r.length]))
-        self._pack = bytearray()
-        self._pack_id = os.urandom(16)
-        self._pending.clear()
-        self._pending_order.clear()
+        pack, refs, pack_id = self._pack, self._pack_refs, self._pack_id
+        self._pack, self._pack_refs, self._pack_id = bytearray(), [], os.urandom(16)
+        self._inflight.append(self.store.submit(self.store.write_pack, pack_id, pack, refs))
+        while len(self._inflight) > self.MAX_INFLIGHT:
+            self._reap(self._inflight.pop(0))
+
+    def _reap(self, fut) -> None:
+        for r in fut.result():  # re-raises a failed write
+            self._pending.pop(r.hash, None)
+
+    def flush(self) -> None:
+        """Write every pack and index its chunks; returns when all of it is durable."""
+        self._submit_pack()
+        inflight, self._inflight = self._inflight, []
+        err = None
+        for fut in inflight:
+            try:
+                self._reap(fut)
+            except BaseException as e:  # noqa: BLE001 - wait for all, then raise the first
+                err = err or e
+        if err is not None:
+            raise err

@@ -108,7 +108,10 @@ class FileTree:
 
     def list_dir(self, dir_key: str, start_after: Optional[str] = None,
                  reverse: bool = False) -> Iterator[tuple[str, Entry]]:
-        """Direct children of a directory key (`/` or `/a/`), in path order."""
+        """Direct children of a directory key (`/` or `/a/`), in path order.
+
+        One pass over the directory's key range; each subdirectory's subtree is skipped by
+        seeking past it, so the cost is O(children x log N), not O(subtree)."""
         if reverse:
             children = list(self.list_dir(dir_key, start_after=None))
             for k, e in reversed(children):
@@ -117,28 +120,26 @@ class FileTree:
             return
         lo = dir_key if start_after is None else start_after + "\x00"
         hi = prefix_end(dir_key)
-        depth = dir_key.count("/")
-        while True:
-            nxt = None
+        n = len(dir_key)
+        while lo is not None:
+            nxt_lo = None
             for k, raw in self.index.items(self.root, lo, hi):
                 if k == dir_key:
                     continue
-                nxt = (k, raw)
-                break
-            if nxt is None:
-                return
-            k, raw = nxt
-            slash = k.find("/", len(dir_key))
-            if slash == -1 or slash == len(k) - 1:
-                yield k, decode_entry(raw)
-                lo = k + "\x00" if slash == -1 else prefix_end(k)
-            else:  # should not happen (a dir entry precedes its files), but stay correct
+                slash = k.find("/", n)
+                if slash == -1:  # a file directly inside
+                    yield k, decode_entry(raw)
+                    continue
                 sub = k[: slash + 1]
-                e = self.entry(sub)
-                if e is not None:
-                    yield sub, e
-                lo = prefix_end(sub)
-            _ = depth
+                if k == sub:  # a child directory: yield it, then skip its subtree
+                    yield k, decode_entry(raw)
+                else:  # (defensive) a file below a child dir whose entry is missing
+                    e = self.entry(sub)
+                    if e is not None:
+                        yield sub, e
+                nxt_lo = prefix_end(sub)
+                break
+            lo = nxt_lo
 
     def walk(self, key: str) -> Iterator[tuple[str, Entry]]:
         """The entry itself and, for a directory, everything below it, in path order."""
@@ -157,21 +158,16 @@ class FileTree:
 
     def glob(self, pattern: str) -> Iterator[tuple[str, Entry]]:
         """Files and directories matching a Pachyderm glob, in path order."""
-        from pfs.glob import compile_glob
-        g = compile_glob(pattern)
+        from pfs.glob import clean_glob, compile_glob
+        g = compile_glob(clean_glob(pattern))
         if g.pattern == "/":
             e = self.entry("/")
             if e is not None:
                 yield "/", e
             return
         prefix = g.literal_prefix or "/"
-        lo = prefix
-        hi = prefix_end(prefix) if prefix else None
-        for k, raw in self.index.items(self.root, lo, hi):
-            if k == "/":
-                continue
-            p = k[:-1] if k.endswith("/") else k
-            if g.match(p):
+        for k, raw in self.index.items(self.root, prefix, prefix_end(prefix)):
+            if k != "/" and g.match_path(k):
                 yield k, decode_entry(raw)
 
 
@@ -211,6 +207,7 @@ class WriteSession:
         self.index = index
         self.root = base_root
         self._pending: dict[str, Optional[Entry]] = {}
+        self._pending_dirs: dict[str, int] = {}  # dir key -> pending puts below it
 
     # ---- reads through the session --------------------------------------------------------
     def current(self, path: str) -> Optional[Entry]:
@@ -220,6 +217,9 @@ class WriteSession:
 
     # ---- operations ------------------------------------------------------------------------
     def put(self, path: str, entry: Entry) -> None:
+        if self._pending.get(path) is None:
+            for dk in parent_dirs(path):
+                self._pending_dirs[dk] = self._pending_dirs.get(dk, 0) + 1
         self._pending[path] = entry
         self._maybe_apply()
 
@@ -238,10 +238,11 @@ class WriteSession:
             self._pending[path] = None
             found = True
         dir_key = "/" if path == "/" else path + "/"
-        self.apply()
-        for k, e in list(FileTree(self.index, self.root).files(dir_key)):
-            self._pending[k] = None
-            found = True
+        if self._pending_dirs.get(dir_key) or FileTree(self.index, self.root).entry(dir_key) is not None:
+            self.apply()
+            for k, e in list(FileTree(self.index, self.root).files(dir_key)):
+                self._pending[k] = None
+                found = True
         self._maybe_apply()
         return found
 
@@ -256,6 +257,7 @@ class WriteSession:
             return self.root
         pending = self._pending
         self._pending = {}
+        self._pending_dirs = {}
         base = FileTree(self.index, self.root)
         deltas: dict[str, list] = {}
         edits: dict[str, Optional[bytes]] = {}

@@ -260,6 +260,13 @@ class IndexTree:
             edit_list = sorted(out.items())
             level += 1
         items = sorted((k, v) for k, v in out.items() if v is not None)
+        if root is not None:
+            # The old root is the one node of its level. If the re-chunking never entered
+            # it (every edit landed before its first key and re-aligned at its start), it
+            # is unchanged and still part of the tree: keep it next to the new nodes.
+            rn = self.node(root)
+            if rn.keys[-1] not in out:
+                items = sorted(items + [(rn.keys[-1], (root, rn.count))])
         level += 1
         while len(items) > 1:
             items = self._chunk_fresh(items, level)

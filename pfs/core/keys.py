@@ -94,3 +94,25 @@ def pps_key(kind: str, *parts: str) -> bytes:
 
 def pps_prefix(kind: str, *parts: str) -> bytes:
     return b"X\x00" + _j(kind, *parts) + SEP
+
+
+# ---- S3 gateway multipart uploads (pfs.s3gateway.mpstore) ------------------------------
+# Parts' chunks are referenced from these records until the upload completes or aborts:
+# a garbage collector must treat the refs in `s3_part_key` values as live.
+def s3_upload_key(project: str, repo: str, branch: str, key: str, upload_id: str) -> bytes:
+    return b"G\x00u\x00" + _j(project, repo, branch, key, upload_id)
+
+
+def s3_upload_prefix(project: str, repo: str, branch: str, key_prefix: str = "") -> bytes:
+    return b"G\x00u\x00" + _j(project, repo, branch) + SEP + key_prefix.encode()
+
+
+def s3_part_key(upload_id: str, part: int) -> bytes:
+    return b"G\x00p\x00" + upload_id.encode() + SEP + struct.pack(">I", part)
+
+
+def s3_part_prefix(upload_id: str) -> bytes:
+    return b"G\x00p\x00" + upload_id.encode() + SEP
+
+
+S3_PART_PREFIX = b"G\x00p\x00"

@@ -8,6 +8,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import os
 from typing import Iterator
 
 import grpc
@@ -258,8 +259,11 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
                 if kind == "add_file":
                     af = req.add_file
                     if af.WhichOneof("source") == "url":
-                        writer.put(af.path, fetch_url(af.url.URL), append=True, datum=af.datum) \
-                            if not af.url.recursive else _put_url_recursive(writer, af)
+                        local = _local_peer(ctx)
+                        if af.url.recursive:
+                            _put_url_recursive(writer, af, local)
+                        else:
+                            writer.put(af.path, fetch_url(af.url.URL, local), append=True, datum=af.datum)
                     else:
                         writer.add(af.path, af.raw.value, af.datum)
                 elif kind == "delete_file":
@@ -366,8 +370,16 @@ def _exists_either(pfs, ci, parent, path) -> bool:
     return t1 is not None or t2 is not None
 
 
-def _put_url_recursive(writer, af) -> None:
+def _put_url_recursive(writer, af, local: bool) -> None:
     from pfs.service.urls import list_url
     base = af.path.rstrip("/")
-    for rel, url in list_url(af.url.URL):
-        writer.put(f"{base}/{rel}" if base else rel, fetch_url(url), append=True, datum=af.datum)
+    for rel, url in list_url(af.url.URL, local):
+        writer.put(f"{base}/{rel}" if base else rel, fetch_url(url, local), append=False, datum=af.datum)
+
+
+def _local_peer(ctx) -> bool:
+    """True when the client is on this machine (file:// sources are then allowed)."""
+    if os.environ.get("PACHD_ALLOW_FILE_URLS", "1") == "0":
+        return False
+    peer = ctx.peer() or ""
+    return peer.startswith(("ipv4:127.", "ipv6:[::1]", "unix:"))

@@ -449,3 +449,26 @@ def test_normalize_is_idempotent_through_dict(tree):
     assert spec_to_dict(again) == spec_to_dict(s)
     for node in [s.input]:
         assert isinstance(node, (PfsInput, CrossInput, UnionInput, JoinInput, GroupInput))
+
+
+def test_canonical_dict_is_valid_protobuf_json():
+    """spec_to_dict feeds effective_spec_json: it must parse as pps_v2.CreatePipelineRequest
+    (proto or JSON names) and come back to the same spec."""
+    json_format = pytest.importorskip("google.protobuf.json_format")
+    pps_pb2 = pytest.importorskip("proto.pps_v2.pps_pb2")
+    d = base(
+        transform={"cmd": ["sh"], "env": {"A": "b"}, "secrets": [{"name": "s", "key": "k", "env_var": "E"}]},
+        input={"cross": [pfs("a", "/(*)", trigger={"size": "1M"}),
+                         {"cron": {"name": "t", "spec": "@daily", "start": "2024-01-01T00:00:00Z"}}]},
+        datum_timeout="1.5s",
+        tolerations=[{"key": "k", "operator": "EXISTS", "toleration_seconds": 5}],
+        egress={"sql_database": {"url": "x", "file_format": {"type": "CSV", "columns": ["a"]}}},
+        resource_limits={"cpu": 1.5, "gpu": {"type": "nvidia", "number": 1}},
+        parallelism_spec={"constant": 2},
+        pod_patch=[{"op": "add"}],
+    )
+    s = normalize_spec(d)
+    for camel in (False, True):
+        msg = json_format.ParseDict(spec_to_dict(s, camel=camel), pps_pb2.CreatePipelineRequest())
+        back = json_format.MessageToDict(msg, preserving_proto_field_name=not camel)
+        assert normalize_spec(back) == s  # int64 come back as strings: accepted

@@ -1,0 +1,221 @@
+"""Benchmarks of the versioned file system (B1, B2, B3, B6, B7, B8, B9 of issue 6).
+
+Each function returns `Result`s with the figure next to its baseline measured in the same
+run. Sizes shrink in quick mode; the report says which sizes ran.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator
+
+from google.protobuf import empty_pb2, wrappers_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bench.common import (Result, dir_bytes, file_chunks, pachd, percentile, run, timed, workdir,
+                          write_random_file)
+from proto.pfs_v2 import pfs_pb2 as pb
+from proto.pfs_v2 import pfs_pb2_grpc
+
+MiB, GiB = 1 << 20, 1 << 30
+
+
+def _repo(name: str) -> pb.Repo:
+    return pb.Repo(name=name, type="user", project=pb.Project(name="default"))
+
+
+def _commit(repo: str, branch: str = "master") -> pb.Commit:
+    return pb.Commit(repo=_repo(repo), branch=pb.Branch(repo=_repo(repo), name=branch))
+
+
+def put_stream(repo: str, files: Iterator[tuple[str, Iterator[bytes]]]) -> Iterator[pb.ModifyFileRequest]:
+    yield pb.ModifyFileRequest(set_commit=_commit(repo))
+    for path, chunks in files:
+        yield pb.ModifyFileRequest(delete_file=pb.DeleteFile(path=path))
+        yield pb.ModifyFileRequest(add_file=pb.AddFile(path=path, raw=wrappers_pb2.BytesValue(value=b"")))
+        for c in chunks:
+            yield pb.ModifyFileRequest(add_file=pb.AddFile(path=path, raw=wrappers_pb2.BytesValue(value=c)))
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def b1_b9_big_file(quick: bool) -> list[Result]:
+    size = 256 * MiB if quick else GiB
+    out = []
+    with workdir() as d, pachd() as p:
+        stub = pfs_pb2_grpc.APIStub(p.channel)
+        src = d / "big.bin"
+        write_random_file(src, size)
+        # baseline: cp + fsync
+        dst = d / "copy.bin"
+        t_cp = run(["cp", str(src), str(dst)])
+        t0 = time.perf_counter()
+        _fsync_file(dst)
+        t_cp += time.perf_counter() - t0
+        stub.CreateRepo(pb.CreateRepoRequest(repo=_repo("big")))
+        t_put, _ = timed(stub.ModifyFile, put_stream("big", iter([("/big.bin", file_chunks(src))])))
+        out.append(Result("B1", f"put file, one {size // MiB} MiB file (local backend)", size / t_put / MiB,
+                          "MiB/s", size / t_cp / MiB, "cp + fsync of the same file", ">= 0.8x cp",
+                          (size / t_put) >= 0.8 * (size / t_cp)))
+        # B9: get file vs cat of the stored copy
+        req = pb.GetFileRequest(file=pb.File(commit=_commit("big"), path="/big.bin"))
+        t0 = time.perf_counter()
+        n = 0
+        for msg in stub.GetFile(req):
+            n += len(msg.value)
+        t_get = time.perf_counter() - t0
+        assert n == size, (n, size)
+        t_cat = run(["sh", "-c", f"cat {dst} > /dev/null"])
+        out.append(Result("B9", f"get file, the {size // MiB} MiB file", size / t_get / MiB, "MiB/s",
+                          size / t_cat / MiB, "cat of the stored copy", ">= 0.8x cat",
+                          (size / t_get) >= 0.8 * (size / t_cat)))
+        # B3: insert 1 MiB in the middle of a 256 MiB file and re-put
+        base = 256 * MiB if not quick else 64 * MiB
+        v1, v2 = d / "v1.bin", d / "v2.bin"
+        write_random_file(v1, base, seed=3)
+        with open(v1, "rb") as f, open(v2, "wb") as g:
+            g.write(f.read(base // 2))
+            g.write(os.urandom(MiB))
+            shutil.copyfileobj(f, g)
+        stub.CreateRepo(pb.CreateRepoRequest(repo=_repo("cdc")))
+        stub.ModifyFile(put_stream("cdc", iter([("/model.bin", file_chunks(v1))])))
+        before = dir_bytes(p.root / "chunks")
+        stub.ModifyFile(put_stream("cdc", iter([("/model.bin", file_chunks(v2))])))
+        added = dir_bytes(p.root / "chunks") - before
+        out.append(Result("B3", f"re-put a {base // MiB} MiB file with 1 MiB inserted in the middle",
+                          added / MiB, "MiB new stored", (base + MiB) / MiB,
+                          "whole-file store (what dvc or git-lfs add)", "<= 4 MiB", added <= 4 * MiB))
+    return out
+
+
+def b2_many_small(quick: bool) -> list[Result]:
+    n = 10_000 if quick else 100_000
+    out = []
+    with workdir() as d, pachd() as p:
+        stub = pfs_pb2_grpc.APIStub(p.channel)
+        tree = d / "tree"
+        for i in range(n):
+            sub = tree / f"d{i // 1000:03d}"
+            if i % 1000 == 0:
+                sub.mkdir(parents=True)
+            (sub / f"f{i:06d}.bin").write_bytes(os.urandom(4096))
+        t_cp = run(["cp", "-r", str(tree), str(d / "tree-copy")]) + run(["sync"])
+        stub.CreateRepo(pb.CreateRepoRequest(repo=_repo("small")))
+
+        def files():
+            for root, _, names in os.walk(tree):
+                for name in sorted(names):
+                    path = Path(root) / name
+                    yield "/" + str(path.relative_to(tree)), iter([path.read_bytes()])
+
+        t_put, _ = timed(stub.ModifyFile, put_stream("small", files()))
+        packs = sum(1 for _ in (p.root / "chunks").rglob("*") if _.is_file())
+        dvc_t = _dvc_add(tree, d)
+        out.append(Result("B2", f"put file -r, {n:,} x 4 KiB files, committed", n / t_put, "files/s",
+                          n / t_cp, "cp -r + sync", "<= 10 s for 100,000; >= 5x faster than dvc",
+                          (t_put * (100_000 / n)) <= 10 and (dvc_t is None or dvc_t / t_put >= 5),
+                          notes=f"put {t_put:.2f}s, cp -r {t_cp:.2f}s, dvc add "
+                                f"{'n/a (dvc not installed)' if dvc_t is None else f'{dvc_t:.2f}s'}; "
+                                f"{packs} stored objects for {n:,} files",
+                          extra={"seconds": t_put, "dvc_seconds": dvc_t, "objects": packs}))
+    return out
+
+
+def _dvc_add(tree: Path, d: Path):
+    dvc = shutil.which("dvc")
+    if dvc is None:
+        return None
+    proj = d / "dvcproj"
+    shutil.copytree(tree, proj / "data")
+    subprocess.run(["git", "init", "-q"], cwd=proj, check=True)
+    subprocess.run([dvc, "init", "-q"], cwd=proj, check=True)
+    return run([dvc, "add", "-q", "data"], cwd=proj)
+
+
+def b6_b8_big_commit(quick: bool) -> list[Result]:
+    n = 100_000 if quick else 1_000_000
+    out = []
+    with pachd() as p:
+        stub = pfs_pb2_grpc.APIStub(p.channel)
+        stub.CreateRepo(pb.CreateRepoRequest(repo=_repo("million")))
+
+        def files():
+            for i in range(n):
+                yield f"/d{i // 1000:04d}/f{i:07d}", iter([b"%d" % i])
+
+        t_ingest, _ = timed(stub.ModifyFile, put_stream("million", files()))
+        rss_files = p.peak_rss()
+        nodes_before = _meta_bytes(p.root)
+        t_put, _ = timed(stub.ModifyFile, put_stream("million", iter([("/d0005/new-file", iter([b"x"]))])))
+        new_index = _meta_bytes(p.root) - nodes_before
+        lat_inspect = []
+        for i in range(300):
+            path = f"/d{(i * 37) % (n // 1000):04d}/f{((i * 37) % (n // 1000)) * 1000 + i % 1000:07d}"
+            t, _ = timed(stub.InspectFile, pb.InspectFileRequest(file=pb.File(commit=_commit("million"), path=path)))
+            lat_inspect.append(t)
+        t_list, res = timed(lambda: list(stub.ListFile(pb.ListFileRequest(file=pb.File(commit=_commit("million"), path="/d0003")))))
+        assert len(res) == 1000, len(res)
+        p50 = percentile(lat_inspect, 50)
+        out.append(Result("B6", f"commit holding {n:,} files: put 1 file / inspect file p50 / list 1,000-entry dir",
+                          t_put * 1000, "ms (put 1 file)", None, "-",
+                          "<= 100 ms; <= 5 ms p50; <= 50 ms; <= 1 MiB new index data",
+                          t_put <= 0.1 and p50 <= 0.005 and t_list <= 0.05 and new_index <= MiB,
+                          notes=f"inspect p50 {p50 * 1000:.2f} ms, list {t_list * 1000:.1f} ms, "
+                                f"new metadata {new_index / 1024:.0f} KiB; ingest {n / t_ingest:,.0f} files/s",
+                          extra={"inspect_p50_ms": p50 * 1000, "list_ms": t_list * 1000,
+                                 "new_index_bytes": new_index, "ingest_files_per_s": n / t_ingest}))
+        # B8: latency of InspectRepo / InspectFile vs a bare gRPC call (health check) on the same server
+        health = health_pb2_grpc.HealthStub(p.channel)
+        echo, repo_l, file_l = [], [], []
+        for i in range(500):
+            echo.append(timed(health.Check, health_pb2.HealthCheckRequest())[0])
+            repo_l.append(timed(stub.InspectRepo, pb.InspectRepoRequest(repo=_repo("million")))[0])
+            file_l.append(timed(stub.InspectFile, pb.InspectFileRequest(
+                file=pb.File(commit=_commit("million"), path=f"/d0001/f{1000 + i:07d}")))[0])
+        e50, e99 = percentile(echo, 50), percentile(echo, 99)
+        for label, lat in (("InspectRepo", repo_l), ("InspectFile", file_l)):
+            p50, p99 = percentile(lat, 50), percentile(lat, 99)
+            out.append(Result("B8", f"{label} latency p50 (p99 in notes)", p50 * 1000, "ms", e50 * 1000,
+                              "bare gRPC call (health Check) on the same server", "<= 2x the echo",
+                              p50 <= 2 * e50 and p99 <= 2 * e99,
+                              notes=f"p99 {p99 * 1000:.2f} ms vs echo p99 {e99 * 1000:.2f} ms"))
+        out.append(Result("B7", f"pachd peak RSS while ingesting {n:,} files", rss_files / MiB, "MiB", None,
+                          "-", "<= 300 MiB", rss_files <= 300 * MiB))
+    return out
+
+
+def b7_big_ingest(quick: bool) -> list[Result]:
+    size = GiB if quick else 4 * GiB
+    with workdir() as d, pachd() as p:
+        stub = pfs_pb2_grpc.APIStub(p.channel)
+        stub.CreateRepo(pb.CreateRepoRequest(repo=_repo("huge")))
+
+        def gen():
+            left = size
+            block = os.urandom(4 * MiB)
+            i = 0
+            while left > 0:
+                i += 1
+                yield block[:8] + i.to_bytes(8, "big") + block[16:]
+                left -= len(block)
+
+        stub.ModifyFile(put_stream("huge", iter([("/huge.bin", gen())])))
+        rss = p.peak_rss()
+    return [Result("B7", f"pachd peak RSS while ingesting a {size // GiB} GiB file", rss / MiB, "MiB", None,
+                   "-", "<= 300 MiB", rss <= 300 * MiB)]
+
+
+def _meta_bytes(root: Path) -> int:
+    return dir_bytes(root / "meta")
+
+
+ALL = [b1_b9_big_file, b2_many_small, b6_b8_big_commit, b7_big_ingest]

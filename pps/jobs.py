@@ -1,0 +1,311 @@
+"""Running one job: from its output commit to SUCCESS, FAILURE, KILLED or UNRUNNABLE.
+
+Invariants (Pachyderm 2.x, see shared/reference/pps-semantics.md §3, §4, §6):
+- A job waits for every input commit to finish; an input that finished with an error makes
+  the job UNRUNNABLE and its output commit finishes with that reason (errors cascade).
+- The base job is the newest ancestor output commit that finished without error and whose
+  job succeeded. Datums are classified against the base job's datum table: unchanged datums
+  that succeeded are skipped (their outputs inherited), the rest are processed after the
+  base's outputs for them are removed; datums gone from the input have their outputs removed.
+- The output commit starts from the base's content minus removed outputs (set once, before
+  any worker writes). Workers add outputs tagged with the datum id.
+- Two datums writing the same path is an error (the job fails with Pachyderm's text).
+- A failed datum makes the job fail ("datum <id> failed") after all datums ran; the output
+  commit is finished with the reason as its error. Nothing else ever finishes it.
+- The datum table written at the end holds every datum of the job (skipped ones copied).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Optional
+
+from pfs.core.filetree import WriteSession
+from pfs.errors import CommitNotFound, PfsError
+from pfs.model import Repo
+from pps import datums as dm
+from pps.spec import CronInput, PfsInput, PipelineSpec, iter_inputs
+from pps.store import (D_FAILED, D_RECOVERED, D_SKIPPED, D_SUCCESS, JOB_FAILURE, JOB_FINISHING,
+                       JOB_KILLED, JOB_RUNNING, JOB_STARTING, JOB_SUCCESS, JOB_UNRUNNABLE,
+                       DatumRecord, JobRecord, LogRecord, PipelineRecord)
+from pps.tasks import JobFeed
+from proto.worker_v1 import tasks_pb2 as wpb
+
+log = logging.getLogger("pps")
+
+
+class JobKilled(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def input_file_to_pb(f: dm.InputFile) -> wpb.Input:
+    return wpb.Input(name=f.name, project=f.project, repo=f.repo, branch=f.branch, commit=f.commit,
+                     path=f.path, hash=f.file_hash, join_on=f.join_on, group_by=f.group_by,
+                     lazy=f.lazy, empty_files=f.empty_files, s3=f.s3, size_bytes=f.size)
+
+
+class JobRun:
+    """State of one running job, shared between the runner thread and result callbacks."""
+
+    def __init__(self, master, pipeline: PipelineRecord, spec: PipelineSpec, job: JobRecord):
+        self.master = master
+        self.pfs = master.pfs
+        self.store = master.store
+        self.pipeline = pipeline
+        self.spec = spec
+        self.job = job
+        self.key = (job.project, job.pipeline)
+        self.out_repo = Repo(job.project, job.pipeline, "user")
+        self.cond = threading.Condition()
+        self.results: dict[str, DatumRecord] = {}
+        self.outstanding: set[str] = set()
+        self.kill_reason: Optional[str] = None
+        self.pb_by_id: dict = {}
+
+    # ---- control from other threads -------------------------------------------------------
+    def kill(self, reason: str) -> None:
+        with self.cond:
+            self.kill_reason = reason
+            self.cond.notify_all()
+
+    def _check(self) -> None:
+        if self.kill_reason is not None:
+            raise JobKilled(self.kill_reason)
+        timeout = self.spec.job_timeout
+        if timeout and self.job.started and time.time() - self.job.started > timeout:
+            raise JobKilled("job timed out")
+
+    def _save(self) -> None:
+        self.store.put_job(self.job)
+        self.master.job_changed(self.job)
+
+    # ---- the run ---------------------------------------------------------------------------
+    def run(self) -> None:
+        j = self.job
+        try:
+            ci = self.pfs.get_commit(self.out_repo, j.id)
+            if ci is None:
+                raise JobKilled("output commit removed")
+            if ci.finished is not None:  # recovered after a restart: the commit decided
+                self._finish_state(JOB_FAILURE if ci.error else JOB_SUCCESS, ci.error)
+                return
+            j.state, j.started = JOB_STARTING, j.started or time.time()
+            self._save()
+            failed_inputs = self._wait_inputs(ci)
+            if failed_inputs:
+                reason = "unrunnable because the following upstream pipelines failed: " + ", ".join(failed_inputs)
+                self._fail_commit(reason)
+                self._finish_state(JOB_UNRUNNABLE, reason)
+                return
+            self.master.wait_while_stopped(self)
+            self._process(ci)
+        except JobKilled as k:
+            self.master.board.retire_job(self.key, j.id)
+            self._fail_commit(k.reason)
+            self._finish_state(JOB_KILLED, k.reason)
+        except Exception as e:  # noqa: BLE001 - a job never takes the master down
+            log.exception("job %s/%s@%s failed internally", j.project, j.pipeline, j.id)
+            self.master.board.retire_job(self.key, j.id)
+            reason = f"internal error: {e}"
+            self._fail_commit(reason)
+            self._finish_state(JOB_FAILURE, reason)
+
+    def _wait_inputs(self, ci) -> list[str]:
+        failed = []
+        for p in ci.direct_provenance:
+            if p.repo.type == "spec":
+                continue
+            while True:
+                self._check()
+                try:
+                    pc = self.pfs.wait_commit(p.repo, p.id, timeout=0.5)
+                except PfsError as e:
+                    if isinstance(e, CommitNotFound):
+                        failed.append(p.repo.name)
+                        break
+                    continue
+                if pc.error:
+                    failed.append(p.repo.name)
+                break
+        return failed
+
+    def _base(self, ci):
+        cur = ci
+        while cur.parent:
+            cur = self.pfs.get_commit(self.out_repo, cur.parent)
+            if cur is None:
+                return None, {}
+            if cur.finished is None or cur.error:
+                continue
+            bj = self.store.get_job(self.job.project, self.job.pipeline, cur.commit.id)
+            if bj is not None and bj.state == JOB_SUCCESS:
+                return cur, {d.id: d for d in self.store.datums(bj.project, bj.pipeline, bj.id)}
+        return None, {}
+
+    def _listing(self, commits: dict):
+        def listing(inp: PfsInput):
+            cid = commits.get((inp.project, inp.repo, inp.branch))
+            if not cid:
+                return []
+            ic = self.pfs.get_commit(Repo(inp.project, inp.repo, inp.repo_type or "user"), cid)
+            if ic is None:
+                return []
+            return [(k, e.hash, e.size) for k, e in self.pfs.tree(ic).glob(inp.glob or "/")]
+        return listing
+
+    def _process(self, ci) -> None:
+        j = self.job
+        commits = {(p.repo.project, p.repo.name, p.branch): p.id for p in ci.direct_provenance}
+        for inp in iter_inputs(self.spec.input):  # a cron input reads its repo's master
+            if isinstance(inp, CronInput):
+                for p in ci.direct_provenance:
+                    if p.repo.name == inp.repo and p.repo.project == inp.project:
+                        commits[(inp.project, inp.repo, "master")] = p.id
+        datums = dm.enumerate_datums(self.spec.input, self._listing(commits), commits)
+        base_ci, base = self._base(ci)
+        every_job = self.spec.reprocess_spec == "every_job" or bool(self.spec.s3_out)
+        base_states = {i: (d.hash, "success" if d.processed_ok else d.state.lower()) for i, d in base.items()}
+        salt = self.pipeline.salt
+        to_process, to_skip, to_delete = dm.classify(datums, base_states, salt, every_job)
+        # start the output commit from the base's content minus outputs we are replacing
+        session = WriteSession(self.pfs.index, base_ci.root if base_ci else None)
+        for datum_id in list(to_delete) + [d.id for d in to_process if d.id in base]:
+            for path in base[datum_id].outputs:
+                session.delete(path)
+        self.pfs.set_commit_root(self.out_repo, j.id, session.apply())
+        j.data_total = len(datums)
+        j.data_skipped = len(to_skip)
+        j.state = JOB_RUNNING
+        self._save()
+        skipped = []
+        for d in to_skip:
+            prev = base[d.id]
+            skipped.append(DatumRecord(d.id, prev.hash, D_SKIPPED, _inputs(d), list(prev.outputs)))
+        if to_process:
+            self._run_datums(to_process, salt)
+        self._check()
+        records = skipped + list(self.results.values())
+        self.store.put_datums(j, records)
+        failed = [r for r in records if r.state == D_FAILED]
+        if failed:
+            reason = f"datum {failed[0].id} failed"
+            self._fail_commit(reason)
+            self._finish_state(JOB_FAILURE, reason)
+            return
+        dup = _duplicate_outputs(records)
+        if dup:
+            self._fail_commit(dup)
+            self._finish_state(JOB_FAILURE, dup)
+            return
+        j.state = JOB_FINISHING
+        self._save()
+        self.pfs.finish_commit(self.out_repo, j.id, force=True)
+        self._finish_state(JOB_SUCCESS, "")
+
+    def _run_datums(self, to_process: list, salt: str) -> None:
+        j = self.job
+        by_id = {d.id: d for d in to_process}
+        hashes = {d.id: d.hash(salt) for d in to_process}
+        with self.cond:
+            self.outstanding = set(by_id)
+
+        def on_results(results, logs):
+            self._on_results(results, logs, by_id, hashes)
+
+        feed = JobFeed(job_id=j.id, output_commit=j.id, output_repo=j.output_repo,
+                       output_branch=j.output_branch, pipeline_version=j.pipeline_version,
+                       datum_timeout=self.spec.datum_timeout or 0.0,
+                       datum_tries=self.spec.datum_tries or 3, on_results=on_results)
+        pb_datums = [wpb.Datum(id=d.id, inputs=[input_file_to_pb(f) for f in d.inputs]) for d in to_process]
+        self.pb_by_id = {d.id: d for d in pb_datums}
+        self.master.board.submit(self.key, feed, pb_datums)
+        self.master.ensure_workers(self.pipeline, self.spec)
+        try:
+            with self.cond:
+                while self.outstanding:
+                    self._check()
+                    self.cond.wait(0.5)
+                    if self.master.is_stopped(self.key):
+                        self.cond.release()
+                        try:
+                            self.master.wait_while_stopped(self)
+                        finally:
+                            self.cond.acquire()
+        finally:
+            self.master.board.retire_job(self.key, j.id)
+
+    def _on_results(self, results, logs, by_id, hashes) -> None:
+        j = self.job
+        recs = []
+        for lg in logs:
+            recs.append(LogRecord(j.project, j.pipeline, j.id, lg.datum_id, lg.worker_id, False, lg.user,
+                                  lg.ts.seconds + lg.ts.nanos / 1e9, lg.message,
+                                  [[f.path, f.hash] for f in by_id[lg.datum_id].inputs] if lg.datum_id in by_id else []))
+        self.store.add_logs(recs)
+        if not results:
+            return
+        with self.cond:
+            for r in results:
+                if r.datum_id not in self.outstanding:
+                    continue
+                state = {wpb.SUCCESS: D_SUCCESS, wpb.RECOVERED: D_RECOVERED}.get(r.outcome, D_FAILED)
+                d = by_id[r.datum_id]
+                rec = DatumRecord(
+                    d.id, hashes[d.id], state, _inputs(d),
+                    list(r.outputs) if state == D_SUCCESS else [], r.reason,
+                    r.download_time.ToNanoseconds() / 1e9, r.process_time.ToNanoseconds() / 1e9,
+                    r.upload_time.ToNanoseconds() / 1e9, r.download_bytes, r.upload_bytes, r.attempts)
+                self.results[d.id] = rec
+                self.outstanding.discard(d.id)
+                if state == D_SUCCESS:
+                    j.data_processed += 1
+                elif state == D_RECOVERED:
+                    j.data_recovered += 1
+                else:
+                    j.data_failed += 1
+                j.download_time += rec.download_time
+                j.process_time += rec.process_time
+                j.upload_time += rec.upload_time
+                j.download_bytes += rec.download_bytes
+                j.upload_bytes += rec.upload_bytes
+            self.cond.notify_all()
+        self._save()
+
+    # ---- endings ---------------------------------------------------------------------------
+    def _fail_commit(self, reason: str) -> None:
+        try:
+            ci = self.pfs.get_commit(self.out_repo, self.job.id)
+            if ci is not None and ci.finished is None:
+                self.pfs.finish_commit(self.out_repo, self.job.id, error=reason, force=True)
+        except PfsError:
+            log.exception("could not finish output commit of job %s", self.job.id)
+
+    def _finish_state(self, state: str, reason: str) -> None:
+        j = self.job
+        j.state, j.reason, j.finished = state, reason, time.time()
+        if j.started is None:
+            j.started = j.finished
+        self._save()
+        self.master.job_finished(self, state)
+
+
+def _inputs(d: dm.Datum) -> list:
+    return [[f.name, f.project, f.repo, f.branch, f.commit, f.path, f.file_hash, f.size] for f in d.inputs]
+
+
+def _duplicate_outputs(records: list[DatumRecord]) -> str:
+    owner: dict[str, str] = {}
+    for r in records:
+        for p in r.outputs:
+            other = owner.get(p)
+            if other is not None and other != r.id:
+                return f"duplicate path output by different datums ({p} from {other} and {p} from {r.id})"
+            owner[p] = r.id
+    paths = sorted(owner)
+    for a, b in zip(paths, paths[1:]):
+        if b.startswith(a + "/"):
+            return f"file / directory path collision ({a})"
+    return ""

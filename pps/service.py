@@ -1,0 +1,447 @@
+"""pps_v2.API: convert, call the master, convert back. No pipeline logic lives here.
+
+Invariants:
+- Specs arrive as CreatePipelineRequest messages or JSON text (CreatePipelineV2) and are
+  handed to the master as plain dicts with proto field names; the master validates them.
+- Every handler maps core/master errors to gRPC statuses through pfs.service.errors.rpc.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from google.protobuf import empty_pb2, json_format
+from google.protobuf.duration_pb2 import Duration
+
+from pfs.errors import InvalidArgument, NotFound
+from pfs.model import Repo
+from pfs.service import convert as pcv
+from pfs.service.errors import rpc
+from pps import datums as dm
+from pps.spec import normalize_spec, pipeline_input_summary
+from pps.store import TERMINAL, DatumRecord, JobRecord, LogRecord, PipelineRecord
+from proto.pfs_v2 import pfs_pb2
+from proto.pps_v2 import pps_pb2 as pb
+from proto.pps_v2 import pps_pb2_grpc
+
+EMPTY = empty_pb2.Empty()
+
+
+def dur(seconds: float) -> Duration:
+    d = Duration()
+    d.FromNanoseconds(int(round((seconds or 0) * 1e9)))
+    return d
+
+
+def _project(msg) -> str:
+    return msg.project.name or "default"
+
+
+def spec_message(spec: dict) -> pb.CreatePipelineRequest:
+    msg = pb.CreatePipelineRequest()
+    json_format.ParseDict(spec, msg, ignore_unknown_fields=True)
+    return msg
+
+
+def pipeline_info(p: PipelineRecord, master, details: bool = True) -> pb.PipelineInfo:
+    req = spec_message(p.spec)
+    info = pb.PipelineInfo(
+        pipeline=pb.Pipeline(name=p.name, project=pfs_pb2.Project(name=p.project)),
+        version=p.version, stopped=p.stopped, state=pb.PipelineState.Value(p.state),
+        reason=p.reason, parallelism=p.parallelism,
+        type=pb.PipelineInfo.PIPELINE_TYPE_TRANSFORM,
+        user_spec_json=p.user_spec_json, effective_spec_json=json.dumps(p.spec, sort_keys=True))
+    if p.last_job_state:
+        info.last_job_state = pb.JobState.Value(p.last_job_state)
+    if p.spec_commit:
+        info.spec_commit.CopyFrom(pcv.commit_out(pcv.CommitRef(Repo(p.project, p.name, "spec"), p.spec_commit, "master")))
+    if details:
+        d = info.details
+        for f in req.DESCRIPTOR.fields:
+            if f.message_type is None or f.name not in d.DESCRIPTOR.fields_by_name:
+                continue
+            if f.is_repeated:
+                getattr(d, f.name).extend(getattr(req, f.name))
+            elif req.HasField(f.name):
+                getattr(d, f.name).CopyFrom(getattr(req, f.name))
+        d.output_branch = req.output_branch or "master"
+        d.description = req.description
+        d.salt = p.salt
+        d.datum_tries = req.datum_tries
+        d.reprocess_spec = req.reprocess_spec
+        d.autoscaling = req.autoscaling
+        d.s3_out = req.s3_out
+        d.pod_spec, d.pod_patch = req.pod_spec, req.pod_patch
+        d.created_at.CopyFrom(pcv.ts(p.created_at))
+        d.updated_at.CopyFrom(pcv.ts(p.updated_at))
+        workers = master.executor.workers((p.project, p.name)) if master.executor else []
+        d.workers_requested = p.parallelism
+        d.workers_available = len(workers)
+    return info
+
+
+def job_info(j: JobRecord, master, details: bool = False) -> pb.JobInfo:
+    info = pb.JobInfo(
+        job=pb.Job(pipeline=pb.Pipeline(name=j.pipeline, project=pfs_pb2.Project(name=j.project)), id=j.id),
+        pipeline_version=j.pipeline_version,
+        output_commit=pcv.commit_out(pcv.CommitRef(Repo(j.project, j.output_repo), j.id, j.output_branch)),
+        restart=j.restart, data_processed=j.data_processed, data_skipped=j.data_skipped,
+        data_total=j.data_total, data_failed=j.data_failed, data_recovered=j.data_recovered,
+        stats=pb.ProcessStats(download_time=dur(j.download_time), process_time=dur(j.process_time),
+                              upload_time=dur(j.upload_time), download_bytes=j.download_bytes,
+                              upload_bytes=j.upload_bytes),
+        state=pb.JobState.Value(j.state), reason=j.reason, created=pcv.ts(j.created),
+        started=pcv.ts(j.started), finished=pcv.ts(j.finished))
+    if details:
+        p = master.store.get_pipeline(j.project, j.pipeline)
+        if p is not None:
+            req = spec_message(p.spec)
+            d = info.details
+            for name in ("transform", "parallelism_spec", "egress", "service", "spout", "resource_requests",
+                         "resource_limits", "input", "datum_set_spec", "datum_timeout", "job_timeout",
+                         "scheduling_spec"):
+                if req.HasField(name):
+                    getattr(d, name).CopyFrom(getattr(req, name))
+            d.salt = p.salt
+            d.datum_tries = req.datum_tries
+            for wid, job_id, datum_id, started, inputs in master.board.worker_status((j.project, j.pipeline)):
+                ws = d.worker_status.add(worker_id=wid, job_id=job_id)
+                ws.datum_status.started.CopyFrom(pcv.ts(started))
+                for path, h in inputs:
+                    ws.datum_status.data.add(path=path, hash=h)
+    return info
+
+
+_DSTATE = {"FAILED": pb.FAILED, "SUCCESS": pb.SUCCESS, "SKIPPED": pb.SKIPPED,
+           "STARTING": pb.STARTING, "RECOVERED": pb.RECOVERED}
+
+
+def datum_info(j: JobRecord, d: DatumRecord) -> pb.DatumInfo:
+    info = pb.DatumInfo(
+        datum=pb.Datum(id=d.id, job=pb.Job(id=j.id, pipeline=pb.Pipeline(
+            name=j.pipeline, project=pfs_pb2.Project(name=j.project)))),
+        state=_DSTATE.get(d.state, pb.UNKNOWN),
+        stats=pb.ProcessStats(download_time=dur(d.download_time), process_time=dur(d.process_time),
+                              upload_time=dur(d.upload_time), download_bytes=d.download_bytes,
+                              upload_bytes=d.upload_bytes))
+    for name, project, repo, branch, commit, path, h, size in d.inputs:
+        fi = info.data.add(size_bytes=size, hash=h)
+        fi.file.path = path
+        fi.file.commit.CopyFrom(pcv.commit_out(pcv.CommitRef(Repo(project, repo), commit, branch)))
+    return info
+
+
+def log_message(lg: LogRecord) -> pb.LogMessage:
+    return pb.LogMessage(project_name=lg.project, pipeline_name=lg.pipeline, job_id=lg.job_id,
+                         worker_id=lg.worker_id, datum_id=lg.datum_id, master=lg.master, user=lg.user,
+                         ts=pcv.ts(lg.ts), message=lg.message,
+                         data=[pb.InputFile(path=p, hash=h) for p, h in lg.data])
+
+
+class PpsServicer(pps_pb2_grpc.APIServicer):
+    def __init__(self, master):
+        self.m = master
+
+    # ---- pipelines ---------------------------------------------------------------------------
+    @rpc
+    def CreatePipeline(self, req, ctx):
+        d = json_format.MessageToDict(req, preserving_proto_field_name=True)
+        self.m.create_pipeline(d, project=_project(req.pipeline), update=req.update,
+                               reprocess=req.reprocess, dry_run=req.dry_run)
+        return EMPTY
+
+    @rpc
+    def CreatePipelineV2(self, req, ctx):
+        try:
+            d = json.loads(req.create_pipeline_request_json)
+        except json.JSONDecodeError as e:
+            raise InvalidArgument(f"pipeline spec is not valid JSON: {e}") from e
+        project = ((d.get("pipeline") or {}).get("project") or {}).get("name") or "default"
+        eff = self.m.create_pipeline(d, project=project, update=req.update, reprocess=req.reprocess,
+                                     dry_run=req.dry_run, user_json=req.create_pipeline_request_json)
+        return pb.CreatePipelineV2Response(effective_create_pipeline_request_json=json.dumps(eff))
+
+    @rpc
+    def InspectPipeline(self, req, ctx):
+        name = req.pipeline.name
+        history = 0
+        if "^" in name or "~" in name:  # pipeline^N: an older version
+            base, _, n = name.replace("~", "^").partition("^")
+            name, history = base, int(n or 1)
+        p = self.m.inspect_pipeline(_project(req.pipeline), name)
+        if history:
+            versions = self.m.store.pipeline_versions(p.project, p.name)
+            if history >= len(versions):
+                raise NotFound(f'pipeline "{p.project}/{req.pipeline.name}" not found')
+            p = versions[history]
+        return pipeline_info(p, self.m, True)
+
+    @rpc
+    def ListPipeline(self, req, ctx):
+        projects = [pr.name for pr in req.projects if pr.name]
+        for p in self.m.list_pipelines(projects, req.history, req.pipeline.name):
+            yield pipeline_info(p, self.m, True)
+
+    @rpc
+    def DeletePipeline(self, req, ctx):
+        if req.all:
+            for p in self.m.list_pipelines():
+                self.m.delete_pipeline(p.project, p.name, True, req.keep_repo)
+            return EMPTY
+        try:
+            self.m.delete_pipeline(_project(req.pipeline), req.pipeline.name, req.force, req.keep_repo)
+        except NotFound:
+            if req.must_exist or not req.force:
+                raise
+        return EMPTY
+
+    @rpc
+    def DeletePipelines(self, req, ctx):
+        projects = [p.name for p in req.projects if p.name] if not req.all else []
+        out = []
+        for p in self.m.list_pipelines(projects):
+            self.m.delete_pipeline(p.project, p.name, True, req.keep_repo)
+            out.append(pb.Pipeline(name=p.name, project=pfs_pb2.Project(name=p.project)))
+        return pb.DeletePipelinesResponse(pipelines=out)
+
+    @rpc
+    def StartPipeline(self, req, ctx):
+        self.m.start_pipeline(_project(req.pipeline), req.pipeline.name)
+        return EMPTY
+
+    @rpc
+    def StopPipeline(self, req, ctx):
+        self.m.stop_pipeline(_project(req.pipeline), req.pipeline.name)
+        return EMPTY
+
+    @rpc
+    def RerunPipeline(self, req, ctx):
+        self.m.rerun_pipeline(_project(req.pipeline), req.pipeline.name, req.reprocess)
+        return EMPTY
+
+    @rpc
+    def RunCron(self, req, ctx):
+        self.m.run_cron(_project(req.pipeline), req.pipeline.name)
+        return EMPTY
+
+    @rpc
+    def CheckStatus(self, req, ctx):
+        return iter(())
+
+    @rpc
+    def PipelinesSummary(self, req, ctx):
+        out = pb.PipelinesSummaryResponse()
+        by_project: dict = {}
+        for p in self.m.list_pipelines():
+            s = by_project.setdefault(p.project, pb.PipelinesSummary(project=pfs_pb2.Project(name=p.project)))
+            if p.stopped:
+                s.paused_pipelines += 1
+            elif p.last_job_state == "JOB_FAILURE":
+                s.failed_pipelines += 1
+            else:
+                s.active_pipelines += 1
+        out.summaries.extend(by_project.values())
+        return out
+
+    @rpc
+    def DeleteAll(self, req, ctx):
+        for p in self.m.list_pipelines():
+            self.m.delete_pipeline(p.project, p.name, True, False)
+        return EMPTY
+
+    # ---- jobs --------------------------------------------------------------------------------
+    @rpc
+    def InspectJob(self, req, ctx):
+        j = self.m.inspect_job(_project(req.job.pipeline), req.job.pipeline.name, req.job.id, req.wait)
+        return job_info(j, self.m, req.details)
+
+    @rpc
+    def InspectJobSet(self, req, ctx):
+        jobs = self.m.wait_job_set(req.job_set.id, req.wait)
+        if not jobs:
+            raise NotFound(f"no jobs found for job set {req.job_set.id}")
+        for j in sorted(jobs, key=lambda j: j.seq):
+            yield job_info(j, self.m, req.details)
+
+    @rpc
+    def ListJob(self, req, ctx):
+        projects = {p.name for p in req.projects if p.name}
+        pipeline = req.pipeline.name
+        project = _project(req.pipeline) if pipeline else None
+        jobs = self.m.store.list_jobs(project, pipeline or None)
+        if pipeline:
+            self.m.inspect_pipeline(project, pipeline)
+        commits = {c.id for c in req.input_commit}
+        n = 0
+        marker = pcv.from_ts(req.paginationMarker) if req.HasField("paginationMarker") else None
+        if req.reverse:
+            jobs = list(reversed(jobs))
+        for j in jobs:
+            if projects and j.project not in projects:
+                continue
+            if commits and j.id not in commits:
+                continue
+            if marker is not None and ((not req.reverse and j.created >= marker) or (req.reverse and j.created <= marker)):
+                continue
+            yield job_info(j, self.m, req.details)
+            n += 1
+            if req.number and n >= req.number:
+                return
+
+    @rpc
+    def ListJobSet(self, req, ctx):
+        projects = {p.name for p in req.projects if p.name}
+        seen: dict = {}
+        for j in self.m.store.list_jobs():
+            if projects and j.project not in projects:
+                continue
+            seen.setdefault(j.id, []).append(j)
+        n = 0
+        for job_id, jobs in seen.items():
+            yield pb.JobSetInfo(job_set=pb.JobSet(id=job_id),
+                                jobs=[job_info(j, self.m, req.details) for j in sorted(jobs, key=lambda j: j.seq)])
+            n += 1
+            if req.number and n >= req.number:
+                return
+
+    @rpc
+    def SubscribeJob(self, req, ctx):
+        project, name = _project(req.pipeline), req.pipeline.name
+        self.m.inspect_pipeline(project, name)
+        sent: dict = {}
+        while ctx.is_active():
+            for j in reversed(self.m.store.list_jobs(project, name)):
+                if sent.get(j.id) != j.state and j.state in TERMINAL:
+                    sent[j.id] = j.state
+                    yield job_info(j, self.m, req.details)
+            with self.m._changed:
+                self.m._changed.wait(0.5)
+
+    @rpc
+    def StopJob(self, req, ctx):
+        if req.job.pipeline.name:
+            self.m.stop_job(_project(req.job.pipeline), req.job.pipeline.name, req.job.id, req.reason)
+        else:
+            for j in self.m.store.job_set(req.job.id):
+                self.m.stop_job(j.project, j.pipeline, j.id, req.reason)
+        return EMPTY
+
+    @rpc
+    def DeleteJob(self, req, ctx):
+        self.m.delete_job(_project(req.job.pipeline), req.job.pipeline.name, req.job.id)
+        return EMPTY
+
+    # ---- datums ------------------------------------------------------------------------------
+    @rpc
+    def ListDatum(self, req, ctx):
+        if req.HasField("input") and not req.job.id:
+            yield from self._list_datum_input(req)
+            return
+        j = self.m.inspect_job(_project(req.job.pipeline), req.job.pipeline.name, req.job.id)
+        states = {pb.DatumState.Name(s) for s in req.filter.state} if req.HasField("filter") else set()
+        recs = list(self.m.store.datums(j.project, j.pipeline, j.id))
+        run = self.m.running((j.project, j.pipeline))
+        if run is not None and run.job.id == j.id:  # a running job: show progress so far
+            known = {r.id for r in recs}
+            with run.cond:
+                recs += [r for r in run.results.values() if r.id not in known]
+        if req.reverse:
+            recs.reverse()
+        n = 0
+        for d in recs:
+            if req.paginationMarker and ((not req.reverse and d.id <= req.paginationMarker) or
+                                         (req.reverse and d.id >= req.paginationMarker)):
+                continue
+            if states and d.state not in states:
+                continue
+            yield datum_info(j, d)
+            n += 1
+            if req.number and n >= req.number:
+                return
+
+    def _list_datum_input(self, req):
+        inp = json_format.MessageToDict(req.input, preserving_proto_field_name=True)
+        spec = normalize_spec({"pipeline": {"name": "list-datum"}, "transform": {"cmd": ["true"]}, "input": inp},
+                              strict=False)
+        pfs = self.m.pfs
+
+        def listing(pi):
+            ci = pfs.commit_for_read(Repo(pi.project, pi.repo, pi.repo_type or "user"), "", pi.branch or "master")
+            return [(k, e.hash, e.size) for k, e in pfs.tree(ci).glob(pi.glob or "/")]
+
+        j = JobRecord(project="default", pipeline="", id="", pipeline_version=0, output_repo="", output_branch="")
+        for d in dm.enumerate_datums(spec.input, listing):
+            rec = DatumRecord(d.id, "", "UNKNOWN",
+                              [[f.name, f.project, f.repo, f.branch, f.commit, f.path, f.file_hash, f.size] for f in d.inputs])
+            yield datum_info(j, rec)
+
+    @rpc
+    def InspectDatum(self, req, ctx):
+        job = req.datum.job
+        j = self.m.inspect_job(_project(job.pipeline), job.pipeline.name, job.id)
+        d = self.m.store.get_datum(j.project, j.pipeline, j.id, req.datum.id)
+        if d is None:
+            run = self.m.running((j.project, j.pipeline))
+            d = run.results.get(req.datum.id) if run is not None and run.job.id == j.id else None
+        if d is None:
+            raise NotFound(f"datum {req.datum.id} not found in job {j.project}/{j.pipeline}@{j.id}")
+        return datum_info(j, d)
+
+    @rpc
+    def RestartDatum(self, req, ctx):
+        self.m.restart_datum(_project(req.job.pipeline), req.job.pipeline.name, req.job.id, list(req.data_filters))
+        return EMPTY
+
+    # ---- logs --------------------------------------------------------------------------------
+    @rpc
+    def GetLogs(self, req, ctx):
+        project = _project(req.pipeline) if req.pipeline.name else _project(req.job.pipeline)
+        pipeline = req.pipeline.name or req.job.pipeline.name
+        if req.pipeline.name and req.job.id:
+            raise InvalidArgument("only one of pipeline or job should be specified")
+        if not pipeline:
+            raise InvalidArgument("GetLogs needs a pipeline or a job")
+        self.m.inspect_pipeline(project, pipeline)
+        job_id = req.job.id or (req.datum.job.id if req.HasField("datum") else "")
+        datum_id = req.datum.id if req.HasField("datum") else ""
+        since = time.time() - req.since.ToNanoseconds() / 1e9 if req.HasField("since") and req.since.ToNanoseconds() else None
+        filters = list(req.data_filters)
+
+        def wanted(lg: LogRecord) -> bool:
+            if req.master != lg.master:
+                return False
+            if datum_id and lg.datum_id != datum_id:
+                return False
+            if since is not None and lg.ts < since:
+                return False
+            if filters and not all(any(f in (p, h.hex() if isinstance(h, bytes) else h) or p.lstrip("/") == f.lstrip("/")
+                                       for p, h in lg.data) for f in filters):
+                return False
+            return True
+
+        cursor = None
+        lines = []
+        for k, lg in self.m.store.logs(project, pipeline, job_id or None):
+            cursor = k
+            if wanted(lg):
+                lines.append(lg)
+        if req.tail > 0:
+            lines = lines[-req.tail:]
+        for lg in lines:
+            yield log_message(lg)
+        while req.follow and ctx.is_active():
+            with self.m._changed:
+                self.m._changed.wait(0.5)
+            for k, lg in self.m.store.logs(project, pipeline, job_id or None, after=cursor):
+                cursor = k
+                if wanted(lg):
+                    yield log_message(lg)
+
+    @rpc
+    def ActivateAuth(self, req, ctx):
+        return pb.ActivateAuthResponse()
+
+
+def input_summary(spec: dict) -> str:
+    s = normalize_spec(spec, strict=False)
+    return pipeline_input_summary(s.input)

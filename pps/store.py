@@ -1,0 +1,245 @@
+"""Persistent records of the pipeline system: pipelines (every version), jobs, datums, logs.
+
+Invariants:
+- Records live in the same metadata store as pfs, under `X\\0<kind>\\0...` keys
+  (pfs.core.keys.pps_key), encoded as msgpack dicts; unknown fields are kept on read.
+- A pipeline has one current record plus one record per version (history); the current
+  record is rewritten only by the master, under its lock.
+- A job's datum table holds EVERY datum of the job, including skipped ones (copied forward
+  with their outputs), so the next job can classify against this one alone.
+- Log lines are append-only and ordered by a per-process sequence number under their job.
+"""
+from __future__ import annotations
+
+import itertools
+import struct
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Iterator, Optional
+
+import msgpack
+
+from pfs.core.keys import pps_key, pps_prefix
+
+# job states (names as in pps_v2.JobState)
+JOB_CREATED, JOB_STARTING, JOB_RUNNING = "JOB_CREATED", "JOB_STARTING", "JOB_RUNNING"
+JOB_FAILURE, JOB_SUCCESS, JOB_KILLED = "JOB_FAILURE", "JOB_SUCCESS", "JOB_KILLED"
+JOB_EGRESSING, JOB_FINISHING, JOB_UNRUNNABLE = "JOB_EGRESSING", "JOB_FINISHING", "JOB_UNRUNNABLE"
+TERMINAL = {JOB_FAILURE, JOB_SUCCESS, JOB_KILLED, JOB_UNRUNNABLE}
+
+# datum states (pps_v2.DatumState names)
+D_FAILED, D_SUCCESS, D_SKIPPED, D_STARTING, D_RECOVERED = "FAILED", "SUCCESS", "SKIPPED", "STARTING", "RECOVERED"
+
+
+def _pack(d: dict) -> bytes:
+    return msgpack.packb(d, use_bin_type=True)
+
+
+def _unpack(b: bytes) -> dict:
+    return msgpack.unpackb(b, raw=False)
+
+
+@dataclass
+class PipelineRecord:
+    project: str
+    name: str
+    version: int
+    spec: dict  # canonical spec dict (pps.spec.spec_to_dict), defaults filled
+    user_spec_json: str
+    salt: str
+    created_at: float
+    updated_at: float
+    state: str = "PIPELINE_STARTING"
+    stopped: bool = False
+    reason: str = ""
+    last_job_state: str = ""
+    parallelism: int = 1
+    spec_commit: str = ""
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.project, self.name)
+
+
+@dataclass
+class JobRecord:
+    project: str
+    pipeline: str
+    id: str
+    pipeline_version: int
+    output_repo: str
+    output_branch: str
+    state: str = JOB_CREATED
+    reason: str = ""
+    created: float = 0.0
+    started: Optional[float] = None
+    finished: Optional[float] = None
+    restart: int = 0
+    data_processed: int = 0
+    data_skipped: int = 0
+    data_total: int = 0
+    data_failed: int = 0
+    data_recovered: int = 0
+    download_time: float = 0.0
+    process_time: float = 0.0
+    upload_time: float = 0.0
+    download_bytes: int = 0
+    upload_bytes: int = 0
+    seq: int = 0
+
+
+@dataclass
+class DatumRecord:
+    id: str
+    hash: str
+    state: str  # SUCCESS / SKIPPED / FAILED / RECOVERED / STARTING
+    inputs: list  # [[name, project, repo, branch, commit, path, hash(bytes), size], ...]
+    outputs: list = field(default_factory=list)  # output paths
+    reason: str = ""
+    download_time: float = 0.0
+    process_time: float = 0.0
+    upload_time: float = 0.0
+    download_bytes: int = 0
+    upload_bytes: int = 0
+    attempts: int = 0
+
+    @property
+    def processed_ok(self) -> bool:
+        """Counts as 'processed' for skipping in the next job (Pachyderm's meta state)."""
+        return self.state in (D_SUCCESS, D_SKIPPED)
+
+
+@dataclass
+class LogRecord:
+    project: str
+    pipeline: str
+    job_id: str
+    datum_id: str
+    worker_id: str
+    master: bool
+    user: bool
+    ts: float
+    message: str
+    data: list = field(default_factory=list)  # [[path, hash], ...]
+
+
+def _from(cls, d: dict):
+    names = cls.__dataclass_fields__
+    return cls(**{k: v for k, v in d.items() if k in names})
+
+
+class PpsStore:
+    def __init__(self, meta):
+        self.meta = meta
+        self._log_seq = itertools.count(int(time.time() * 1000) << 8)
+        self._lock = threading.Lock()
+
+    # ---- pipelines -------------------------------------------------------------------------
+    def put_pipeline(self, p: PipelineRecord, batch=None) -> None:
+        raw = _pack(asdict(p))
+        b = batch if batch is not None else self.meta.batch()
+        b.put(pps_key("pipeline", p.project, p.name), raw)
+        b.put(pps_key("pipeline_v", p.project, p.name, "%010d" % p.version), raw)
+        if batch is None:
+            b.commit()
+
+    def get_pipeline(self, project: str, name: str) -> Optional[PipelineRecord]:
+        raw = self.meta.get(pps_key("pipeline", project, name))
+        return None if raw is None else _from(PipelineRecord, _unpack(raw))
+
+    def pipeline_versions(self, project: str, name: str) -> list[PipelineRecord]:
+        """Newest first."""
+        return [_from(PipelineRecord, _unpack(v))
+                for _, v in self.meta.scan(prefix=pps_prefix("pipeline_v", project, name), reverse=True)]
+
+    def list_pipelines(self, project: Optional[str] = None) -> list[PipelineRecord]:
+        prefix = pps_prefix("pipeline", project) if project else pps_prefix("pipeline")
+        return [_from(PipelineRecord, _unpack(v)) for _, v in self.meta.scan(prefix=prefix)]
+
+    def delete_pipeline(self, project: str, name: str) -> None:
+        with self.meta.batch() as b:
+            b.delete(pps_key("pipeline", project, name))
+            for k, _ in self.meta.scan(prefix=pps_prefix("pipeline_v", project, name)):
+                b.delete(k)
+        for j in self.list_jobs(project, name):
+            self.delete_job(j)
+        with self.meta.batch() as b:
+            for k, _ in self.meta.scan(prefix=pps_prefix("log", project, name)):
+                b.delete(k)
+
+    # ---- jobs --------------------------------------------------------------------------------
+    def put_job(self, j: JobRecord) -> None:
+        raw = _pack(asdict(j))
+        with self.meta.batch() as b:
+            b.put(pps_key("job", j.project, j.pipeline, j.id), raw)
+            b.put(pps_key("jobset", j.id, j.project, j.pipeline), b"")
+
+    def get_job(self, project: str, pipeline: str, job_id: str) -> Optional[JobRecord]:
+        raw = self.meta.get(pps_key("job", project, pipeline, job_id))
+        return None if raw is None else _from(JobRecord, _unpack(raw))
+
+    def list_jobs(self, project: Optional[str] = None, pipeline: Optional[str] = None) -> list[JobRecord]:
+        """Newest first."""
+        if project and pipeline:
+            prefix = pps_prefix("job", project, pipeline)
+        elif project:
+            prefix = pps_prefix("job", project)
+        else:
+            prefix = pps_prefix("job")
+        jobs = [_from(JobRecord, _unpack(v)) for _, v in self.meta.scan(prefix=prefix)]
+        jobs.sort(key=lambda j: (j.created, j.seq), reverse=True)
+        return jobs
+
+    def job_set(self, job_id: str) -> list[JobRecord]:
+        out = []
+        for k, _ in self.meta.scan(prefix=pps_prefix("jobset", job_id)):
+            parts = k.split(b"\x00")
+            j = self.get_job(parts[3].decode(), parts[4].decode(), job_id)
+            if j is not None:
+                out.append(j)
+        return out
+
+    def delete_job(self, j: JobRecord) -> None:
+        with self.meta.batch() as b:
+            b.delete(pps_key("job", j.project, j.pipeline, j.id))
+            b.delete(pps_key("jobset", j.id, j.project, j.pipeline))
+            for k, _ in self.meta.scan(prefix=pps_prefix("datum", j.project, j.pipeline, j.id)):
+                b.delete(k)
+
+    # ---- datums ------------------------------------------------------------------------------
+    def put_datums(self, j: JobRecord, datums: list[DatumRecord]) -> None:
+        for i in range(0, len(datums), 2000):
+            with self.meta.batch() as b:
+                for d in datums[i:i + 2000]:
+                    b.put(pps_key("datum", j.project, j.pipeline, j.id, d.id), _pack(asdict(d)))
+
+    def get_datum(self, project: str, pipeline: str, job_id: str, datum_id: str) -> Optional[DatumRecord]:
+        raw = self.meta.get(pps_key("datum", project, pipeline, job_id, datum_id))
+        return None if raw is None else _from(DatumRecord, _unpack(raw))
+
+    def datums(self, project: str, pipeline: str, job_id: str) -> Iterator[DatumRecord]:
+        for _, v in self.meta.scan(prefix=pps_prefix("datum", project, pipeline, job_id)):
+            yield _from(DatumRecord, _unpack(v))
+
+    # ---- logs --------------------------------------------------------------------------------
+    def add_logs(self, logs: list[LogRecord]) -> None:
+        if not logs:
+            return
+        with self.meta.batch() as b:
+            for lg in logs:
+                seq = next(self._log_seq)
+                b.put(pps_key("log", lg.project, lg.pipeline) + b"\x00" + struct.pack(">Q", seq),
+                      _pack(asdict(lg)))
+
+    def logs(self, project: str, pipeline: Optional[str] = None, job_id: Optional[str] = None,
+             after: Optional[bytes] = None) -> Iterator[tuple[bytes, LogRecord]]:
+        """(cursor, record) in the order they were written (per pipeline)."""
+        prefix = pps_prefix("log", project, pipeline) if pipeline else pps_prefix("log", project)
+        start = after + b"\x00" if after else None
+        for k, v in self.meta.scan(prefix=prefix, start=start):
+            rec = _from(LogRecord, _unpack(v))
+            if job_id and rec.job_id != job_id:
+                continue
+            yield k, rec

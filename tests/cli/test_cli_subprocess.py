@@ -1,0 +1,115 @@
+"""The `pachctl` console script as a real process: version, subscribe, and zero-setup autostart."""
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import free_port, subprocess_env
+from pachctl import daemon
+from pfs.service.misc_api import version_string
+
+
+def run(argv, env, input=None, timeout=60):
+    return subprocess.run(argv, env=env, input=input, capture_output=True, text=True, timeout=timeout)
+
+
+def test_console_script_version_and_errors(console_script, env):
+    e = subprocess_env(env)
+    r = run(console_script + ["version"], e)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[2].split() == ["pachd", version_string()]
+    r = run(console_script + ["inspect", "repo", "nope"], e)
+    assert (r.returncode, r.stdout, r.stderr) == (1, "", "repo default/nope not found\n")
+    r = run(console_script + ["put", "file", "nope@master:/x"], e, input="data")
+    assert (r.returncode, r.stderr) == (1, "repo default/nope not found\n")
+
+
+def _lines(stream, q):
+    for line in stream:
+        q.put(line)
+
+
+def test_subscribe_commit_streams(console_script, env, ok):
+    ok("create", "repo", "r")
+    ok("put", "file", "r@master:/a", input="1")
+    proc = subprocess.Popen(console_script + ["subscribe", "commit", "r@master"], env=subprocess_env(env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    q: queue.Queue = queue.Queue()
+    t = threading.Thread(target=_lines, args=(proc.stdout, q), daemon=True)
+    t.start()
+    try:
+        header = q.get(timeout=20)
+        assert header.split() == ["PROJECT", "REPO", "COMMIT", "FINISHED", "SIZE", "ORIGIN", "CREATOR", "DESCRIPTION"]
+        first = q.get(timeout=20).split()
+        assert first[:2] == ["default", "r"] and first[-2:] == ["USER", "-"]
+        ok("put", "file", "r@master:/b", input="22")
+        second = q.get(timeout=20).split()
+        assert second[1] == "r" and second[2] != first[2] and "3B" in second
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        t.join(timeout=5)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+@pytest.fixture
+def isolated(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    port = free_port()
+    e = subprocess_env({"HOME": str(home), "PACH_CONFIG": str(tmp_path / "config.json"),
+                        "PACHD_ADDRESS": f"localhost:{port}"})
+    e.pop("PACHCTL_NO_AUTOSTART", None)
+    yield e, home, port
+    info = daemon.running({"HOME": str(home)})
+    if info is not None:  # never leave a pachd behind, even when the test failed
+        os.kill(info["pid"], signal.SIGKILL)
+
+
+def test_autostart_then_shutdown(console_script, isolated):
+    e, home, port = isolated
+    r = run(console_script + ["create", "repo", "images"], e)
+    assert r.returncode == 0, r.stderr
+    data, log = home / ".pachyderm" / "data", home / ".pachyderm" / "pachd.log"
+    assert re.fullmatch(
+        rf"pachctl: no pachd answered at localhost:{port}, so one was started in the background "
+        rf"\(pid \d+; data in {re.escape(str(data))}; log in {re.escape(str(log))}; "
+        r"stop it with `pachctl shutdown`\)\n", r.stderr), r.stderr
+    pid = json.loads((home / ".pachyderm" / "pachd.pid").read_text())["pid"]
+    assert data.is_dir() and log.exists()
+    r = run(console_script + ["list", "repo"], e)  # already running: no second start, no message
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout.splitlines()[1].split()[:2] == ["default", "images"]
+    r = run(console_script + ["daemon", "status"], e)
+    assert r.returncode == 0 and f"pid {pid}, port {port}" in r.stdout
+    r = run(console_script + ["shutdown"], e)
+    assert (r.returncode, r.stderr) == (0, f"pachd (pid {pid}) stopped\n")
+    assert not (home / ".pachyderm" / "pachd.pid").exists()
+    assert not daemon.alive(pid)  # gone (or a zombie of an init that does not reap)
+    r = run(console_script + ["list", "repo"], {**e, "PACHCTL_NO_AUTOSTART": "1"})
+    assert r.returncode == 1 and r.stderr.startswith(f"could not connect to pachd at grpc://localhost:{port}")
+    # the next command starts it again, on the same data
+    r = run(console_script + ["list", "repo"], e)
+    assert r.returncode == 0 and "images" in r.stdout and "started in the background" in r.stderr
+    r = run(console_script + ["daemon", "stop"], e)
+    assert r.returncode == 0 and r.stderr.endswith("stopped\n")
+
+
+def test_autostart_failure_points_at_log(console_script, isolated):
+    e, home, port = isolated
+    (home / ".pachyderm").mkdir()
+    (home / ".pachyderm" / "data").write_text("not a directory")  # pachd cannot open its root
+    start = time.monotonic()
+    r = run(console_script + ["list", "repo"], e)
+    assert r.returncode == 1
+    log = home / ".pachyderm" / "pachd.log"
+    assert f"pachd exited while starting; see its log at {log}" in r.stderr
+    assert "Traceback" not in r.stderr.splitlines()[0]
+    assert time.monotonic() - start < 20
