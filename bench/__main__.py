@@ -52,6 +52,8 @@ def all_benchmarks():
         out += pps_bench.ALL
     except ImportError:
         pass
+    from bench import s3_gateway
+    out += s3_gateway.ALL
     return out
 
 

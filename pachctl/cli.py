@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import re
 import shlex
@@ -163,6 +164,11 @@ VERB_HELP = {
     "glob": "Print a list of Pachyderm resources matching a glob pattern.",
     "diff": "Show the differences between two Pachyderm resources.",
     "copy": "Copy a Pachyderm resource.",
+    "stop": "Cancel an ongoing task.",
+    "rerun": "Rerun a Pachyderm resource.",
+    "run": "Manually run a Pachyderm resource.",
+    "restart": "Cancel and restart an ongoing task.",
+    "draw": "Draw an ASCII representation of an existing Pachyderm resource.",
 }
 
 
@@ -259,6 +265,13 @@ def root(ctx: click.Context, verbose: bool, no_color: bool, rpc_timeout: str) ->
     app = App(verbose=verbose, rpc_timeout=parse_duration(rpc_timeout))
     _current.append(app)
     ctx.obj = app
+    if verbose:  # RPC names and timings on stderr, for this invocation only
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log = logging.getLogger("pachctl")
+        log.addHandler(handler)
+        log.setLevel(logging.DEBUG)
+        ctx.call_on_close(lambda: (log.removeHandler(handler), log.setLevel(logging.NOTSET)))
 
 
 def verb(name: str) -> VerbGroup:

@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import base64
+import logging
 from typing import Any, Mapping, Optional
 
 import grpc
@@ -27,6 +28,7 @@ from proto.auth_v2 import auth_pb2_grpc
 from proto.pfs_v2 import pfs_pb2_grpc
 from proto.versionpb_v2 import version_pb2_grpc
 
+log = logging.getLogger("pachctl.client")
 MAX_MESSAGE = 64 * 1024 * 1024
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -48,6 +50,7 @@ class _Api:
         def call(request, timeout=_UNSET, metadata_extra=(), **kw):
             t = default_timeout if timeout is _UNSET else timeout
             md = metadata + tuple(metadata_extra)
+            log.debug("rpc %s (timeout %s)", name, t)
             return method(request, timeout=t, metadata=md or None, **kw)
 
         call.__name__ = name

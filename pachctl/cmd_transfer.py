@@ -2,8 +2,9 @@
 
 Invariants:
 - `put file` checks that the repo exists, plans every source (pachctl.transfer.plan_put),
-  then sends them all through one ModifyFile stream; it prints nothing on success except a
-  progress bar on a terminal.
+  then sends them all through one ModifyFile stream (local files as file:// URLs when pachd is
+  on this machine; see pachctl.transfer); it prints nothing on success except a progress bar
+  on a terminal.
 - `get file` writes the raw bytes to stdout or `-o`; `-r` extracts GetFileTAR into the `-o`
   directory. A directory without `-r` is refused with Pachyderm's hint.
 """
@@ -17,8 +18,8 @@ import grpc
 from pachctl import pb
 from pachctl.cli import CliError, command, get_app, project_option
 from pachctl.refs import parse_file
-from pachctl.transfer import (Progress, TransferError, extract_tar, plan_put, put, read_input_list,
-                              stdout_binary, want_progress, write_stream)
+from pachctl.transfer import (Progress, TransferError, extract_tar, local_upload_allowed, plan_put, put,
+                              read_input_list, stdout_binary, want_progress, write_stream)
 from proto.pfs_v2 import pfs_pb2 as pfs
 
 PUT_HELP = """Put a file into the filesystem. Sources (-f, repeatable) are local files, directories
@@ -66,7 +67,8 @@ def put_file(args, files, input_file, recursive, compress, parallelism, append, 
     sized = all(it.kind in ("file", "tar") for it in items)
     total = sum(it.size for it in items) if sized else None
     bar = Progress(want_progress(progress, sys.stdout, total), total, "put file", sys.stdout)
-    put(c, pb.commit(target.commit), items, append=append, stdin=stdin, progress=bar, compress=compress)
+    put(c, pb.commit(target.commit), items, append=append, stdin=stdin, progress=bar, compress=compress,
+        local_files=local_upload_allowed(c, items, app.env))
 
 
 @command("get", "file", arity=(1, 1), metavar="<repo>@<branch-or-commit>:<path/in/pfs>",

@@ -8,6 +8,9 @@ Invariants:
   unless appending, an empty add_file, then the bytes in CHUNK-sized add_file messages), so
   pachd applies it atomically: a local read error cancels the stream and nothing is written.
 - URLs (http, https, s3, ...) are sent as AddFile.url; pachd fetches them.
+- Fast path: when pachd is on loopback, plain local files go as `file://` URLs so pachd reads
+  them itself (no bytes through gRPC); if pachd refuses, the same put is streamed instead.
+  `PACHCTL_LOCAL_UPLOAD=0` turns this off; puts that read stdin never use it.
 - Extraction never writes outside the output directory (absolute names and `..` are refused).
 - Progress bars (rich) go to the given stream and only when enabled; they never touch data.
 """
@@ -21,13 +24,15 @@ import sys
 import tarfile
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator, Optional, TextIO
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from google.protobuf import wrappers_pb2
 
 from proto.pfs_v2 import pfs_pb2 as pfs
 
+log = logging.getLogger("pachctl.transfer")
 CHUNK = 2 * 1024 * 1024
+LOCAL_UPLOAD_ENV = "PACHCTL_LOCAL_UPLOAD"
 PROGRESS_THRESHOLD = 1024 * 1024
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 
@@ -150,6 +155,10 @@ class Progress:
         if self._p is not None:
             self._p.advance(self._task, n)
 
+    def reset(self) -> None:
+        if self._p is not None:
+            self._p.reset(self._task)
+
     def close(self) -> None:
         if self._p is not None:
             self._p.stop()
@@ -180,8 +189,14 @@ def _add(path: str, data: bytes) -> pfs.ModifyFileRequest:
     return pfs.ModifyFileRequest(add_file=pfs.AddFile(path=path, raw=wrappers_pb2.BytesValue(value=data)))
 
 
+def file_url(path: str) -> str:
+    """`file://` URL of a local path (absolute, percent-quoted)."""
+    return "file://" + quote(os.path.abspath(path))
+
+
 def modify_requests(commit: pfs.Commit, items: Iterable[Item], *, append: bool, stdin: BinaryIO,
-                    progress: Progress) -> Iterator[pfs.ModifyFileRequest]:
+                    progress: Progress, local_files: bool = False) -> Iterator[pfs.ModifyFileRequest]:
+    """The ModifyFile stream; with local_files, plain local files go as file:// URLs."""
     yield pfs.ModifyFileRequest(set_commit=commit)
     for it in items:
         if it.kind == "tar":
@@ -194,6 +209,11 @@ def modify_requests(commit: pfs.Commit, items: Iterable[Item], *, append: bool, 
                 path=it.dest, url=pfs.AddFile.URLSource(URL=it.src, recursive=it.recursive)))
             continue
         yield _add(it.dest, b"")
+        if it.kind == "file" and local_files:
+            yield pfs.ModifyFileRequest(add_file=pfs.AddFile(
+                path=it.dest, url=pfs.AddFile.URLSource(URL=file_url(it.src))))
+            progress.advance(it.size)
+            continue
         if it.kind == "stdin":
             src = stdin
             for b in _chunks(src):
@@ -230,23 +250,59 @@ _channel_log = logging.getLogger("grpc._channel")
 _channel_log.addFilter(_QuietRequestErrors())
 
 
+def is_loopback(client) -> bool:
+    """Is pachd on this machine (so it can read our files by path)?"""
+    a = client.address
+    return bool(a.unix_socket) or a.host in ("localhost", "::1", "ip6-localhost") or a.host.startswith("127.")
+
+
+def local_upload_allowed(client, items: list[Item], env=None) -> bool:
+    """file:// fast path: pachd on loopback, not disabled, and nothing from stdin (which a
+    fallback could not read twice)."""
+    env = os.environ if env is None else env
+    return (env.get(LOCAL_UPLOAD_ENV, "1") not in ("0", "false", "no") and is_loopback(client)
+            and any(it.kind == "file" for it in items) and not any(it.kind == "stdin" for it in items))
+
+
+def _refused_local(e) -> bool:
+    import grpc
+    details = (e.details() if hasattr(e, "details") else "") or ""
+    return e.code() == grpc.StatusCode.INVALID_ARGUMENT and ("file://" in details or "cannot read" in details)
+
+
 def put(client, commit: pfs.Commit, items: list[Item], *, append: bool, stdin: BinaryIO,
-        progress: Progress, compress: bool = False) -> None:
-    """Send everything through one ModifyFile call; a local error aborts the whole stream."""
+        progress: Progress, compress: bool = False, local_files: bool = False) -> None:
+    """Send everything through one ModifyFile call; a local error aborts the whole stream.
+
+    With local_files, plain local files are sent as file:// URLs for pachd to read itself; if
+    pachd refuses them (another machine or container, another user), the whole put is sent
+    again with the bytes streamed. Either way the put is one atomic ModifyFile.
+    """
     import grpc
 
     failure: list[BaseException] = []
 
-    def guarded():
+    def guarded(local: bool):
         try:
-            yield from modify_requests(commit, items, append=append, stdin=stdin, progress=progress)
+            yield from modify_requests(commit, items, append=append, stdin=stdin, progress=progress,
+                                       local_files=local)
         except Exception as e:  # re-raised below, after gRPC cancelled the stream
             failure.append(e)
             raise
 
     kw = {"compression": grpc.Compression.Gzip} if compress else {}
     try:
-        client.pfs.ModifyFile(guarded(), **kw)
+        if local_files:
+            try:
+                client.pfs.ModifyFile(guarded(True), **kw)
+                log.debug("put: %d local file(s) sent as file:// URLs", sum(it.kind == "file" for it in items))
+                return
+            except grpc.RpcError as e:
+                if failure or not _refused_local(e):
+                    raise
+                log.debug("put: pachd refused file:// sources (%s); streaming the bytes instead", e.details())
+                progress.reset()
+        client.pfs.ModifyFile(guarded(False), **kw)
     except grpc.RpcError:
         if failure:
             raise failure[0] from None

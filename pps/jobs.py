@@ -243,7 +243,7 @@ class JobRun:
         for lg in logs:
             recs.append(LogRecord(j.project, j.pipeline, j.id, lg.datum_id, lg.worker_id, False, lg.user,
                                   lg.ts.seconds + lg.ts.nanos / 1e9, lg.message,
-                                  [[f.path, f.hash] for f in by_id[lg.datum_id].inputs] if lg.datum_id in by_id else []))
+                                  [[f.path, f.file_hash] for f in by_id[lg.datum_id].inputs] if lg.datum_id in by_id else []))
         self.store.add_logs(recs)
         if not results:
             return

@@ -271,7 +271,10 @@ class PpsServicer(pps_pb2_grpc.APIServicer):
         jobs = self.m.store.list_jobs(project, pipeline or None)
         if pipeline:
             self.m.inspect_pipeline(project, pipeline)
-        commits = {c.id for c in req.input_commit}
+        # history: jobs of the current pipeline version only (0), N more versions, all (-1)
+        versions = {(p.project, p.name, p.version)
+                    for p in self.m.list_pipelines(history=req.history, name=pipeline)}
+        commits = {self._input_commit(c) for c in req.input_commit}
         n = 0
         marker = pcv.from_ts(req.paginationMarker) if req.HasField("paginationMarker") else None
         if req.reverse:
@@ -279,7 +282,9 @@ class PpsServicer(pps_pb2_grpc.APIServicer):
         for j in jobs:
             if projects and j.project not in projects:
                 continue
-            if commits and j.id not in commits:
+            if (j.project, j.pipeline, j.pipeline_version) not in versions:
+                continue
+            if commits and not self._job_reads(j, commits):
                 continue
             if marker is not None and ((not req.reverse and j.created >= marker) or (req.reverse and j.created <= marker)):
                 continue
@@ -287,6 +292,19 @@ class PpsServicer(pps_pb2_grpc.APIServicer):
             n += 1
             if req.number and n >= req.number:
                 return
+
+    def _input_commit(self, c) -> tuple:
+        """(project, repo, commit id) of a ListJob input commit; a branch means its head."""
+        repo = pcv.repo_in(c.repo if c.repo.name else c.branch.repo)
+        ci = self.m.pfs.commit_for_read(repo, c.id, c.branch.name)
+        return (repo.project, repo.name, ci.commit.id)
+
+    def _job_reads(self, j: JobRecord, commits: set) -> bool:
+        """A job reads every given input commit: it is that commit set, or its output commit's
+        direct provenance holds them (Pachyderm intersects the commits' commit sets)."""
+        ci = self.m.pfs.get_commit(Repo(j.project, j.output_repo), j.id)
+        prov = {(p.repo.project, p.repo.name, p.id) for p in ci.direct_provenance} if ci is not None else set()
+        return all(c in prov or c[2] == j.id for c in commits)
 
     @rpc
     def ListJobSet(self, req, ctx):

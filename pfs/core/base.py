@@ -7,6 +7,7 @@ Invariants:
   the result (a root hash into a commit record) happens inside.
 - Waiters (`wait=FINISHED`, subscriptions) block on one condition variable notified after
   every committed transaction; event listeners receive (kind, CommitInfo) after commit.
+  `stop_waiting()` (and `close()`) ends every wait with StorageError (UNAVAILABLE).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from pfs.core.filetree import FileTree
 from pfs.core.index import IndexTree
 from pfs.core.txn import Txn
 from pfs.errors import (BranchNotFound, CommitNotFound, InvalidArgument, ProjectNotFound,
-                        RepoNotFound)
+                        RepoNotFound, StorageError)
 from pfs.model import DEFAULT_PROJECT, Branch, CommitInfo, ProjectInfo, Repo
 
 _UUID_HEX = re.compile(r"^[0-9a-f]{32}$")
@@ -126,11 +127,19 @@ class PfsBase:
                 self._changed.wait(timeout=1.0 if remaining is None else min(remaining, 1.0))
             return True
 
-    def close(self) -> None:
+    def stop_waiting(self) -> None:
+        """End every wait and subscription (they raise StorageError) and refuse new ones;
+        reads and writes keep working. First step of a shutdown."""
         with self._changed:
             self._closed = True
             self._changed.notify_all()
+
+    def close(self) -> None:
+        self.stop_waiting()
         self.content.close()
+
+    def shutting_down_error(self) -> StorageError:
+        return StorageError("the server is shutting down; retry once it is back")
 
     # ---- names -------------------------------------------------------------------------
     @staticmethod

@@ -137,19 +137,23 @@ class CommitsMixin:
 
     # ---- reads -------------------------------------------------------------------------
     def inspect_commit(self, repo: Repo, commit_id: str = "", branch: str = "",
-                       wait: str = "", timeout: Optional[float] = None) -> CommitInfo:
+                       wait: str = "", timeout: Optional[float] = None,
+                       cancelled: Optional[Callable[[], bool]] = None) -> CommitInfo:
+        """`cancelled` (checked about once a second while waiting) ends a wait whose caller
+        went away, so an abandoned wait never pins a server thread."""
         with self.txn() as t:
             self.require_project(t, repo.project)
             ci = self.resolve(t, repo, commit_id, branch)
         if wait in (FINISHED, FINISHING) and ci.finished is None:
-            return self.wait_commit(repo, ci.commit.id, timeout)
+            return self.wait_commit(repo, ci.commit.id, timeout, cancelled)
         if wait == READY and ci.finished is None:
             for p in ci.direct_provenance:
-                self.wait_commit(p.repo, p.id, timeout)
+                self.wait_commit(p.repo, p.id, timeout, cancelled)
             return self.inspect_commit(repo, ci.commit.id)
         return ci
 
-    def wait_commit(self, repo: Repo, commit_id: str, timeout: Optional[float] = None) -> CommitInfo:
+    def wait_commit(self, repo: Repo, commit_id: str, timeout: Optional[float] = None,
+                    cancelled: Optional[Callable[[], bool]] = None) -> CommitInfo:
         box: dict = {}
 
         def done() -> bool:
@@ -159,12 +163,19 @@ class CommitsMixin:
                 return True
             ci = records.decode_commit(raw)
             box["ci"] = ci
+            if ci.finished is None and cancelled is not None and cancelled():
+                box["cancelled"] = True
+                return True
             return ci.finished is not None
 
         if not self.wait_until(done, timeout):
+            if self._closed:
+                raise self.shutting_down_error()
             raise FailedPrecondition(f"timed out waiting for commit {repo}@{commit_id} to finish")
         if box.get("gone"):
             raise CommitNotFound(f"commit {repo}@{commit_id} was deleted while waiting for it")
+        if box.get("cancelled"):
+            raise FailedPrecondition(f"stopped waiting for commit {repo}@{commit_id}: the caller went away")
         return box["ci"]
 
     def get_commit(self, repo: Repo, commit_id: str) -> Optional[CommitInfo]:
@@ -222,6 +233,8 @@ class CommitsMixin:
         pos = keys.commit_order_key(repo, start_seq + 1)
         prefix = keys.commit_order_prefix(repo)
         while not cancelled():
+            if self._closed:
+                raise self.shutting_down_error()
             batch = list(self.meta.scan(prefix=prefix, start=pos))
             for k, v in batch:
                 pos = k + b"\x00"
@@ -261,19 +274,22 @@ class CommitsMixin:
         return out
 
     def inspect_commit_set(self, set_id: str, wait: bool = False,
-                           timeout: Optional[float] = None) -> list[CommitInfo]:
+                           timeout: Optional[float] = None,
+                           cancelled: Optional[Callable[[], bool]] = None) -> list[CommitInfo]:
         cis = self.commit_set(set_id)
         if not cis:
             raise CommitSetNotFound(f"no commits found for commitset {set_id}")
         if wait:
-            cis = [c if c.finished is not None else self.wait_commit(c.commit.repo, c.commit.id, timeout)
+            cis = [c if c.finished is not None
+                   else self.wait_commit(c.commit.repo, c.commit.id, timeout, cancelled)
                    for c in cis]
         return cis
 
     def list_commit_sets(self, project: str = "") -> list[tuple[str, list[CommitInfo]]]:
         out = []
         for k, _ in self.meta.scan(prefix=keys.COMMIT_SET_ORDER_PREFIX, reverse=True):
-            set_id = k.split(b"\x00", 2)[2].decode()
+            # W\0 <8-byte big-endian seq> \0 <set id>: the seq may itself hold NUL bytes
+            set_id = k[len(keys.COMMIT_SET_ORDER_PREFIX) + 9:].decode()
             cis = self.commit_set(set_id)
             if project:
                 cis = [c for c in cis if c.commit.repo.project == project]

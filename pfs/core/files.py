@@ -3,7 +3,11 @@
 Invariants:
 - A write session is atomic. Its operations apply in order to a private root; nothing is
   visible until `close()` publishes that root in one transaction. An aborted or failed session
-  leaves the commit exactly as it was (its stored chunks become unreferenced garbage).
+  leaves the commit exactly as it was (its stored chunks become unreferenced garbage), and a
+  session whose repo was deleted (or recreated) or whose commit was dropped meanwhile
+  publishes nothing.
+- Copying without append replaces the destination file by file; it never clears the
+  destination directory first.
 - A session on an open commit holds that commit's write lock; `finish_commit` waits for it.
 - A session on a branch whose head is finished (or that does not exist) becomes a one-off
   commit at close: started, filled and finished in the same transaction (Pachyderm's
@@ -21,7 +25,8 @@ from typing import Iterable, Iterator, Optional
 from pfs import ancestry
 from pfs.core import keys, records
 from pfs.core.filetree import Entry, FileTree, WriteSession, diff, file_entry, prefix_end
-from pfs.errors import (CommitFinished, Conflict, FileNotFound, InvalidArgument, InvalidPath)
+from pfs.errors import (CommitFinished, CommitNotFound, Conflict, FailedPrecondition, FileNotFound, InvalidArgument,
+                        InvalidPath, RepoNotFound)
 from pfs.model import USER, Branch, BranchInfo, CommitInfo, CommitRef, FileInfo, Repo
 
 
@@ -49,6 +54,7 @@ class FileWriter:
         self._open_datum = ""
         self._closed = False
         self.result: Optional[CommitInfo] = None
+        self.repo_created: Optional[float] = None  # the repo's creation time when opened
 
     # ---- operations ----------------------------------------------------------------------
     def _end_open_file(self) -> None:
@@ -96,16 +102,15 @@ class FileWriter:
         if found is None:
             raise FileNotFound(f"file {sp} not found in repo {src_repo} at commit {src.commit.id}")
         key, e = found
+        # Without append every copied file replaces the file at its destination; files
+        # already under the destination directory that the source lacks stay (Pachyderm
+        # overwrites file by file, it does not clear the destination first).
         if not e.is_dir:
-            if not append:
-                self.session.delete(dp)
             if append:
                 self.session.append(dp, e.content(), datum or e.datum)
             else:
                 self.session.put(dp, file_entry(e.content(), datum or e.datum))
             return
-        if not append:
-            self.session.delete(dp)
         base = key  # '/src/' or '/'
         for k, fe in tree.files(key):
             rel = k[len(base):]
@@ -150,7 +155,7 @@ class FilesMixin:
         """A write session on a commit: an open commit, or a branch (one-off if finished)."""
         with self.txn() as t:
             self.require_project(t, repo.project)
-            self.require_repo(t, repo)
+            repo_created = self.require_repo(t, repo).created
             is_branch_only = not commit_id or (not _looks_like_id(commit_id) and not ancestry.has_ancestry(commit_id))
             if is_branch_only:
                 bname = branch or commit_id
@@ -175,7 +180,9 @@ class FilesMixin:
             if fresh is None or fresh.finished is not None:
                 lock.release()
                 raise CommitFinished(f"commit {target.commit} has already finished")
-            return FileWriter(self, repo, fresh, Branch(repo, bname), None, lock)
+            w = FileWriter(self, repo, fresh, Branch(repo, bname), None, lock)
+            w.repo_created = repo_created
+            return w
         lock = self.write_lock(repo, "branch:" + bname)
         lock.acquire()
         try:
@@ -183,20 +190,29 @@ class FilesMixin:
                 bi = t.branch(Branch(repo, bname))
                 head = t.commit_info(repo, bi.head) if bi is not None and bi.head else None
                 if bi is not None and bi.provenance:
-                    raise InvalidArgument(f"cannot start a commit on an output branch: {Branch(repo, bname)}")
+                    raise FailedPrecondition(f"cannot start a commit on an output branch: {Branch(repo, bname)}")
         except BaseException:
             lock.release()
             raise
         if head is not None and head.finished is None:
             lock.release()
             return self.open_writer(repo, head.commit.id)
-        return FileWriter(self, repo, None, Branch(repo, bname), head, lock)
+        w = FileWriter(self, repo, None, Branch(repo, bname), head, lock)
+        w.repo_created = repo_created
+        return w
 
     def _publish(self, w: FileWriter, root) -> CommitInfo:
         with self.txn() as t:
+            # the repo may have been deleted (and even recreated) during the upload: never
+            # write branches or commits into a repo that is not the one the session opened
+            r = self.require_repo(t, w.repo)
+            if w.repo_created is not None and r.created != w.repo_created:
+                raise RepoNotFound(f"repo {w.repo} not found (it was deleted during the upload)")
             if w.target is not None:
                 ci = t.commit_info(w.repo, w.target.commit.id)
-                if ci is None or ci.finished is not None:
+                if ci is None:
+                    raise CommitNotFound(f"commit {w.target.commit} not found (it was dropped during the upload)")
+                if ci.finished is not None:
                     raise CommitFinished(f"commit {w.target.commit} has already finished")
                 if ci.root != w.target.root:
                     raise Conflict(f"commit {ci.commit} changed during the upload; retry")
@@ -213,7 +229,7 @@ class FilesMixin:
             ci = self._new_commit(t, w.branch, set_id, USER, parent=head_id or None,
                                   finished=False)
             ci.root = root
-            ci.finishing = ci.finished = now
+            ci.finishing = ci.finished = max(now, ci.started)
             ci.size = self._commit_size(ci)
             t.put_commit(ci)
             if bi is None:
@@ -327,8 +343,11 @@ class FilesMixin:
         np = ancestry.clean_path(new_path)
         if old_ci is None and new_ci.parent:
             old_ci = self.get_commit(new_ci.commit.repo, new_ci.parent)
-        key = "/" if np == "/" else (np + "/" if self.tree(new_ci).entry(np + "/") is not None else np)
         old_root = old_ci.root if old_ci is not None else None
+        # a directory on either side (it may exist only in the old commit: deleted since)
+        is_dir = np != "/" and (self.tree(new_ci).entry(np + "/") is not None
+                                or FileTree(self.index, old_root).entry(np + "/") is not None)
+        key = "/" if np == "/" else (np + "/" if is_dir else np)
         for new, old in diff(self.index, new_ci.root, old_root, key):
             name = (new or old)[0]
             if shallow and name != key:

@@ -118,7 +118,12 @@ class FileTree:
                 if start_after is None or k < start_after:
                     yield k, e
             return
-        lo = dir_key if start_after is None else start_after + "\x00"
+        if start_after is None:
+            lo = dir_key
+        elif start_after.endswith("/"):  # after a directory: past its whole subtree
+            lo = prefix_end(start_after)
+        else:
+            lo = start_after + "\x00"
         hi = prefix_end(dir_key)
         n = len(dir_key)
         while lo is not None:

@@ -4,6 +4,11 @@
     ...                      # s3://master.images (branch master of repo images)
     gw.stop()
 
+    # a pipeline worker's gateway: only the job's buckets, inputs pinned, output writable
+    S3Gateway(pfs, "127.0.0.1", 0, buckets={
+        "images": fixed_bucket("images", Repo("default", "images"), input_commit_id),
+        "out": fixed_bucket("out", Repo("default", "edges"), output_commit_id, writable=True)})
+
 Buckets are `[[commitID.]branch.]repo[.project]` (see names.py); keys are file paths;
 every write (PutObject, CopyObject, DeleteObject(s), CompleteMultipartUpload) is one commit
 on the branch; object version ids are commit ids. Operations live one family per module in
@@ -26,8 +31,12 @@ Invariants of the package:
 - Bodies are streamed both ways; no operation holds a whole object in memory.
 - Every failure is an S3 `<Error>` with S3's status code; core errors are mapped in one
   place (errors.from_pfs).
-- Writes never go to a pinned commit: pinned buckets and `versionId`s are read-only.
+- Writes never go to a pinned commit: pinned buckets and `versionId`s are read-only. The
+  one exception is a fixed bucket made `writable` (`names.fixed_bucket`), served by a
+  gateway started with `buckets=` for a pipeline job's `s3_out`: writes then land in the
+  job's open output commit.
 """
+from pfs.s3gateway.names import fixed_bucket
 from pfs.s3gateway.server import S3Gateway
 
-__all__ = ["S3Gateway"]
+__all__ = ["S3Gateway", "fixed_bucket"]

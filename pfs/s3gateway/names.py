@@ -8,6 +8,10 @@ Bucket names are `[[commitID.]branch.]repo[.project]`, split on '.':
 Invariants:
 - Pachyderm names never contain '.', so the split is unambiguous; a lone 32-hex name is a
   repo name, not a commit.
+- A gateway may instead serve a fixed set of named buckets (`S3Gateway(buckets=...)`, the
+  way Pachyderm's worker gateway serves a job's `s3` inputs and its `s3_out` bucket "out"):
+  then only those names exist. A fixed bucket pinned to a commit is read-only unless it was
+  made `writable`, which lets writes land in that (open) commit.
 - An S3 key maps to the absolute pfs path "/" + key. Only canonical keys are accepted
   (no empty segment, no '.'/'..', no trailing '/'), so every object a client writes can be
   listed back under exactly the key it used.
@@ -31,11 +35,18 @@ class BucketRef:
     name: str
     repo: Repo
     branch: str
-    commit: Optional[str] = None  # a pinned commit id: the bucket is read-only
+    commit: Optional[str] = None  # a pinned commit id: the bucket is read-only...
+    writable: bool = False  # ...unless set (fixed buckets only): writes go into that open commit
 
     @property
     def pinned(self) -> bool:
         return self.commit is not None
+
+
+def fixed_bucket(name: str, repo: Repo, commit_id: str, branch: str = "", writable: bool = False) -> BucketRef:
+    """A bucket for `S3Gateway(buckets=...)`: `name` serves `repo@commit_id` (writable: into
+    that commit while it is open, e.g. a job's output commit for `s3_out`)."""
+    return BucketRef(name, repo, branch or "master", commit_id, writable)
 
 
 def parse_bucket(name: str) -> BucketRef:

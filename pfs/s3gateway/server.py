@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
 from pfs.errors import PfsError
-from pfs.s3gateway import xmlutil
+from pfs.s3gateway import names, xmlutil
 from pfs.s3gateway.auth import Authenticator
 from pfs.s3gateway.body import open_body
 from pfs.s3gateway.errors import S3Error, from_pfs
@@ -32,6 +32,7 @@ from pfs.s3gateway.mpstore import MultipartStore
 from pfs.s3gateway.ops import Ctx, route
 from pfs.s3gateway.request import Request, Response
 from pfs.s3gateway.xmlutil import el
+from pfs.storage.local import LocalChunkStore
 
 log = logging.getLogger("pfs.s3gateway")
 DRAIN_LIMIT = 1 << 20
@@ -42,6 +43,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "PachydermS3Gateway"
     rbufsize = 1 << 16
+    disable_nagle_algorithm = True  # headers and body go in separate writes: no 40 ms stalls
     timeout = 300  # idle/slow-client limit per socket operation
 
     # ---- http.server hooks -------------------------------------------------------------
@@ -178,6 +180,8 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, addr, gw):
+        if ":" in addr[0]:
+            self.address_family = socket.AF_INET6
         self.gw = gw
         self._live: dict[threading.Thread, socket.socket] = {}
         self._live_lock = threading.Lock()
@@ -219,15 +223,30 @@ class S3Gateway:
     """An S3 endpoint over a `pfs.core.Pfs`. `start()` serves in background threads."""
 
     def __init__(self, pfs, host: str = "0.0.0.0", port: int = 30600,
-                 auth_token: Optional[str] = None, region: str = "us-east-1"):
+                 auth_token: Optional[str] = None, region: str = "us-east-1",
+                 buckets: Optional[dict] = None):
+        """`buckets`: serve only these {name: names.fixed_bucket(...)} (a pipeline worker's
+        gateway); None serves every branch under its `[[commit.]branch.]repo[.project]` name."""
         self.pfs = pfs
+        self.buckets = dict(buckets) if buckets is not None else None
         self.host = host
         self.requested_port = port
         self.region = region
         self.auth = Authenticator(auth_token)
         self.uploads = MultipartStore(pfs)
+        # Parallel read-ahead pays off when every chunk read is a network round trip.
+        self.read_ahead = not isinstance(pfs.chunks, LocalChunkStore)
         self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
+
+    def resolve_bucket(self, name: str) -> names.BucketRef:
+        if self.buckets is None:
+            return names.parse_bucket(name)
+        b = self.buckets.get(name)
+        if b is None:
+            raise S3Error("NoSuchBucket", f"this gateway serves only the buckets {sorted(self.buckets)}",
+                          BucketName=name)
+        return b
 
     def start(self) -> "S3Gateway":
         if self._server is not None:
@@ -248,7 +267,7 @@ class S3Gateway:
     @property
     def endpoint_url(self) -> str:
         host = self.host if self.host not in ("0.0.0.0", "", "::") else "127.0.0.1"
-        return f"http://{host}:{self.port}"
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     def stop(self, timeout: float = 10.0) -> None:
         server, self._server = self._server, None

@@ -7,8 +7,9 @@ Usage: `pachd [--port 30650] [--root ~/.pachyderm/data] [--storage s3://bucket/p
 Invariants:
 - Metadata lives in RocksDB under `<root>/meta`; chunks under `<root>/chunks` or in the
   S3 bucket given by --storage. One pachd owns a root at a time (RocksDB's lock).
-- SIGTERM/SIGINT stop accepting calls, let running calls finish (grace period), stop the
-  pipeline workers, then close the stores: nothing is left half-written.
+- SIGTERM/SIGINT stop accepting calls, end waits and subscriptions (UNAVAILABLE), stop the
+  pipeline workers, let running calls finish (grace period), then close the stores:
+  nothing is left half-written.
 - gRPC health checking (grpc.health.v1) and server reflection are served.
 """
 from __future__ import annotations
@@ -62,6 +63,15 @@ class Pachd:
                  host: str = "0.0.0.0", workers: int = 32, enable_pps: bool = True):
         self.root = Path(root).expanduser().absolute()
         self.meta, self.chunks = open_stores(self.root, storage)
+        try:
+            self._setup(port, s3_gateway_port, auth_token, host, workers, enable_pps)
+        except BaseException:  # e.g. the port is taken: release the root for the next try
+            self.meta.close()
+            self.chunks.close()
+            raise
+
+    def _setup(self, port: int, s3_gateway_port: Optional[int], auth_token: Optional[str],
+               host: str, workers: int, enable_pps: bool) -> None:
         self.pfs = Pfs(self.meta, self.chunks)
         self.auth_token = auth_token or None
         self.host = host
@@ -86,13 +96,18 @@ class Pachd:
                     admin_pb2.DESCRIPTOR.services_by_name["API"].full_name,
                     auth_pb2.DESCRIPTOR.services_by_name["API"].full_name]
         if enable_pps:
-            services.append(self._add_pps())
+            name = self._add_pps()
+            if name:
+                services.append(name)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         services.append(health.SERVICE_NAME)
         services.append(reflection.SERVICE_NAME)
         reflection.enable_server_reflection(services, self.server)
-        self.port = self.server.add_insecure_port(f"{host}:{port}")
+        try:
+            self.port = self.server.add_insecure_port(f"{host}:{port}")
+        except RuntimeError:  # grpc raises when the address is taken
+            self.port = 0
         if self.port == 0:
             raise OSError(f"pachd cannot listen on {host}:{port} (is another pachd running?)")
 
@@ -140,12 +155,13 @@ class Pachd:
             return
         self._stopped.set()
         self.health.enter_graceful_shutdown()
-        self.pfs.close()
+        self.pfs.stop_waiting()  # waits and subscriptions end now, not after the grace
         if self.pps is not None:
             self.pps.stop()
         if self.s3_gateway is not None:
             self.s3_gateway.stop()
         self.server.stop(grace).wait()
+        self.pfs.close()  # after the last call: uploads in their grace still write packs
         self.meta.close()
         self.chunks.close()
         log.info("pachd stopped")

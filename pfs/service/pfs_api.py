@@ -130,7 +130,8 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
     @rpc
     def InspectCommit(self, req, ctx):
         repo, cid, br = cv.commit_in(req.commit)
-        ci = self.pfs.inspect_commit(repo, cid, br, wait=cv.STATE_FROM_PB.get(req.wait, ""))
+        ci = self.pfs.inspect_commit(repo, cid, br, wait=cv.STATE_FROM_PB.get(req.wait, ""),
+                                     cancelled=lambda: not ctx.is_active())
         return cv.commit_info_out(ci)
 
     @rpc
@@ -161,7 +162,8 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
 
     @rpc
     def InspectCommitSet(self, req, ctx):
-        for ci in self.pfs.inspect_commit_set(req.commit_set.id, req.wait):
+        for ci in self.pfs.inspect_commit_set(req.commit_set.id, req.wait,
+                                              cancelled=lambda: not ctx.is_active()):
             yield cv.commit_info_out(ci)
 
     @rpc
@@ -382,4 +384,4 @@ def _local_peer(ctx) -> bool:
     if os.environ.get("PACHD_ALLOW_FILE_URLS", "1") == "0":
         return False
     peer = ctx.peer() or ""
-    return peer.startswith(("ipv4:127.", "ipv6:[::1]", "unix:"))
+    return peer.startswith(("ipv4:127.", "ipv6:[::1]", "ipv6:%5B::1%5D", "unix:"))

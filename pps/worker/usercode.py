@@ -11,13 +11,17 @@ Invariants:
   a last unterminated line is delivered at EOF.
 - `kill(reason)` is safe from any thread, before, during or after the run; the first reason wins
   and is reported as the failure reason.
-- No thread per process: one epoll loop over the output pipe and a pidfd.
+- No thread per process: one epoll loop over the output pipe and a pidfd. No preexec_fn in
+  the normal path, so Popen can use vfork (a fork() runs gRPC's atfork hooks: ~ms each).
+- `pdeathsig` (fallback mode, no PID namespace): the process gets SIGKILL when the worker
+  dies, via `setpriv --pdeathsig KILL` (or a preexec_fn when setpriv is missing).
 """
 from __future__ import annotations
 
 import ctypes
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import threading
@@ -28,8 +32,11 @@ MAX_LINE = 64 * 1024
 _PR_SET_PDEATHSIG = 1
 
 
-def _pdeathsig() -> None:  # runs in the child (fallback mode only: no PID namespace there)
+def _pdeathsig() -> None:  # runs in the child (fallback mode without setpriv only)
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+_SETPRIV = shutil.which("setpriv")
 
 
 class UserProcess:
@@ -66,11 +73,17 @@ class UserProcess:
         with self._lock:
             if self.killed:
                 return
+            argv, preexec = self.argv, None
+            if self.pdeathsig:  # a preexec_fn forces fork() (slow with gRPC's atfork hooks)
+                if _SETPRIV:
+                    argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+                else:
+                    preexec = _pdeathsig
             self._proc = subprocess.Popen(
-                self.argv, stdin=subprocess.PIPE if self.stdin else subprocess.DEVNULL,
+                argv, stdin=subprocess.PIPE if self.stdin else subprocess.DEVNULL,
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env, cwd=self.cwd,
                 process_group=0, bufsize=0,
-                preexec_fn=_pdeathsig if self.pdeathsig else None)
+                preexec_fn=preexec)
         if self.stdin:
             self._feed_stdin()
 

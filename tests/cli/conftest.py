@@ -6,6 +6,7 @@
 - `pachctl(*args, input=None)`: runs the real `pachctl` root command (click's CliRunner on
   pachctl.main.cli, the console script's entry point) in that environment.
 - `client`: a PachClient on the same pachd, for setting up and checking state.
+- `moto_server`: a real S3 server (moto) for `put file -f s3://...` (tests marked s3).
 - `console_script`: argv prefix that runs the installed `pachctl` console script, or an
   identical wrapper when the package is not installed in this interpreter.
 """
@@ -28,6 +29,7 @@ from pachctl.client import PachClient  # noqa: E402
 from pachctl.config import Config  # noqa: E402
 from pachctl.main import cli  # noqa: E402
 from pfs.service.pachd import Pachd  # noqa: E402
+from tests.s3servers import moto_server  # noqa: E402,F401
 
 
 def free_port() -> int:

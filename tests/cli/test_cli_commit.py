@@ -127,3 +127,23 @@ def test_find_commits(ok, pachctl, client):
         f"FOUND IN COMMITS\nno commits found.\n\nLAST SEARCHED COMMIT\n{c1.commit.id}\n")
     lines = ok("find", "commit", "r@master:/b", "--json").splitlines()
     assert json.loads("".join(lines[: lines.index("}") + 1]))["found_commit"]["id"] == c2.commit.id
+
+
+def test_list_commit_without_arguments_lists_commit_sets(ok):
+    ok("create", "repo", "r")
+    ok("put", "file", "r@master:/a", input="1")
+    ok("put", "file", "r@master:/b", input="2")
+    ids = [line.split()[2] for line in ok("list", "commit", "r").splitlines()[1:]]
+    lines = ok("list", "commit").splitlines()
+    assert re.fullmatch(r"ID +SUBCOMMITS PROGRESS CREATED +MODIFIED", lines[0])
+    assert [line.split()[0] for line in lines[1:]] == ids
+    for line in lines[1:]:
+        assert re.fullmatch(r"[0-9a-f]{32} 1 +\u2587{8} .* ago +.* ago", line), line
+    expanded = ok("list", "commit", "-x").splitlines()
+    assert [line.split()[2] for line in expanded[1:]] == ids
+    assert len(ok("list", "commit", "-n", "1").splitlines()) == 2
+    raw = json.loads("[" + ok("list", "commit", "--raw").replace("}{", "},{") + "]")
+    assert [r["commit_set"]["id"] for r in raw] == ids and all(len(r["commits"]) == 1 for r in raw)
+    legacy = ok("list", "commit", "--legacy").splitlines()
+    assert legacy[0].split() == ["REPO", "BRANCH", "COMMIT", "PARENT", "STARTED", "DURATION", "SIZE"]
+    assert [line.split()[2] for line in legacy[1:]] == ids

@@ -38,7 +38,9 @@ def repo(ok):
 
 
 # ---- put / get -------------------------------------------------------------------------------
-def test_put_get_large_file_round_trip(ok, pachctl, repo, tmp_path, client):
+@pytest.mark.parametrize("local_upload", ["1", "0"], ids=["file-url", "streamed"])
+def test_put_get_large_file_round_trip(ok, pachctl, repo, tmp_path, client, local_upload, monkeypatch):
+    monkeypatch.setenv("PACHCTL_LOCAL_UPLOAD", local_upload)
     data = os.urandom(9 * MiB + 12345)
     src = tmp_path / "big.bin"
     src.write_bytes(data)
@@ -297,3 +299,46 @@ def test_progress_bars_never_touch_data(pachctl, ok, repo, tmp_path):
     r = pachctl("get", "file", "r@master:/p.bin", "--progress")
     assert r.exit_code == 0 and r.stdout_bytes == data and "get file" in r.stderr
     assert ok("put", "file", "r@master:/q.bin", "-f", tmp_path / "p.bin") == ""  # not a TTY: no bar
+
+
+@pytest.mark.s3
+def test_put_s3_urls(ok, repo, moto_server, monkeypatch):
+    """s3:// sources go to pachd as AddFile.url; pachd fetches them with the usual AWS_* settings."""
+    bucket = moto_server.new_bucket()
+    s3 = moto_server.client()
+    try:
+        s3.put_object(Bucket=bucket, Key="dir/one.txt", Body=b"1")
+        s3.put_object(Bucket=bucket, Key="dir/sub/two.txt", Body=b"22")
+    finally:
+        s3.close()
+    for k, v in {"AWS_ENDPOINT_URL": moto_server.endpoint_url, "AWS_ACCESS_KEY_ID": moto_server.access_key,
+                 "AWS_SECRET_ACCESS_KEY": moto_server.secret_key, "AWS_DEFAULT_REGION": moto_server.region}.items():
+        monkeypatch.setenv(k, v)
+    ok("put", "file", "r@master", "-f", f"s3://{bucket}/dir/one.txt")
+    ok("put", "file", "r@master:/all", "-r", "-f", f"s3://{bucket}/dir")
+    assert ok("get", "file", "r@master:/one.txt") == "1"
+    assert ok("get", "file", "r@master:/all/sub/two.txt") == "22"
+
+
+def test_put_compressed_and_cross_project_copy(ok, repo):
+    ok("put", "file", "r@master:/z", "-c", input="zip" * 1000)
+    assert ok("get", "file", "r@master:/z") == "zip" * 1000
+    ok("create", "project", "p2")
+    ok("create", "repo", "dst", "--project", "p2")
+    ok("copy", "file", "r@master:/z", "dst@master:/z", "--dest-project", "p2")
+    assert ok("get", "file", "dst@master:/z", "--project", "p2") == "zip" * 1000
+
+
+def test_put_local_fast_path_and_fallback(pachctl, ok, repo, tmp_path, client):
+    """Local pachd: files go as file:// URLs; if pachd refuses them the same put is streamed."""
+    src = tmp_path / "f.bin"
+    src.write_bytes(b"abc" * 1000)
+    r = pachctl("-v", "put", "file", "r@master:/fast", "-f", src)
+    assert r.exit_code == 0 and "put: 1 local file(s) sent as file:// URLs" in r.stderr, r
+    r = pachctl("-v", "put", "file", "r@master:/fallback", "-f", src, extra_env={"PACHD_ALLOW_FILE_URLS": "0"})
+    assert r.exit_code == 0 and "pachd refused file:// sources" in r.stderr, r
+    r = pachctl("-v", "put", "file", "r@master:/streamed", "-f", src, extra_env={"PACHCTL_LOCAL_UPLOAD": "0"})
+    assert r.exit_code == 0 and "file://" not in r.stderr, r
+    for name in ("fast", "fallback", "streamed"):
+        assert ok("get", "file", f"r@master:/{name}") == "abc" * 1000
+    assert len(commit_ids(client)) == 3  # one commit per put, the refused attempt left nothing

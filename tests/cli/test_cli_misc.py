@@ -98,3 +98,10 @@ def test_shutdown_without_daemon(pachctl):
     assert r.exit_code == 1 and r.stderr.startswith("no pachd started by pachctl is running")
     r = pachctl("daemon", "status")
     assert (r.exit_code, r.stderr) == (1, "no pachd started by pachctl is running\n")
+
+
+def test_verbose_logs_rpcs_to_stderr(pachctl):
+    r = pachctl("-v", "list", "repo")
+    assert r.exit_code == 0 and r.stdout.startswith("PROJECT")
+    assert "DEBUG pachctl.client: rpc ListRepo" in r.stderr
+    assert pachctl("list", "repo").stderr == ""  # the handler does not outlive the invocation

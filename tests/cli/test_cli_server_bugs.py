@@ -1,39 +1,34 @@
-"""Server-side bugs found while building pachctl, pinned as strict xfails.
+"""Regression tests for server-side bugs found while building pachctl.
 
-Each test fails today because of pachd (pfs/core), not pachctl; when the server is fixed the
-test XPASSes, which strict mode reports as a failure: then delete the xfail marker.
+- ListCommitSet never returning a set (covered in test_cli_commit.py).
+- file:// sources refused from an IPv6 loopback client: gRPC reports IPv6 peers URL-escaped
+  ('ipv6:%5B::1%5D:<port>').
 """
-import re
-
 import pytest
 
 from proto.pfs_v2 import pfs_pb2 as pfs
 
-LIST_COMMIT_SET_BUG = (
-    "pfs/core/commits.py list_commit_sets() takes the set id as k.split(b'\\x00', 2)[2] from "
-    "keys.commit_set_order_key() = b'W\\x00' + struct.pack('>Q', seq) + SEP + id; the packed seq "
-    "contains NUL bytes, so the id is wrong and ListCommitSet never returns anything")
+def test_file_url_accepted_from_ipv6_loopback(tmp_path):
+    import socket
 
+    from pachctl.client import PachClient
+    from pfs.service.pachd import Pachd
 
-@pytest.mark.xfail(strict=True, reason=LIST_COMMIT_SET_BUG)
-def test_list_commit_set_rpc(ok, client):
-    ok("create", "repo", "r")
-    ok("put", "file", "r@master:/a", input="1")
-    sets = list(client.pfs.ListCommitSet(pfs.ListCommitSetRequest(project=pfs.Project(name="default"))))
-    assert len(sets) == 1
-
-
-@pytest.mark.xfail(strict=True, reason=LIST_COMMIT_SET_BUG)
-def test_list_commit_without_arguments_lists_commit_sets(ok):
-    ok("create", "repo", "r")
-    ok("put", "file", "r@master:/a", input="1")
-    ok("put", "file", "r@master:/b", input="2")
-    ids = [line.split()[2] for line in ok("list", "commit", "r").splitlines()[1:]]
-    lines = ok("list", "commit").splitlines()
-    assert re.fullmatch(r"ID +SUBCOMMITS PROGRESS CREATED +MODIFIED", lines[0])
-    assert [line.split()[0] for line in lines[1:]] == ids
-    for line in lines[1:]:
-        assert re.fullmatch(r"[0-9a-f]{32} 1 +\u2587{8} .* ago +.* ago", line), line
-    expanded = ok("list", "commit", "-x").splitlines()
-    assert [line.split()[2] for line in expanded[1:]] == ids
-    assert len(ok("list", "commit", "-n", "1").splitlines()) == 2
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    src = tmp_path / "src.txt"
+    src.write_text("via file url")
+    p = Pachd(tmp_path / "pachd", port=0, host="[::1]", enable_pps=False).start()
+    try:
+        with PachClient(f"grpc://[::1]:{p.port}") as c:
+            repo = pfs.Repo(name="r", type="user", project=pfs.Project(name="default"))
+            c.pfs.CreateRepo(pfs.CreateRepoRequest(repo=repo))
+            commit = pfs.Commit(repo=repo, branch=pfs.Branch(repo=repo, name="master"))
+            reqs = [pfs.ModifyFileRequest(set_commit=commit),
+                    pfs.ModifyFileRequest(add_file=pfs.AddFile(
+                        path="/f", url=pfs.AddFile.URLSource(URL=f"file://{src}")))]
+            c.pfs.ModifyFile(iter(reqs))
+    finally:
+        p.stop(grace=0.5)

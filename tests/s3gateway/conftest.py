@@ -18,6 +18,7 @@ from pfs.core import Pfs  # noqa: E402
 from pfs.model import Branch, Repo  # noqa: E402
 from pfs.s3gateway import S3Gateway  # noqa: E402
 from pfs.storage import LocalChunkStore, MemoryMetadataStore  # noqa: E402
+from tests.s3servers import moto_server  # noqa: E402,F401 - fixture for remote chunk stores
 
 TOKEN = "pachyderm-test-token-0123456789abcdef"
 

@@ -25,9 +25,16 @@ MAX_CONFIG_XML = 64 * 1024
 
 def list_buckets(ctx: Ctx) -> Response:
     buckets = []
-    for ri in ctx.pfs.list_repos(type="user"):
-        for b in sorted(ri.branches, key=lambda b: b.name):
-            buckets.append((names.bucket_name(ri.repo.project, ri.repo.name, b.name), ri.created))
+    if ctx.gw.buckets is not None:
+        for name, b in ctx.gw.buckets.items():
+            try:
+                buckets.append((name, ctx.pfs.inspect_repo(b.repo).created))
+            except pe.NotFound:
+                pass
+    else:
+        for ri in ctx.pfs.list_repos(type="user"):
+            for b in sorted(ri.branches, key=lambda b: b.name):
+                buckets.append((names.bucket_name(ri.repo.project, ri.repo.name, b.name), ri.created))
     buckets.sort()
     root = el("ListAllMyBucketsResult", xmlutil.owner(),
               el("Buckets", *[el("Bucket", ("Name", n), ("CreationDate", xmlutil.iso8601(t)))
@@ -40,7 +47,14 @@ def head_bucket(ctx: Ctx) -> Response:
     return Response.empty(200, {"x-amz-bucket-region": ctx.gw.region})
 
 
+def _fixed_set(ctx: Ctx) -> None:
+    if ctx.gw.buckets is not None:
+        raise S3Error("MethodNotAllowed", "this gateway serves a fixed set of buckets; "
+                                          "they cannot be created or deleted through it")
+
+
 def create_bucket(ctx: Ctx) -> Response:
+    _fixed_set(ctx)
     b = ctx.bucket
     ctx.body().read_all(MAX_CONFIG_XML)  # CreateBucketConfiguration: any region is fine
     if b.pinned:
@@ -65,6 +79,7 @@ def create_bucket(ctx: Ctx) -> Response:
 
 
 def delete_bucket(ctx: Ctx) -> Response:
+    _fixed_set(ctx)
     b = ctx.bucket
     if b.pinned:
         raise S3Error("InvalidBucketName", "a bucket pinned to a commit cannot be deleted", BucketName=b.name)

@@ -11,10 +11,9 @@ Invariants:
 from __future__ import annotations
 
 from pfs import errors as pe
-from pfs.core.filetree import file_entry
 from pfs.s3gateway import names, xmlutil
 from pfs.s3gateway.errors import S3Error
-from pfs.s3gateway.ops.common import Ctx, etag, modified, strip_etag
+from pfs.s3gateway.ops.common import Ctx, etag, publish, strip_etag
 from pfs.s3gateway.ops.objects import parse_range
 from pfs.s3gateway.ops.writes import _source
 from pfs.s3gateway.request import Response
@@ -92,16 +91,10 @@ def complete(ctx: Ctx) -> Response:
         except ValueError:
             raise S3Error("MalformedXML", "PartNumber must be an integer") from None
     content = store.content(upload_id, wanted)
-    path = names.key_to_path(key)
-    _ensure_not_dir(ctx, path)
-    with ctx.pfs.open_writer(b.repo, b.branch) as w:
-        w.delete(path)
-        w.session.put(path, file_entry(content))
-    ci = w.result
+    ci = publish(ctx, b, [(names.key_to_path(key), content)])
     store.delete(b, key, upload_id)
-    fi = ctx.pfs.inspect_file(ci, path)
     root = el("CompleteMultipartUploadResult", ("Location", f"/{b.name}/{key}"), ("Bucket", b.name),
-              ("Key", key), ("ETag", etag(fi.hash)))
+              ("Key", key), ("ETag", etag(content.hash)))
     return Response.xml(root, headers={"x-amz-version-id": ci.commit.id})
 
 
@@ -174,6 +167,3 @@ def list_uploads(ctx: Ctx) -> Response:
                    ("StorageClass", "STANDARD"), ("Initiated", xmlutil.iso8601(u.initiated))) for u in ups])
     return Response.xml(root)
 
-
-__all__ = ["create", "upload_part", "upload_part_copy", "complete", "abort", "list_parts",
-           "list_uploads", "modified"]

@@ -2,7 +2,8 @@
 
 Invariants:
 - The body streams from the chunk store chunk by chunk (`Pfs.read_file` with offset and
-  length); memory does not depend on the object's size.
+  length, or `pfs.core.readahead` with a few ranges in flight when the chunk store is
+  remote); memory does not depend on the object's size.
 - Range: one `bytes=a-b`, `bytes=a-` or `bytes=-n` range → 206 with Content-Range; a range
   starting at or past the end → 416 InvalidRange with `Content-Range: bytes */size`; a
   malformed or multi-range header is ignored (200, whole object), as S3 does.
@@ -16,6 +17,7 @@ import re
 from typing import Optional
 
 from pfs import errors as pe
+from pfs.core.readahead import read_ahead
 from pfs.s3gateway import names, xmlutil
 from pfs.s3gateway.errors import S3Error
 from pfs.s3gateway.ops.common import Ctx, etag, modified, strip_etag
@@ -124,8 +126,16 @@ def get_object(ctx: Ctx, head: bool = False) -> Response:
     length = end - start
     if head or length == 0:
         return Response(status, headers, b"", length)
-    _, it = ctx.pfs.read_file(ci, path, start, length)
-    return Response(status, headers, it, length)
+    return Response(status, headers, _stream(ctx, ci, path, start, length), length)
+
+
+def _stream(ctx: Ctx, ci, path: str, start: int, length: int):
+    """The bytes, read ahead in parallel when the chunk store is remote (each read a request)."""
+    if ctx.gw.read_ahead:
+        entry = ctx.pfs.tree(ci).entry(path)
+        if entry is not None and not entry.is_dir:
+            return read_ahead(ctx.pfs.content, entry.refs, start, length)
+    return ctx.pfs.read_file(ci, path, start, length)[1]
 
 
 def head_object(ctx: Ctx) -> Response:

@@ -2,9 +2,9 @@
 
 Invariants:
 - A write is atomic and becomes one commit on the bucket's branch (or lands in the branch's
-  open commit, if it has one): the body streams into the session and nothing is visible
-  until the session publishes. A body that fails a digest or signature check, is cut short,
-  or a client that disconnects, aborts the session and leaves the branch untouched.
+  open commit, if it has one): the body streams into the chunk store first, and only a
+  complete, verified body is published. A body that fails a digest or signature check, is
+  cut short, or whose client disconnects, publishes nothing (its chunks are garbage).
 - The response's x-amz-version-id is the commit the write produced.
 - CopyObject copies content references (no bytes move), from any readable bucket or
   version to a writable branch.
@@ -21,8 +21,7 @@ from urllib.parse import parse_qsl, unquote
 from pfs import errors as pe
 from pfs.s3gateway import names, xmlutil
 from pfs.s3gateway.errors import S3Error
-from pfs.s3gateway.names import parse_bucket
-from pfs.s3gateway.ops.common import Ctx, etag, modified, strip_etag
+from pfs.s3gateway.ops.common import Ctx, etag, modified, publish, store, strip_etag
 from pfs.s3gateway.request import Response
 from pfs.s3gateway.xmlutil import el
 
@@ -49,11 +48,9 @@ def put_object(ctx: Ctx) -> Response:
     path = names.key_to_path(ctx.req.key)
     if ctx.req.headers.get("Content-Length") is None and not ctx.req.headers.get("Transfer-Encoding"):
         raise S3Error("MissingContentLength")
-    with ctx.pfs.open_writer(b.repo, b.branch) as w:
-        w.put(path, ctx.body().chunks())
-    ci = w.result
-    fi = ctx.pfs.inspect_file(ci, path)
-    return Response.empty(200, {"ETag": etag(fi.hash), "x-amz-version-id": ci.commit.id})
+    content = store(ctx, ctx.body().chunks())
+    ci = publish(ctx, b, [(path, content)])
+    return Response.empty(200, {"ETag": etag(content.hash), "x-amz-version-id": ci.commit.id})
 
 
 def parse_copy_source(ctx: Ctx):
@@ -65,7 +62,7 @@ def parse_copy_source(ctx: Ctx):
     if not bucket or not key:
         raise S3Error("InvalidArgument", "x-amz-copy-source must be bucket/key[?versionId=id]")
     version = dict(parse_qsl(query)).get("versionId") or None
-    return parse_bucket(bucket), key, version
+    return ctx.gw.resolve_bucket(bucket), key, version
 
 
 def _source(ctx: Ctx):
@@ -97,11 +94,9 @@ def copy_object(ctx: Ctx) -> Response:
     path = names.key_to_path(ctx.req.key)
     sb, sci, spath, sfi = _source(ctx)
     ctx.body().read_all(0)
-    with ctx.pfs.open_writer(b.repo, b.branch) as w:
-        w.copy(sb.repo, sci.commit.id, "", spath, path)
-    ci = w.result
-    fi = ctx.pfs.inspect_file(ci, path)
-    root = el("CopyObjectResult", ("LastModified", xmlutil.iso8601(modified(ci))), ("ETag", etag(fi.hash)))
+    content = ctx.pfs.tree(sci).entry(spath).content()  # references only: no byte is copied
+    ci = publish(ctx, b, [(path, content)])
+    root = el("CopyObjectResult", ("LastModified", xmlutil.iso8601(modified(ci))), ("ETag", etag(content.hash)))
     return Response.xml(root, headers={"x-amz-version-id": ci.commit.id,
                                        "x-amz-copy-source-version-id": sci.commit.id})
 
@@ -121,9 +116,8 @@ def delete_object(ctx: Ctx) -> Response:
     path = names.key_to_path(key)
     if not _exists(ctx, ctx.commit(), path):
         return Response.empty(204)
-    with ctx.pfs.open_writer(b.repo, b.branch) as w:
-        w.delete(path)
-    return Response.empty(204, {"x-amz-version-id": w.result.commit.id, "x-amz-delete-marker": "true"})
+    ci = publish(ctx, b, deletes=[path])
+    return Response.empty(204, {"x-amz-version-id": ci.commit.id, "x-amz-delete-marker": "true"})
 
 
 def delete_objects(ctx: Ctx) -> Response:
@@ -148,10 +142,7 @@ def delete_objects(ctx: Ctx) -> Response:
         deleted.append((key, existed))
     version = None
     if todo:
-        with ctx.pfs.open_writer(b.repo, b.branch) as w:
-            for p in todo:
-                w.delete(p)
-        version = w.result.commit.id
+        version = publish(ctx, b, deletes=todo).commit.id
     children = []
     if not quiet:
         children += [el("Deleted", ("Key", k), ("DeleteMarker", True if existed else None),

@@ -1,0 +1,121 @@
+"""Content storage: deduplication, small-file packing, content-defined chunking locality."""
+from __future__ import annotations
+
+import os
+import random
+
+from pfs.core import keys
+from tests.core.helpers import R, put_files, read
+
+
+def packs(p) -> dict:
+    """pack key -> stored size."""
+    root = p.chunks.root
+    return {k: os.path.getsize(root / k) for k in p.chunks.iterate("packs/")}
+
+
+def chunk_index_size(p) -> int:
+    return sum(1 for _ in p.meta.scan(prefix=b"K\x00"))
+
+
+def test_identical_content_stored_once_across_files_commits_branches_repos(pfs):
+    rng = random.Random(1)
+    data = rng.randbytes(3 * 1024 * 1024)  # several chunks
+    pfs.create_repo(R("a"))
+    pfs.create_repo(R("b"))
+    pfs.create_project("p")
+    pfs.create_repo(R("c", "p"))
+    put_files(pfs, R("a"), "master", {"/one": data})
+    n_packs, n_chunks = len(packs(pfs)), chunk_index_size(pfs)
+    stored = sum(packs(pfs).values())
+    assert len(data) <= stored < len(data) + 4096
+    put_files(pfs, R("a"), "master", {"/two": data})           # another file
+    put_files(pfs, R("a"), "dev", {"/three": data})            # another branch
+    put_files(pfs, R("b"), "master", {"/x/y/z": data})         # another repo
+    put_files(pfs, R("c", "p"), "master", {"/in-p": data})      # another project
+    assert len(packs(pfs)) == n_packs
+    assert chunk_index_size(pfs) == n_chunks
+    assert read(pfs, R("b"), "master", "/x/y/z") == data
+    ci_a = pfs.commit_for_read(R("a"), "master")
+    ci_b = pfs.commit_for_read(R("b"), "master")
+    assert pfs.inspect_file(ci_a, "/one").hash == pfs.inspect_file(ci_b, "/x/y/z").hash
+
+
+def test_small_files_are_packed(make_pfs):
+    p = make_pfs()
+    p.create_repo(R("tiny"))
+    with p.open_writer(R("tiny"), "master") as w:
+        for i in range(10_000):
+            w.put(f"/d{i % 10}/f{i:05d}", [b"content %d" % i])
+    assert len(packs(p)) <= 3
+    assert chunk_index_size(p) == 10_000
+    ci = p.commit_for_read(R("tiny"), "master")
+    assert p.inspect_file(ci, "/").file_count == 10_000
+    assert read(p, R("tiny"), "master", "/d7/f04567") == b"content 4567"
+    assert [f.path for f in p.list_file(ci, "/")] == [f"/d{i}/" for i in range(10)]
+
+
+def test_packs_split_at_target_size(make_pfs):
+    p = make_pfs(pack_target=256 * 1024)
+    p.create_repo(R("a"))
+    rng = random.Random(2)
+    with p.open_writer(R("a"), "master") as w:
+        for i in range(40):
+            w.put(f"/f{i}", [rng.randbytes(20_000)])
+    sizes = packs(p)
+    assert 3 <= len(sizes) <= 5
+    assert all(s <= 256 * 1024 + 20_000 for s in sizes.values())
+
+
+def test_insert_in_middle_of_big_file_stores_little(make_pfs):
+    p = make_pfs()
+    p.create_repo(R("big"))
+    rng = random.Random(3)
+    size = 64 * 1024 * 1024
+    data = rng.randbytes(size)
+    with p.open_writer(R("big"), "master") as w:
+        for i in range(0, size, 4 << 20):
+            w.add("/f", data[i:i + (4 << 20)])
+    before = sum(packs(p).values())
+    insert = rng.randbytes(1024 * 1024)
+    mid = size // 2 + 12345
+    edited = data[:mid] + insert + data[mid:]
+    del data
+    with p.open_writer(R("big"), "master") as w:
+        w.put("/f", [edited[i:i + (1 << 20)] for i in range(0, len(edited), 1 << 20)])
+    added = sum(packs(p).values()) - before
+    assert added <= 4 * 1024 * 1024, added
+    ci = p.commit_for_read(R("big"), "master")
+    _, it = p.read_file(ci, "/f", mid - 10, 1024 * 1024 + 20)
+    assert b"".join(it) == edited[mid - 10: mid + 1024 * 1024 + 10]
+    assert p.inspect_file(ci, "/f").size == len(edited)
+
+
+def test_chunk_boundaries_do_not_depend_on_message_split(pfs):
+    """The same bytes sent in different pieces produce the same chunks (and hash)."""
+    rng = random.Random(4)
+    data = rng.randbytes(3 * 1024 * 1024 + 17)
+    pfs.create_repo(R("a"))
+    with pfs.open_writer(R("a"), "master") as w:
+        w.put("/whole", [data])
+        w.put("/pieces", [data[i:i + 7777] for i in range(0, len(data), 7777)])
+    ci = pfs.commit_for_read(R("a"), "master")
+    e1 = pfs.tree(ci).entry("/whole")
+    e2 = pfs.tree(ci).entry("/pieces")
+    assert [r.hash for r in e1.refs] == [r.hash for r in e2.refs]
+    assert len(e1.refs) > 1
+    assert e1.hash == e2.hash
+
+
+def test_chunks_indexed_only_after_their_pack(pfs):
+    """Every chunk-index entry points into a pack object that exists."""
+    pfs.create_repo(R("a"))
+    rng = random.Random(5)
+    put_files(pfs, R("a"), "master", {f"/f{i}": rng.randbytes(100_000) for i in range(30)})
+    existing = set(packs(pfs))
+    from pfs.core.content import pack_key
+    import msgpack
+    for k, v in pfs.meta.scan(prefix=b"K\x00"):
+        pack, off, length = msgpack.unpackb(v)
+        assert pack_key(pack) in existing
+    assert keys.chunk_key(b"\x00" * 32).startswith(b"K\x00")
