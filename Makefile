@@ -16,7 +16,7 @@ test-fast: install
 	$(PY) -m pytest -q -n 2 -m "not slow"
 
 tutorial: install
-	$(PY) -m examples.beginner_tutorial.run
+	$(PY) examples/beginner_tutorial/run.py
 
 bench: install
 	$(PY) -m bench --quick

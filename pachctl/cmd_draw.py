@@ -23,8 +23,16 @@ from google.protobuf import json_format
 from pachctl import pb, pretty
 from pachctl.cli import CliError, command, get_app, project_option
 from pachctl.cmd_pps import pipeline_msg
-from pachctl.draw import (GraphvizNotFound, build_lineage, build_pipeline_graph, lineage_dot, parse_depth,
-                          render_ascii, render_dot, render_image)
+from pachctl.draw import (
+    GraphvizNotFound,
+    build_lineage,
+    build_pipeline_graph,
+    lineage_dot,
+    parse_depth,
+    render_ascii,
+    render_dot,
+    render_image,
+)
 from pachctl.draw.lineage import CommitRef
 from pachctl.pfs_pretty import commit_repo, dt
 from pachctl.refs import parse_commit

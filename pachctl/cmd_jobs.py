@@ -16,9 +16,19 @@ import sys
 
 import click
 
-from pachctl import pb, pps_pretty as ppp
-from pachctl.cli import (CliError, command, emit, encoder, get_app, paged, project_option, raw_options,
-                         timestamp_option)
+from pachctl import pb
+from pachctl import pps_pretty as ppp
+from pachctl.cli import (
+    CliError,
+    command,
+    emit,
+    encoder,
+    get_app,
+    paged,
+    project_option,
+    raw_options,
+    timestamp_option,
+)
 from pachctl.cmd_pps import load_specs, parse_history, pipeline_msg, state_names
 from pachctl.pretty import TabWriter
 from pachctl.refs import is_commit_set_id, parse_commit, parse_job

@@ -19,7 +19,6 @@ import json
 import sys
 
 import click
-from google.protobuf.duration_pb2 import Duration
 
 from pachctl import pps_pretty as ppp
 from pachctl.cli import CliError, command, get_app, parse_duration, project_option
@@ -72,7 +71,7 @@ def logs(ctx, pipeline, job, datum, inputs, master, worker, raw, follow, tail, s
     req = pps.GetLogsRequest(master=master, follow=follow)
     if ctx.get_parameter_source("since") != click.core.ParameterSource.DEFAULT:
         secs = parse_duration(since) or 0.0
-        req.since.CopyFrom(Duration(seconds=int(secs), nanos=int(round((secs - int(secs)) * 1e9))))
+        req.since.FromNanoseconds(round(secs * 1e9))
     if pipeline:
         req.pipeline.CopyFrom(pipeline_msg(pipeline, proj))
     if job:

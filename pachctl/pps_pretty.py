@@ -19,8 +19,7 @@ Nothing here talks to a server.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Optional
+from datetime import datetime
 
 from pachctl import pretty
 from pachctl.pfs_pretty import commit_repo, dt, repo_string
@@ -287,8 +286,8 @@ def job_row(ji, full: bool) -> str:
 
 def job_set_row(jsi, full: bool) -> str:
     success = failure = 0
-    created: Optional[datetime] = None
-    modified: Optional[datetime] = None
+    created: datetime | None = None
+    modified: datetime | None = None
     for ji in jsi.jobs:
         name = _enum_name(ji, "state")
         if name == "JOB_SUCCESS":
@@ -427,7 +426,3 @@ def log_line(message: str) -> str:
         parts[1] = pretty.colorize(parts[1], _LEVEL_COLORS[parts[1]])
         message = " ".join(parts)
     return message
-
-
-def now() -> datetime:
-    return datetime.now(timezone.utc)

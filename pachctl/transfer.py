@@ -86,7 +86,10 @@ def plan_put(sources: list[str], path: str, *, recursive: bool = False, full_pat
             items.append(Item("tar", source, _pfs_path(path or "/"), _local_size(source)))
             continue
         name = _name_of(source, full_path)
-        if single and path and not path.endswith("/"):
+        into_dir = recursive and not full_path and not is_url(source) and os.path.isdir(source)
+        if single and path and (not path.endswith("/") or into_dir):
+            # one source and a path: the path names the file, or (-r) the directory the
+            # source directory's contents go into, as Pachyderm's putFileHelper does
             target = _pfs_path(path)
         else:
             target = _pfs_path(path, name)

@@ -225,9 +225,15 @@ class JobRun:
         self.master.ensure_workers(self.pipeline, self.spec)
         try:
             with self.cond:
+                last_ensure = time.monotonic()
                 while self.outstanding:
                     self._check()
                     self.cond.wait(0.5)
+                    if time.monotonic() - last_ensure > 2.0:  # workers replaced or crashed meanwhile
+                        last_ensure = time.monotonic()
+                        p = self.store.get_pipeline(*self.key)
+                        if p is not None and not p.stopped:
+                            self.master.ensure_workers(p, self.master.spec_of(p))
                     if self.master.is_stopped(self.key):
                         self.cond.release()
                         try:

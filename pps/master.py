@@ -87,8 +87,10 @@ class PpsMaster:
         self.board = TaskBoard()
         self.executor = executor
         self.clock = clock
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
+        self._lock = threading.RLock()  # pipeline records and controllers
+        # job/pipeline state changes; its own lock, so waiters and job threads never contend
+        # with (or deadlock against) a pipeline operation holding _lock
+        self._changed = threading.Condition()
         self._controllers: dict[tuple[str, str], Controller] = {}
         self._spec_cache: dict[tuple, PipelineSpec] = {}
         self._stopping = threading.Event()
@@ -166,10 +168,11 @@ class PpsMaster:
             self._changed.notify_all()
 
     def job_finished(self, run: JobRun, state: str) -> None:
-        p = self.store.get_pipeline(*run.key)
-        if p is not None:
-            p.last_job_state = state
-            self.store.put_pipeline(p)
+        with self._lock:  # read-modify-write: must not undo a concurrent update or delete
+            p = self.store.get_pipeline(*run.key)
+            if p is not None:
+                p.last_job_state = state
+                self.store.put_pipeline(p)
         self.store.add_logs([LogRecord(run.job.project, run.job.pipeline, run.job.id, "", "", True, False,
                                        time.time(), f"job {run.job.id} finished: {state}"
                                        + (f" ({run.job.reason})" if run.job.reason else ""))])
@@ -262,8 +265,9 @@ class PpsMaster:
                 raise
             self._start_controller(rec)
             self.board.set_stop(rec.key, False, rec.version)
-            if self.executor is not None and existing is not None:
-                self.executor.stop_workers(rec.key)  # restart on the new spec
+            if self.executor is not None and existing is not None and not rec.stopped:
+                # workers running the old spec are replaced (ensure_workers is declarative)
+                self.ensure_workers(rec, self.spec_of(rec))
             self._cron_wakeup.set()
             return effective
 
@@ -354,7 +358,6 @@ class PpsMaster:
     def delete_pipeline(self, project: str, name: str, force: bool = False, keep_repo: bool = False) -> None:
         with self._lock:
             p = self.inspect_pipeline(project, name)
-            out = Repo(p.project, p.name, "user")
             downstream = [q for q in self.store.list_pipelines()
                           if q.key != p.key and any((pr, r) == (p.project, p.name) for pr, r, _ in
                                                     input_repos(self.spec_of(q)))]
@@ -367,6 +370,16 @@ class PpsMaster:
             if c is not None:
                 c.stop()
             self.board.drop(p.key)
+        # the running job (killed above) finishes its records before they are deleted, so
+        # nothing it writes survives the pipeline; joined outside _lock (it takes _lock)
+        if c is not None and c.thread is not threading.current_thread():
+            c.thread.join(timeout=30)
+        with self._lock:
+            p = self.inspect_pipeline(project, name)
+            c2 = self._controllers.pop(p.key, None)  # re-created meanwhile: stop that one too
+            if c2 is not None:
+                c2.stop()
+            out = Repo(p.project, p.name, "user")
             if self.executor is not None:
                 self.executor.stop_workers(p.key)
             spec = self.spec_of(p)
@@ -380,8 +393,6 @@ class PpsMaster:
             for inp in iter_inputs(spec.input):
                 if isinstance(inp, CronInput):
                     self.pfs.delete_repo(Repo(inp.project or p.project, inp.repo, "user"), force=True)
-            if c is not None and c.thread is not threading.current_thread():
-                c.thread.join(timeout=5)
 
     def stop_pipeline(self, project: str, name: str) -> None:
         with self._lock:
@@ -414,22 +425,22 @@ class PpsMaster:
         self.inspect_pipeline(project, pipeline)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            j = self.store.get_job(project or "default", pipeline, job_id)
-            if j is None:
-                raise NotFound(f"job {project or 'default'}/{pipeline}@{job_id} not found")
-            if not wait or j.state in TERMINAL:
-                return j
-            if deadline is not None and time.monotonic() > deadline:
-                return j
-            with self._changed:
+            with self._changed:  # read under the condition: no notification is missed
+                j = self.store.get_job(project or "default", pipeline, job_id)
+                if j is None:
+                    raise NotFound(f"job {project or 'default'}/{pipeline}@{job_id} not found")
+                if not wait or j.state in TERMINAL:
+                    return j
+                if deadline is not None and time.monotonic() > deadline:
+                    return j
                 self._changed.wait(0.5)
 
     def wait_job_set(self, job_id: str, wait: bool) -> list[JobRecord]:
         while True:
-            jobs = self.store.job_set(job_id)
-            if not wait or all(j.state in TERMINAL for j in jobs):
-                return jobs
             with self._changed:
+                jobs = self.store.job_set(job_id)
+                if not wait or all(j.state in TERMINAL for j in jobs):
+                    return jobs
                 self._changed.wait(0.5)
 
     def running(self, key) -> Optional[JobRun]:

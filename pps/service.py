@@ -413,14 +413,15 @@ class PpsServicer(pps_pb2_grpc.APIServicer):
     # ---- logs --------------------------------------------------------------------------------
     @rpc
     def GetLogs(self, req, ctx):
-        project = _project(req.pipeline) if req.pipeline.name else _project(req.job.pipeline)
-        pipeline = req.pipeline.name or req.job.pipeline.name
+        job = req.job if (req.job.pipeline.name or req.job.id) else req.datum.job  # a datum names its job
+        project = _project(req.pipeline) if req.pipeline.name else _project(job.pipeline)
+        pipeline = req.pipeline.name or job.pipeline.name
         if req.pipeline.name and req.job.id:
             raise InvalidArgument("only one of pipeline or job should be specified")
         if not pipeline:
             raise InvalidArgument("GetLogs needs a pipeline or a job")
         self.m.inspect_pipeline(project, pipeline)
-        job_id = req.job.id or (req.datum.job.id if req.HasField("datum") else "")
+        job_id = job.id
         datum_id = req.datum.id if req.HasField("datum") else ""
         since = time.time() - req.since.ToNanoseconds() / 1e9 if req.HasField("since") and req.since.ToNanoseconds() else None
         filters = list(req.data_filters)

@@ -7,7 +7,10 @@ Invariants:
   and the job removes unrecorded outputs of requeued datums before it finishes).
 - Results are delivered exactly once to the job that submitted the datums; results for a
   cancelled job or an unknown task are ignored.
-- NextTask long-polls: an idle worker blocks (bounded) instead of spinning.
+- NextTask long-polls: an idle worker blocks (bounded) instead of spinning. A poll whose
+  client is gone leases nothing, and a worker's NextTask takes back any lease still held under
+  its id (a worker runs one task at a time, and ids are stable across restarts), so a lost
+  task is requeued at once instead of after LEASE_SECONDS.
 """
 from __future__ import annotations
 
@@ -167,17 +170,33 @@ class TaskBoard(tasks_pb2_grpc.TasksServicer):
         key = (request.project or "default", request.pipeline)
         deadline = time.monotonic() + max(0.0, min(request.wait_seconds or 0.0, 30.0))
         with self._cond:
+            self._requeue_worker(self._board(key), request.worker_id)
             while True:
                 b = self._board(key)
                 b.workers[request.worker_id] = time.monotonic()
                 if b.stop:
                     return wpb.Task(stop=True)
+                if not context.is_active():  # the worker gave up (or died): lease nothing
+                    return wpb.Task()
                 if b.pending:
                     return self._lease(b, key, request)
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not context.is_active():
+                if remaining <= 0:
                     return wpb.Task()
                 self._cond.wait(min(remaining, 1.0))
+
+    def _requeue_worker(self, b: PipelineBoard, worker_id: str) -> None:
+        """A worker asking for work holds no task: any lease still under its id was lost
+        (the worker restarted, or never received the task) and goes back to the queue now
+        rather than after LEASE_SECONDS. Worker ids are stable across restarts."""
+        for tid, lease in list(b.leases.items()):
+            if lease.worker_id != worker_id:
+                continue
+            b.leases.pop(tid)
+            self._task_index.pop(tid, None)
+            if lease.job_id in b.jobs:
+                for d in reversed(lease.datums):
+                    b.pending.appendleft((lease.job_id, d))
 
     def _lease(self, b: PipelineBoard, key, request) -> wpb.Task:
         job_id = b.pending[0][0]

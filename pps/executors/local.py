@@ -196,6 +196,8 @@ class LocalExecutor:
             for key, pool in pools:
                 if pool.n < 0:
                     self._pools.pop(key, None)
+                    for f in self._pool_dir(pool).glob("spec-*.json"):
+                        f.unlink(missing_ok=True)
                     continue
                 del pool.slots[pool.n:]
                 while len(pool.slots) < pool.n:

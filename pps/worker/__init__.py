@@ -19,7 +19,9 @@ Invariants:
 - User processes never outlive the datum attempt (process groups) nor the worker (PID
   namespace under bwrap, PDEATHSIG in the fallback).
 
-Modules: `runner` (task loop, datums, retries, heartbeats), `usercode` (one user process),
-`datum_io` (downloads, staging, uploads), `batching` (datum_batching and the worker_v2
+Modules: `runner` (task loop, heartbeats, cancellation), `datum_loop` (one datum at a time:
+/pfs, env, retries, err_cmd, timeouts), `usercode` (one user process), `datum_io` (batched
+downloads, prefetching), `upload` (staging /pfs/out, batched ModifyFile), `scratch`
+(directories recycled instead of removed), `batching` (datum_batching and the worker_v2
 NextDatum API), `sandbox` (bwrap command line, local images, fallback path rewriting).
 """

@@ -1,20 +1,18 @@
-"""The worker's loop: NextTask -> run each datum (retries, err_cmd, timeouts) -> upload -> CompleteTask.
+"""The worker's life: NextTask (long poll) -> run the task's datums -> CompleteTask, plus heartbeats.
 
 Invariants:
-- Per datum and attempt: inputs freshly materialized, `/pfs/out` empty, `/pfs/.env` written;
-  env = worker env + transform.env + PPS_* + per-datum vars (pps.datums.datum_env).
-- Attempts: up to `datum_tries` (Task, else spec, else 3). After EACH failed attempt `err_cmd`
-  (with `err_stdin`) runs with the same env; if it succeeds the datum is marked recovered.
-  Attempts continue; the datum is SUCCESS if any attempt succeeds, else RECOVERED if err_cmd
-  ever succeeded, else FAILED with the last attempt's reason (pps-semantics §5).
-- Exit codes in `accept_return_code` count as success. `datum_timeout` kills the attempt's
-  process group; so does Heartbeat's restart_datums (a failed attempt) and cancel_task (the task
-  is abandoned: nothing uploaded, every datum reported CANCELLED).
-- Logs: user stdout/stderr lines and worker messages are sent with the next heartbeat (~1 s)
-  and the rest with CompleteTask, tagged with datum id and worker id.
+- One task at a time. Datums run through `DatumRunner` (datum_loop.py) or, with
+  `transform.datum_batching`, through `BatchServer` (batching.py).
+- Heartbeat every ~1 s while a task is held: carries the running datum and the logs produced
+  since the last one (user stdout/stderr lines and worker messages, tagged with datum id and
+  worker id, in chunks of ~2 MB); its answer may cancel the task (kill user code, upload
+  nothing, report every datum CANCELLED) or restart datums (kill the running attempt, which
+  counts as a failed attempt). CompleteTask carries the results and the remaining logs.
+- The spec comes from --spec-file, $PPS_SPEC_JSON or pps_v2 InspectPipeline; a task for another
+  pipeline version ($PPS_PIPELINE_VERSION) makes the worker re-read it through InspectPipeline.
 - Master unreachable: retried with backoff; after `unreachable_timeout` seconds the worker
   exits (status 2). Task.stop: exits 0. SIGTERM: kills user code, hands the task back
-  (CompleteTask with no results), exits 0.
+  (CompleteTask with no results, so the master requeues its datums at once), exits 0.
 """
 from __future__ import annotations
 
@@ -43,6 +41,7 @@ from proto.worker_v1 import tasks_pb2_grpc
 
 log = logging.getLogger("pps.worker")
 HEARTBEAT_SECONDS = 1.0
+LOG_CHUNK = 2 << 20  # bytes of log messages per Heartbeat / CompleteTask
 _TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
               grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.CANCELLED)
 
@@ -68,6 +67,7 @@ class Logs:
     def __init__(self, worker_id: str):
         self.worker_id = worker_id
         self._lines: list[wpb.LogLine] = []
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def add(self, datum_id: str, message: str, user: bool) -> None:
@@ -76,17 +76,29 @@ class Logs:
         line = wpb.LogLine(datum_id=datum_id, user=user, ts=ts, message=message, worker_id=self.worker_id)
         with self._lock:
             self._lines.append(line)
+            self._bytes += len(message) + 64
         if not user:
             log.info("%s%s", f"[{datum_id[:12]}] " if datum_id else "", message)
 
-    def take(self) -> list[wpb.LogLine]:
+    def take(self, max_bytes: int = LOG_CHUNK) -> list[wpb.LogLine]:
+        """The oldest lines, at most ~max_bytes of messages (always at least one line)."""
         with self._lock:
-            out, self._lines = self._lines, []
+            n, size = 0, 0
+            while n < len(self._lines) and (n == 0 or size + len(self._lines[n].message) <= max_bytes):
+                size += len(self._lines[n].message) + 64
+                n += 1
+            out, self._lines = self._lines[:n], self._lines[n:]
+            self._bytes -= size
         return out
+
+    def pending(self) -> int:
+        """Bytes (approximately) waiting to be sent."""
+        return self._bytes
 
     def put_back(self, lines: list[wpb.LogLine]) -> None:
         with self._lock:
             self._lines[:0] = lines
+            self._bytes += sum(len(ln.message) + 64 for ln in lines)
 
 
 class Worker(DatumRunner):
@@ -102,8 +114,8 @@ class Worker(DatumRunner):
         self.io = PfsIO(self.channel, self.dirs, self.md)
         self.rewrite = PathRewriter(cfg.pfs_root, Path(cfg.image_dir) if cfg.image_dir else None)
         self.logs = Logs(cfg.worker_id)
-        self.spec = spec or self.load_spec()
         self.version = int(os.environ.get("PPS_PIPELINE_VERSION", "0") or 0)
+        self.spec = spec or self.load_spec()  # InspectPipeline sets self.version too
         self.stopping = threading.Event()
         self.task: Optional[wpb.Task] = None
         self.cancelled = False
@@ -239,8 +251,11 @@ class Worker(DatumRunner):
         self.clear_pfs()
 
     def complete(self, task: wpb.Task, results: list) -> None:
+        while self.logs.pending() > LOG_CHUNK:  # keep CompleteTask small: big logs go first
+            if self._heartbeat(task) is None:
+                break
         req = wpb.CompleteTaskRequest(task_id=task.task_id, worker_id=self.cfg.worker_id,
-                                      results=results, logs=self.logs.take())
+                                      results=results, logs=self.logs.take(LOG_CHUNK * 2))
         delay, deadline = 0.1, time.monotonic() + self.cfg.unreachable_timeout
         while True:
             try:
@@ -260,19 +275,26 @@ class Worker(DatumRunner):
                 task, datum, started = self.task, self.current_datum, self.current_started
             if task is None:
                 continue
-            lines = self.logs.take()
-            req = wpb.HeartbeatRequest(project=self.cfg.project, pipeline=self.cfg.pipeline,
-                                       worker_id=self.cfg.worker_id, task_id=task.task_id,
-                                       datum_id=datum, datum_started=started, logs=lines)
-            try:
-                resp = self.tasks.Heartbeat(req, metadata=self.md, timeout=10)
-            except grpc.RpcError:
-                self.logs.put_back(lines)
+            resp = self._heartbeat(task, datum, started)
+            while resp is not None and self.logs.pending() > LOG_CHUNK and not resp.cancel_task:
+                resp = self._heartbeat(task, datum, started)  # a chatty datum: catch up
+            if resp is None:
                 continue
             if resp.cancel_task:
                 self.cancel(task.task_id)
             if resp.restart_datums:
                 self.restart(task.task_id, set(resp.restart_datums))
+
+    def _heartbeat(self, task: wpb.Task, datum: str = "", started=None) -> Optional[wpb.HeartbeatResponse]:
+        lines = self.logs.take()
+        req = wpb.HeartbeatRequest(project=self.cfg.project, pipeline=self.cfg.pipeline,
+                                   worker_id=self.cfg.worker_id, task_id=task.task_id,
+                                   datum_id=datum, datum_started=started, logs=lines)
+        try:
+            return self.tasks.Heartbeat(req, metadata=self.md, timeout=10)
+        except grpc.RpcError:
+            self.logs.put_back(lines)
+            return None
 
     def cancel(self, task_id: str) -> None:
         with self._lock:

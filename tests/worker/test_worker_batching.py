@@ -44,7 +44,7 @@ def test_pachctl_next_datum_loop(env, sandbox):
     done, files = env.run("nd", tr, ds, sandbox=sandbox)
     assert [r.outcome for r in done.results] == [wpb.SUCCESS] * 3
     assert files == {f"/{n}": (n.encode(), d.id) for n, d in zip("abc", ds)}
-    lines = user_lines(done.logs)
+    lines = user_lines(env.master.logs(done.task_id))
     assert sum(ln.startswith("pid ") for ln in lines) == 1  # one process for all datums
     assert "unreachable" not in lines  # killed once no datums were left
     assert [ln.split("/")[-1] for ln in lines if ln.startswith("got ")] == ["a", "b", "c"]
@@ -62,7 +62,7 @@ def test_sdk_batch_all_datums_with_errors_and_retries(env, tmp_path):
     assert (r[ds[1].id].outcome, r[ds[1].id].attempts) == (wpb.FAILED, 2)
     assert r[ds[1].id].reason == "ValueError('bad input /pfs/in/bad')"
     assert files == {"/a": (b"a", ds[0].id), "/c": (b"c", ds[2].id)}
-    starts = [ln for ln in user_lines(done.logs) if ln.startswith("started")]
+    starts = [ln for ln in user_lines(env.master.logs(done.task_id)) if ln.startswith("started")]
     assert len(starts) == 3  # first start + a restart after each failed attempt
 
 

@@ -27,10 +27,10 @@ def test_pfs_layout_outputs_datum_tags_and_stats(env):
     assert r[d1.id].download_bytes == 6 and r[d2.id].download_bytes == 8
     assert r[d1.id].upload_bytes == 6 and r[d1.id].attempts == 1
     assert r[d1.id].process_time.ToNanoseconds() > 0 and r[d1.id].upload_time.ToNanoseconds() > 0
-    listing = user_lines(done.logs, d1.id)
+    listing = user_lines(env.master.logs(done.task_id), d1.id)
     assert listing[:5] == ["/pfs", "/pfs/.env", "/pfs/in", "/pfs/in/a.txt", "/pfs/out"]
     assert "hello" in listing
-    assert user_lines(done.logs, d2.id)[:6] == ["/pfs", "/pfs/.env", "/pfs/in", "/pfs/in/dir",
+    assert user_lines(env.master.logs(done.task_id), d2.id)[:6] == ["/pfs", "/pfs/.env", "/pfs/in", "/pfs/in/dir",
                                                 "/pfs/in/dir/b.txt", "/pfs/in/dir/c.txt"]
 
 
@@ -80,7 +80,7 @@ def test_retries_err_cmd_recovered_and_fresh_out(env):
     assert r[ds[2].id].reason == "exit status 1"
     assert files == {"/flaky-attempt2": (b"attempt 2\n", ds[0].id)}  # nothing from failed attempts
     assert not r[ds[1].id].outputs and not r[ds[2].id].outputs
-    assert user_lines(done.logs, ds[1].id).count("err_cmd for broken") == 3
+    assert user_lines(env.master.logs(done.task_id), ds[1].id).count("err_cmd for broken") == 3
 
 
 def test_datum_timeout_kills_the_process_group(env):
@@ -183,7 +183,7 @@ def test_cross_inputs_shared_paths_and_missing_input(env):
     done, files = env.run("cross", tr, [*ds, missing], tries=1)
     r = by_id(done)
     assert files == {"/i1": (b"x1", ds[0].id), "/i2": (b"x2", ds[1].id)}
-    assert user_lines(done.logs, ds[1].id) == ["lib", "s.sh"]
+    assert user_lines(env.master.logs(done.task_id), ds[1].id) == ["lib", "s.sh"]
     assert r[missing.id].outcome == wpb.FAILED and "downloading images:/nope" in r[missing.id].reason
 
 
@@ -206,7 +206,7 @@ def test_fallback_without_bwrap(env, tmp_path):
                           image_dirs=[tmp_path / "imgs"])
     assert by_id(done)[d.id].outcome == wpb.SUCCESS, done
     assert files == {"/a": (b"A", d.id)}
-    lines = user_lines(done.logs, d.id)
+    lines = user_lines(env.master.logs(done.task_id), d.id)
     assert lines[0].endswith("/pfs/in/a") and lines[0] != "/pfs/in/a"  # real scratch path
     assert lines[1] == f"PACH_DATUM_ID={d.id}"
 
@@ -223,3 +223,13 @@ def test_task_stop_exits_the_worker(env):
         time.sleep(0.1)
     st = ex.workers(("default", "stopper"))[0]
     assert (st.state, st.exit_code) == ("exited", 0)
+
+
+def test_chatty_datum_logs_arrive_in_chunks(env):
+    c = env.repo("in", {"/a": b""})
+    d = env.datum(("in", "in", c, "/a"))
+    code = "import sys\nfor i in range(60000): sys.stdout.write('x' * 80 + ' %d\\n' % i)"
+    done, _ = env.run("chatty", {"cmd": ["python3", "-c", code]}, [d])
+    lines = user_lines(env.master.logs(done.task_id), d.id)
+    assert len(lines) == 60000 and lines[-1].endswith(" 59999")
+    assert done.ByteSize() < 8 << 20

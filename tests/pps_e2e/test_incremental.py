@@ -1,0 +1,101 @@
+"""Incremental processing end to end: skipping unchanged datums, deleted inputs, and updates
+with and without --reprocess."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from pachyderm_sdk.api import pfs, pps
+
+from proto.pps_v2 import pps_pb2
+from tests.pps_e2e.conftest import pfs_in
+
+# output depends on each datum's content and name (not on the job)
+SUM = 'for f in /pfs/in/*; do n=$(basename $f); (echo $n; cat $f; echo) | md5sum | cut -c1-32 > /pfs/out/$n.sum; done'
+
+
+def _states(pach, pipeline, job_id):
+    out: dict = {}
+    for d in pach.datums(pipeline, job_id):
+        out[pps_pb2.DatumState.Name(d.state)] = out.get(pps_pb2.DatumState.Name(d.state), 0) + 1
+    return out
+
+
+def test_add_one_file_to_200_processes_one_datum(pach):
+    src = pach.repo("inc")
+    files = {f"/f{i:03d}": f"content {i}\n" * (i % 7 + 1) for i in range(200)}
+    # the 200 files arrive through the unmodified SDK (put_files from a local directory)
+    with tempfile.TemporaryDirectory() as d:
+        for path, data in files.items():
+            Path(d, path.lstrip("/")).write_text(data)
+        with pach.client.pfs.commit(branch=pfs.Branch.from_uri(f"{src}@master")) as c:
+            pach.client.pfs.put_files(commit=c, source=d, path="/")
+    p = pach.pipeline("inc", pfs_in(src, name="in"), sh=SUM, parallelism=2)
+    first = pach.first_job(p)
+    assert first.state == pps_pb2.JOB_SUCCESS, first.reason
+    assert (first.data_total, first.data_processed, first.data_skipped) == (200, 200, 0)
+
+    cid = pach.put(src, {"/new": "brand new\n"})
+    j = pach.job(p, cid)
+    assert j.state == pps_pb2.JOB_SUCCESS, j.reason
+    assert (j.data_total, j.data_processed, j.data_skipped, j.data_failed) == (201, 1, 200, 0)
+    assert _states(pach, p, cid) == {"SUCCESS": 1, "SKIPPED": 200}
+    [new] = pach.datums(p, cid, states=[pps_pb2.SUCCESS])
+    assert [f.file.path for f in new.data] == ["/new"]
+    incremental = pach.files(p, cid)
+    assert len(incremental) == 201
+
+    # the same pipeline from scratch on the same 201 files gives the same output
+    scratch = pach.pipeline("scratch", pfs_in(src, name="in"), sh=SUM, parallelism=2)
+    s = pach.first_job(scratch)
+    assert s.state == pps_pb2.JOB_SUCCESS, s.reason
+    assert (s.data_total, s.data_processed, s.data_skipped) == (201, 201, 0)
+    assert pach.files(scratch, s.job.id) == incremental
+
+    # a changed file is reprocessed, a deleted one has its output removed
+    cid = pach.put(src, {"/f000": "changed\n"}, delete=["/f001"])
+    j = pach.job(p, cid)
+    assert j.state == pps_pb2.JOB_SUCCESS, j.reason
+    assert (j.data_total, j.data_processed, j.data_skipped) == (200, 1, 199)
+    out = pach.files(p, cid)
+    assert "/f001.sum" not in out and len(out) == 200
+    assert out["/f000.sum"] != incremental["/f000.sum"]
+    assert {k: v for k, v in out.items() if k != "/f000.sum"} == {
+        k: v for k, v in incremental.items() if k not in ("/f000.sum", "/f001.sum")}
+
+
+def test_update_without_and_with_reprocess(pach):
+    src = pach.repo("upd", {"/a": "1", "/b": "2", "/c": "3"})
+    p = pach.pipeline("upd", pfs_in(src, name="in"), sh="for f in /pfs/in/*; do echo v1 > /pfs/out/$(basename $f); done")
+    first = pach.first_job(p)
+    assert first.state == pps_pb2.JOB_SUCCESS, first.reason
+    salt = pach.client.pps.inspect_pipeline(pipeline=pps.Pipeline(name=p), details=True).details.salt
+
+    # update without reprocess: a new job, but unchanged datums are skipped (the salt is kept)
+    pach.pipeline(p, pfs_in(src, name="in"), update=True,
+                  sh="for f in /pfs/in/*; do echo v2 > /pfs/out/$(basename $f); done")
+    info = pach.client.pps.inspect_pipeline(pipeline=pps.Pipeline(name=p), details=True)
+    assert info.version == 2 and info.details.salt == salt
+    jid = info.spec_commit.id
+    j = pach.job(p, jid)
+    assert j.state == pps_pb2.JOB_SUCCESS, j.reason
+    assert j.pipeline_version == 2
+    assert (j.data_total, j.data_processed, j.data_skipped) == (3, 0, 3)
+    assert pach.files(p, jid) == {"/a": b"v1\n", "/b": b"v1\n", "/c": b"v1\n"}
+    # a new file is processed with the new code; the old outputs stay
+    cid = pach.put(src, {"/d": "4"})
+    j = pach.job(p, cid)
+    assert (j.state, j.data_processed, j.data_skipped) == (pps_pb2.JOB_SUCCESS, 1, 3)
+    assert pach.files(p, cid) == {"/a": b"v1\n", "/b": b"v1\n", "/c": b"v1\n", "/d": b"v2\n"}
+
+    # update with reprocess: a new salt, every datum runs again
+    pach.pipeline(p, pfs_in(src, name="in"), update=True, reprocess=True,
+                  sh="for f in /pfs/in/*; do echo v3 > /pfs/out/$(basename $f); done")
+    info = pach.client.pps.inspect_pipeline(pipeline=pps.Pipeline(name=p), details=True)
+    assert info.version == 3 and info.details.salt != salt
+    j = pach.job(p, info.spec_commit.id)
+    assert j.state == pps_pb2.JOB_SUCCESS, j.reason
+    assert (j.data_total, j.data_processed, j.data_skipped) == (4, 4, 0)
+    assert pach.files(p, info.spec_commit.id) == {"/a": b"v3\n", "/b": b"v3\n", "/c": b"v3\n", "/d": b"v3\n"}
+    # every version's jobs are listed with history
+    assert len(pach.job_ids(p)) == 4
