@@ -2,7 +2,8 @@
 
 Invariants (Pachyderm 2.x, see shared/reference/pps-semantics.md §3, §4, §6):
 - A job waits for every input commit to finish; an input that finished with an error makes
-  the job UNRUNNABLE and its output commit finishes with that reason (errors cascade).
+  the job UNRUNNABLE ("unrunnable because the following upstream pipelines failed: <input
+  names>") and its output commit finishes with that reason (errors cascade).
 - The base job is the newest ancestor output commit that finished without error and whose
   job succeeded. Datums are classified against the base job's datum table: unchanged datums
   that succeeded are skipped (their outputs inherited), the rest are processed after the
@@ -11,8 +12,12 @@ Invariants (Pachyderm 2.x, see shared/reference/pps-semantics.md §3, §4, §6):
   any worker writes). Workers add outputs tagged with the datum id.
 - Two datums writing the same path is an error (the job fails with Pachyderm's text).
 - A failed datum makes the job fail ("datum <id> failed") after all datums ran; the output
-  commit is finished with the reason as its error. Nothing else ever finishes it.
+  commit is finished with the reason as its error. Only the job finishes its output commit
+  (or StopJob, for a job still queued). job_timeout kills the job (Pachyderm's reason,
+  JOB_TIMEOUT_REASON).
 - The datum table written at the end holds every datum of the job (skipped ones copied).
+- A pachd shutdown interrupts a job without finishing it (state and output commit stay open);
+  the master requeues it on start, and the rerun starts the output commit over from its base.
 """
 from __future__ import annotations
 
@@ -28,17 +33,26 @@ from pps import datums as dm
 from pps.spec import CronInput, PfsInput, PipelineSpec, iter_inputs
 from pps.store import (D_FAILED, D_RECOVERED, D_SKIPPED, D_SUCCESS, JOB_FAILURE, JOB_FINISHING,
                        JOB_KILLED, JOB_RUNNING, JOB_STARTING, JOB_SUCCESS, JOB_UNRUNNABLE,
-                       DatumRecord, JobRecord, LogRecord, PipelineRecord)
+                       TERMINAL, DatumRecord, JobRecord, LogRecord, PipelineRecord)
 from pps.tasks import JobFeed
 from proto.worker_v1 import tasks_pb2 as wpb
 
 log = logging.getLogger("pps")
 
 
+# Pachyderm's reason for a job killed by job_timeout, verbatim (worker registry.go: killJob)
+JOB_TIMEOUT_REASON = " jobtimed out"
+
+
 class JobKilled(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+class JobInterrupted(Exception):
+    """pachd is shutting down: the job is left as it is (not terminal) and resumes after a
+    restart (PpsMaster.start requeues it)."""
 
 
 def input_file_to_pb(f: dm.InputFile) -> wpb.Input:
@@ -63,6 +77,7 @@ class JobRun:
         self.results: dict[str, DatumRecord] = {}
         self.outstanding: set[str] = set()
         self.kill_reason: Optional[str] = None
+        self.interrupted = False
         self.pb_by_id: dict = {}
 
     # ---- control from other threads -------------------------------------------------------
@@ -71,12 +86,20 @@ class JobRun:
             self.kill_reason = reason
             self.cond.notify_all()
 
+    def interrupt(self) -> None:
+        """Stop working on the job without deciding its fate (pachd shutdown)."""
+        with self.cond:
+            self.interrupted = True
+            self.cond.notify_all()
+
     def _check(self) -> None:
+        if self.interrupted:
+            raise JobInterrupted()
         if self.kill_reason is not None:
             raise JobKilled(self.kill_reason)
         timeout = self.spec.job_timeout
         if timeout and self.job.started and time.time() - self.job.started > timeout:
-            raise JobKilled("job timed out")
+            raise JobKilled(JOB_TIMEOUT_REASON)
 
     def _save(self) -> None:
         self.store.put_job(self.job)
@@ -89,7 +112,11 @@ class JobRun:
             ci = self.pfs.get_commit(self.out_repo, j.id)
             if ci is None:
                 raise JobKilled("output commit removed")
-            if ci.finished is not None:  # recovered after a restart: the commit decided
+            if ci.finished is not None:
+                stored = self.store.get_job(j.project, j.pipeline, j.id)
+                if stored is not None and stored.state in TERMINAL:
+                    return  # stopped (StopJob) between being queued and starting
+                # recovered after a restart: the commit decided
                 self._finish_state(JOB_FAILURE if ci.error else JOB_SUCCESS, ci.error)
                 return
             j.state, j.started = JOB_STARTING, j.started or time.time()
@@ -102,11 +129,16 @@ class JobRun:
                 return
             self.master.wait_while_stopped(self)
             self._process(ci)
+        except JobInterrupted:
+            self.master.board.retire_job(self.key, j.id)
         except JobKilled as k:
             self.master.board.retire_job(self.key, j.id)
             self._fail_commit(k.reason)
             self._finish_state(JOB_KILLED, k.reason)
         except Exception as e:  # noqa: BLE001 - a job never takes the master down
+            if self.interrupted:  # pfs closing under a shutdown: not the job's fault
+                self.master.board.retire_job(self.key, j.id)
+                return
             log.exception("job %s/%s@%s failed internally", j.project, j.pipeline, j.id)
             self.master.board.retire_job(self.key, j.id)
             reason = f"internal error: {e}"
@@ -114,7 +146,9 @@ class JobRun:
             self._finish_state(JOB_FAILURE, reason)
 
     def _wait_inputs(self, ci) -> list[str]:
-        failed = []
+        """Wait for every input commit; the names of the inputs whose commit finished with
+        an error (as Pachyderm's failedInputs: each pfs input in spec order, by input name)."""
+        errored = []
         for p in ci.direct_provenance:
             if p.repo.type == "spec":
                 continue
@@ -124,13 +158,18 @@ class JobRun:
                     pc = self.pfs.wait_commit(p.repo, p.id, timeout=0.5)
                 except PfsError as e:
                     if isinstance(e, CommitNotFound):
-                        failed.append(p.repo.name)
+                        errored.append(p)
                         break
                     continue
                 if pc.error:
-                    failed.append(p.repo.name)
+                    errored.append(p)
                 break
-        return failed
+        if not errored:
+            return []
+        keys = {(p.repo.project, p.repo.name, p.branch) for p in errored}
+        names = [inp.name for inp in iter_inputs(self.spec.input)
+                 if isinstance(inp, PfsInput) and (inp.project, inp.repo, inp.branch or "master") in keys]
+        return names or [p.repo.name for p in errored]
 
     def _base(self, ci):
         cur = ci
@@ -171,13 +210,18 @@ class JobRun:
         salt = self.pipeline.salt
         to_process, to_skip, to_delete = dm.classify(datums, base_states, salt, every_job)
         # start the output commit from the base's content minus outputs we are replacing
-        session = WriteSession(self.pfs.index, base_ci.root if base_ci else None)
+        # (s3_out: user code writes the whole output through S3 each job, so start empty)
+        session = WriteSession(self.pfs.index, base_ci.root if base_ci and not self.spec.s3_out else None)
         for datum_id in list(to_delete) + [d.id for d in to_process if d.id in base]:
             for path in base[datum_id].outputs:
                 session.delete(path)
         self.pfs.set_commit_root(self.out_repo, j.id, session.apply())
         j.data_total = len(datums)
         j.data_skipped = len(to_skip)
+        # a rerun (after a restart) starts over: counters from the interrupted run go
+        j.data_processed = j.data_failed = j.data_recovered = 0
+        j.download_time = j.process_time = j.upload_time = 0.0
+        j.download_bytes = j.upload_bytes = 0
         j.state = JOB_RUNNING
         self._save()
         skipped = []
@@ -191,7 +235,9 @@ class JobRun:
         self.store.put_datums(j, records)
         failed = [r for r in records if r.state == D_FAILED]
         if failed:
-            reason = f"datum {failed[0].id} failed"
+            collision = next((r.reason[r.reason.index("file / directory path collision"):].split(";")[0]
+                              for r in failed if "file / directory path collision" in r.reason), "")
+            reason = collision or f"datum {failed[0].id} failed"
             self._fail_commit(reason)
             self._finish_state(JOB_FAILURE, reason)
             return
@@ -215,10 +261,11 @@ class JobRun:
         def on_results(results, logs):
             self._on_results(results, logs, by_id, hashes)
 
+        gateway, s3_env = self._s3_gateway(to_process)
         feed = JobFeed(job_id=j.id, output_commit=j.id, output_repo=j.output_repo,
                        output_branch=j.output_branch, pipeline_version=j.pipeline_version,
                        datum_timeout=self.spec.datum_timeout or 0.0,
-                       datum_tries=self.spec.datum_tries or 3, on_results=on_results)
+                       datum_tries=self.spec.datum_tries or 3, on_results=on_results, env=s3_env)
         pb_datums = [wpb.Datum(id=d.id, inputs=[input_file_to_pb(f) for f in d.inputs]) for d in to_process]
         self.pb_by_id = {d.id: d for d in pb_datums}
         self.master.board.submit(self.key, feed, pb_datums)
@@ -233,7 +280,11 @@ class JobRun:
                         last_ensure = time.monotonic()
                         p = self.store.get_pipeline(*self.key)
                         if p is not None and not p.stopped:
-                            self.master.ensure_workers(p, self.master.spec_of(p))
+                            self.cond.release()  # never hold the job's lock across the executor
+                            try:
+                                self.master.ensure_workers(p, self.master.spec_of(p))
+                            finally:
+                                self.cond.acquire()
                     if self.master.is_stopped(self.key):
                         self.cond.release()
                         try:
@@ -242,6 +293,30 @@ class JobRun:
                             self.cond.acquire()
         finally:
             self.master.board.retire_job(self.key, j.id)
+            if gateway is not None:
+                gateway.stop()
+
+    def _s3_gateway(self, to_process: list):
+        """For `s3: true` inputs and `s3_out`: an S3 gateway serving this job's buckets only
+        (each s3 input as a bucket named after the input, pinned to the job's input commit;
+        `out` writing into the job's output commit), like Pachyderm's per-worker sidecar."""
+        s3_inputs = {}
+        for d in to_process:
+            for f in d.inputs:
+                if f.s3:
+                    s3_inputs[f.name] = f
+        if not s3_inputs and not self.spec.s3_out:
+            return None, {}
+        from pfs.s3gateway import S3Gateway, fixed_bucket
+        buckets = {name: fixed_bucket(name, Repo(f.project, f.repo, "user"), f.commit, f.branch)
+                   for name, f in s3_inputs.items()}
+        if self.spec.s3_out:
+            buckets["out"] = fixed_bucket("out", self.out_repo, self.job.id, self.job.output_branch, writable=True)
+        token = self.master.auth_token or ""
+        gw = S3Gateway(self.pfs, "127.0.0.1", 0, auth_token=token or None, buckets=buckets).start()
+        key = token or "default"
+        return gw, {"S3_ENDPOINT": f"http://127.0.0.1:{gw.port}", "AWS_ACCESS_KEY_ID": key,
+                    "AWS_SECRET_ACCESS_KEY": key}
 
     def _on_results(self, results, logs, by_id, hashes) -> None:
         j = self.job

@@ -3,16 +3,23 @@
 Invariants:
 - A pipeline is: a record (every version kept), an output repo named after it whose output
   branch has provenance on the input branches and on the pipeline's spec branch
-  (`<pipeline>.spec@master`), and a controller thread. Updating a pipeline writes a new spec
-  commit, which propagates a new output commit, which is a new job (as in Pachyderm).
+  (`<pipeline>.spec@master`), and a controller thread. Updating a pipeline kills its unfinished
+  jobs (UPDATE_KILL_REASON) and writes a new spec commit, which propagates a new output commit,
+  which is a new job (as in Pachyderm).
 - One job per output commit; a pipeline's jobs run one at a time in commit order, so a job's
   base (its parent's job) is always finished when it starts.
 - The master never imports Kubernetes or process code: workers are started through the
   Executor interface only.
 - Events from pfs (new output commits) never block the pfs lock: they are queued.
+- `_lock` guards pipeline records and controllers; job threads take it only to update their
+  pipeline's record, and state-change waits use their own condition (`_changed`), so a
+  pipeline operation never waits on a job that waits on it. Deleting a pipeline joins its job
+  thread before deleting records (nothing the job writes survives it). A pachd shutdown
+  interrupts jobs without ending them; `start` requeues them.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -40,6 +47,11 @@ class PipelineNotFound(NotFound):
     pass
 
 
+# Pachyderm's reason for the jobs an update kills (api_server.go stopAllJobsInPipeline; the
+# user is unknown_username when auth is off)
+UPDATE_KILL_REASON = "all jobs killed because pipeline was updated for user unknown_username"
+
+
 class Controller:
     """Runs one pipeline's jobs in order on its own thread."""
 
@@ -48,17 +60,26 @@ class Controller:
         self.key = key
         self.jobs: "queue.Queue[Optional[str]]" = queue.Queue()
         self.current: Optional[JobRun] = None
+        # held while a queued job becomes `current`: StopJob and stop() see a job either
+        # queued (they end it in the store) or running (they kill the JobRun), never between
+        self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._loop, name=f"pipeline-{key[1]}", daemon=True)
         self.stopping = False
 
     def start(self) -> None:
         self.thread.start()
 
-    def stop(self) -> None:
-        self.stopping = True
-        cur = self.current
-        if cur is not None:
-            cur.kill("pipeline deleted")
+    def stop(self, shutdown: bool = False) -> None:
+        """Pipeline deleted: kill the running job. pachd shutdown: interrupt it, so that it
+        resumes (rather than ends KILLED) when pachd starts again."""
+        with self.lock:
+            self.stopping = True
+            cur = self.current
+            if cur is not None:
+                if shutdown:
+                    cur.interrupt()
+                else:
+                    cur.kill("pipeline deleted")
         self.jobs.put(None)
 
     def _loop(self) -> None:
@@ -67,13 +88,16 @@ class Controller:
             if job_id is None or self.stopping:
                 return
             m = self.master
-            p = m.store.get_pipeline(*self.key)
-            j = m.store.get_job(self.key[0], self.key[1], job_id)
-            if p is None or j is None or j.state in TERMINAL:
-                continue
-            spec = m.spec_of(p)
-            run = JobRun(m, p, spec, j)
-            self.current = run
+            with self.lock:
+                if self.stopping:
+                    return
+                p = m.store.get_pipeline(*self.key)
+                j = m.store.get_job(self.key[0], self.key[1], job_id)
+                if p is None or j is None or j.state in TERMINAL:
+                    continue
+                spec = m.spec_of(p)
+                run = JobRun(m, p, spec, j)
+                self.current = run
             try:
                 run.run()
             finally:
@@ -97,6 +121,7 @@ class PpsMaster:
         self._threads: list[threading.Thread] = []
         self._cron_wakeup = threading.Event()
         self.cpu_count = os.cpu_count() or 1
+        self.auth_token: Optional[str] = None  # pachd's token, for job S3 gateways
         pfs.is_pipeline_output = self.is_pipeline_output
         pfs.add_listener(self._on_event)
 
@@ -104,6 +129,8 @@ class PpsMaster:
     def start(self) -> None:
         for p in self.store.list_pipelines():
             self._start_controller(p)
+            if not p.stopped:
+                self.ensure_workers(p, self.spec_of(p))
             pending = [j for j in self.store.list_jobs(p.project, p.name) if j.state not in TERMINAL]
             for j in sorted(pending, key=lambda j: (j.created, j.seq)):
                 j.restart += 1
@@ -119,7 +146,7 @@ class PpsMaster:
         self._cron_wakeup.set()
         self.pfs.remove_listener(self._on_event)
         for c in list(self._controllers.values()):
-            c.stop()
+            c.stop(shutdown=True)
         for c in list(self._controllers.values()):
             c.thread.join(timeout=5)
         if self.executor is not None:
@@ -161,7 +188,10 @@ class PpsMaster:
         if self.executor is None:
             return
         n = effective_parallelism(spec, self.cpu_count)
-        self.executor.ensure_workers(p.key, json.dumps(p.spec), n, {"PPS_PIPELINE_VERSION": str(p.version)})
+        env = {"PPS_PIPELINE_VERSION": str(p.version)}
+        if self.auth_token:
+            env["PACHD_AUTH_TOKEN"] = self.auth_token  # the worker's credential for pachd
+        self.executor.ensure_workers(p.key, json.dumps(p.spec), n, env)
 
     def job_changed(self, j: JobRecord) -> None:
         with self._changed:
@@ -243,6 +273,10 @@ class PpsMaster:
             else:
                 salt = uuid.uuid4().hex if reprocess else existing.salt
             effective["salt"] = salt
+            if existing is not None:  # unfinished jobs of the old version are killed
+                for j in self.store.list_jobs(project, name):
+                    if j.state not in TERMINAL:
+                        self.stop_job(project, name, j.id, UPDATE_KILL_REASON)
             rec = PipelineRecord(
                 project=project, name=name, version=(existing.version + 1) if existing else 1,
                 spec=effective, user_spec_json=user_json or json.dumps(spec_dict, sort_keys=True),
@@ -265,8 +299,9 @@ class PpsMaster:
                 raise
             self._start_controller(rec)
             self.board.set_stop(rec.key, False, rec.version)
-            if self.executor is not None and existing is not None and not rec.stopped:
-                # workers running the old spec are replaced (ensure_workers is declarative)
+            if not rec.stopped:
+                # start workers now (they take a moment to come up); workers still running an
+                # older spec are replaced, since ensure_workers is declarative
                 self.ensure_workers(rec, self.spec_of(rec))
             self._cron_wakeup.set()
             return effective
@@ -327,8 +362,8 @@ class PpsMaster:
                                      json.dumps(rec.spec, indent=2, sort_keys=True).encode())
         rec.spec_commit = spec_ci.commit.id
         self.store.put_pipeline(rec)
-        if not exists:
-            self.pfs.create_branch(out_b, None, tuple(provenance))
+        if not exists:  # the first output commit joins the spec commit's commit set
+            self.pfs.create_branch(out_b, None, tuple(provenance), commit_set_id=spec_ci.commit.id)
 
     def _owned(self, repo: Repo) -> bool:
         return self._repo_exists(Repo(repo.project, repo.name, "spec"))
@@ -411,6 +446,7 @@ class PpsMaster:
             p.stopped, p.state = False, "PIPELINE_RUNNING"
             self.store.put_pipeline(p)
             self.board.set_stop(p.key, False)
+            self.ensure_workers(p, self.spec_of(p))
         with self._changed:
             self._changed.notify_all()
 
@@ -451,15 +487,21 @@ class PpsMaster:
         j = self.inspect_job(project, pipeline, job_id)
         if j.state in TERMINAL:
             return
-        run = self.running((j.project, j.pipeline))
-        if run is not None and run.job.id == j.id:
-            run.kill(reason or "job stopped")
-            return
-        j.state, j.reason, j.finished = JOB_KILLED, reason or "job stopped", time.time()
-        self.store.put_job(j)
+        c = self._controllers.get((j.project, j.pipeline))
+        with (c.lock if c is not None else contextlib.nullcontext()):
+            run = c.current if c is not None else None
+            if run is not None and run.job.id == j.id:
+                run.kill(reason or "job stopped")
+                return
+            j = self.store.get_job(j.project, j.pipeline, j.id)  # queued: end it here
+            if j is None or j.state in TERMINAL:
+                return
+            j.state, j.reason, j.finished = JOB_KILLED, reason or "job stopped", time.time()
+            self.store.put_job(j)
         ci = self.pfs.get_commit(Repo(j.project, j.pipeline), j.id)
         if ci is not None and ci.finished is None:
             self.pfs.finish_commit(Repo(j.project, j.pipeline), j.id, error=j.reason, force=True)
+        self.job_changed(j)
 
     def delete_job(self, project: str, pipeline: str, job_id: str) -> None:
         j = self.inspect_job(project, pipeline, job_id)
@@ -469,14 +511,18 @@ class PpsMaster:
         self.store.delete_job(j)
 
     def restart_datum(self, project: str, pipeline: str, job_id: str, filters: list[str]) -> int:
-        """Kill the running attempts of matching datums of a running job (they are retried)."""
+        """Kill the running attempts of matching datums of a running job (they are retried).
+        Only datums a worker is processing right now: a queued datum flagged here would lose
+        its first attempt as soon as a worker picked it up."""
         j = self.inspect_job(project, pipeline, job_id)
         run = self.running((j.project, j.pipeline))
         if run is None or run.job.id != j.id:
             return 0
+        running = {datum_id for _, job, datum_id, _, _ in self.board.worker_status(run.key)
+                   if job == j.id and datum_id}
         ids = set()
         with run.cond:
-            for did in list(run.outstanding):
+            for did in list(run.outstanding & running):
                 d = run.pb_by_id.get(did)
                 if d is None:
                     continue

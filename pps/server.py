@@ -25,6 +25,7 @@ class PpsRuntime:
     def __init__(self, pachd):
         self.pachd = pachd
         self.master = PpsMaster(pachd.pfs)
+        self.master.auth_token = pachd.auth_token
         pps_pb2_grpc.add_APIServicer_to_server(PpsServicer(self.master), pachd.server)
         tasks_pb2_grpc.add_TasksServicer_to_server(self.master.board, pachd.server)
 

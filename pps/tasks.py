@@ -43,6 +43,7 @@ class JobFeed:
     on_results: Callable[[list, list], None]  # (results, logs) -> None
     cancelled: bool = False
     restart: set = field(default_factory=set)
+    env: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -215,7 +216,7 @@ class TaskBoard(tasks_pb2_grpc.TasksServicer):
         return wpb.Task(task_id=tid, job_id=job_id, output_commit=feed.output_commit,
                         pipeline_version=feed.pipeline_version, datums=datums,
                         datum_timeout=timeout, datum_tries=feed.datum_tries,
-                        output_repo=feed.output_repo, output_branch=feed.output_branch)
+                        output_repo=feed.output_repo, output_branch=feed.output_branch, env=feed.env)
 
     def CompleteTask(self, request, context):
         with self._cond:

@@ -25,8 +25,11 @@ from pfs.model import AUTO, Branch, BranchInfo, CommitInfo, CommitRef, Repo
 class BranchesMixin:
     def create_branch(self, branch: Branch, head: Optional[tuple] = None,
                       provenance: tuple = (), trigger: Optional[dict] = None,
-                      new_commit_set: bool = False) -> None:
-        """head: (repo, commit_id, branch_name) as the client gave it, or None."""
+                      new_commit_set: bool = False, commit_set_id: Optional[str] = None) -> None:
+        """head: (repo, commit_id, branch_name) as the client gave it, or None.
+
+        commit_set_id: join an existing commit set (pps uses it so a new pipeline's first
+        output commit shares its spec commit's id, as in Pachyderm); default a new one."""
         ancestry.validate_branch_name(branch.name)
         for p in provenance:
             ancestry.validate_branch_name(p.name)
@@ -41,7 +44,7 @@ class BranchesMixin:
         with self.txn() as t:
             self.require_project(t, branch.repo.project)
             self.require_repo(t, branch.repo)
-            set_id = self.new_commit_set_id()
+            set_id = commit_set_id or self.new_commit_set_id()
             # upstream branches that do not exist yet get an empty finished commit
             for p in provenance:
                 self.require_repo(t, p.repo)

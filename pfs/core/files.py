@@ -19,6 +19,7 @@ Invariants:
 """
 from __future__ import annotations
 
+import re
 import tarfile
 from typing import Iterable, Iterator, Optional
 
@@ -358,13 +359,20 @@ class FilesMixin:
                    self.file_info(old_ci, *old) if old and old_ci else None)
 
     def tar_stream(self, ci: CommitInfo, path: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
-        """A tar archive of a file or directory (paths relative to the repo root)."""
-        p = ancestry.clean_path(path)
+        """A tar archive of a file or directory, or of every match of a glob (as Pachyderm's
+        GetFileTAR); member names are relative to the repo root."""
         tree = self.tree(ci)
-        found = tree.lookup(p)
-        if found is None:
-            raise FileNotFound(f"file {p} not found in repo {ci.commit.repo} at commit {ci.commit.id}")
-        yield from _tar_entries(self, ci, tree, found[0], chunk_size)
+        if ancestry.is_glob(path):
+            keys = _glob_keys(tree, path)
+            if not keys:
+                raise FileNotFound(f"no file matches {path} in repo {ci.commit.repo} at commit {ci.commit.id}")
+        else:
+            p = ancestry.clean_path(path)
+            found = tree.lookup(p)
+            if found is None:
+                raise FileNotFound(f"file {p} not found in repo {ci.commit.repo} at commit {ci.commit.id}")
+            keys = [found[0]]
+        yield from _tar_entries(self, ci, tree, keys, chunk_size)
 
 
 def _looks_like_id(s: str) -> bool:
@@ -372,10 +380,27 @@ def _looks_like_id(s: str) -> bool:
     return is_commit_id(s)
 
 
-def _tar_entries(pfs, ci: CommitInfo, tree: FileTree, key: str, chunk_size: int) -> Iterator[bytes]:
+_LITERAL_ALTS = re.compile(r"^/?\{((?:[^{}*?\[\]!()@+^\\,]|\\.)*(?:,(?:[^{}*?\[\]!()@+^\\,]|\\.)*)*)\}$")
+
+
+def _glob_keys(tree: FileTree, pattern: str) -> list[str]:
+    """Keys matching a glob; a brace list of literal paths (`/{a,b/c}`) is looked up directly."""
+    m = _LITERAL_ALTS.match(pattern)
+    if m:
+        keys = []
+        for alt in re.split(r"(?<!\\),", m.group(1)):
+            lit = re.sub(r"\\(.)", r"\1", alt)
+            found = tree.lookup(ancestry.clean_path(lit))
+            if found is not None:
+                keys.append(found[0])
+        return sorted(set(keys))
+    return [k for k, _ in tree.glob(pattern)]
+
+
+def _tar_entries(pfs, ci: CommitInfo, tree: FileTree, keys: list, chunk_size: int) -> Iterator[bytes]:
     """Stream a tar archive: header, then the file's bytes straight from storage, then padding."""
     mtime = int(ci.finished or ci.started or 0)
-    for k, e in tree.walk(key):
+    for k, e in (item for key in keys for item in tree.walk(key)):
         name = k.strip("/")
         if not name:
             continue

@@ -2,13 +2,15 @@
 
 Downloads (`PfsIO.download`):
 - A datum's input `path` (a repo path; directories end in "/", "/" is the whole repo) is
-  fetched with pfs_v2 GetFileTAR and unpacked under `<stage>/<input name>/` KEEPING the full
-  repo path (`/a/b.txt` -> `<name>/a/b.txt`), as Pachyderm's downloadData does.
+  fetched with pfs_v2 GetFileTAR and unpacked under `<stage>/<datum index>-<input name>/`
+  KEEPING the full repo path (`/a/b.txt` -> `.../a/b.txt`), as Pachyderm's downloadData does;
+  mounting is one rename of that directory to `/pfs/<input name>`.
 - Identical inputs of several datums in one batch are fetched once; the extra copies are hard
   links (inputs are not to be modified in place, as in Pachyderm).
 - File inputs of one input commit are fetched with ONE GetFileTAR whose path is a brace glob
   `/{a,b/c,...}` when the server supports it (probed on first use: an error or a reply missing
-  every path means "no", and the worker then fetches per path for its whole life).
+  every path means "no", and the worker then fetches per path for its whole life, with
+  PER_PATH_CONCURRENCY calls in flight).
 - `empty_files` inputs become zero-byte files (names from WalkFile); `s3` inputs are not
   mounted; `lazy` inputs are downloaded eagerly (no FIFOs).
 - `Prefetcher` downloads a task's datums IN ORDER on one thread, in growing batches
@@ -21,6 +23,7 @@ import shutil
 import tarfile
 import threading
 import time
+from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -34,6 +37,7 @@ from proto.worker_v1 import tasks_pb2 as wpb
 
 PUT_CHUNK = 1 << 20
 GLOB_BATCH_CHARS = 32 * 1024
+PER_PATH_CONCURRENCY = 4  # pachd without glob support: overlap the calls
 _GLOB_SPECIAL = set("\\*?[]{}(),|!@+^$")
 
 
@@ -96,6 +100,7 @@ class PfsIO:
         self.dirs = dirs
         self.md = tuple(metadata)
         self.glob_ok: Optional[bool] = None
+        self._pool: Optional[futures.ThreadPoolExecutor] = None
 
     # ---- downloads ----------------------------------------------------------------------
     def download(self, datums: Sequence[wpb.Datum], stage_root: Path, first_index: int = 0,
@@ -135,14 +140,16 @@ class PfsIO:
 
     def _fetch_all(self, fetches: list[Fetch]) -> None:
         groups: dict[tuple, list[Fetch]] = {}
+        singles: list[Fetch] = []
         for f in fetches:
             i = f.input
             if i.empty_files:
                 self._guard(f, self._fetch_empty, f)
             elif i.path.endswith("/") or self.glob_ok is False:
-                self._guard(f, self._fetch_one, f)
+                singles.append(f)
             else:
                 groups.setdefault((i.project, i.repo, i.commit, i.branch), []).append(f)
+        self._fetch_each(singles)
         for group in groups.values():
             batch: list[Fetch] = []
             size = 0
@@ -172,10 +179,25 @@ class PfsIO:
         stream = _Stream(self._get_tar(f.input, f.input.path))
         self._untar(stream, {}, f)
 
+    def _fetch_each(self, fetches: list[Fetch]) -> None:
+        """One GetFileTAR per path, PER_PATH_CONCURRENCY at a time."""
+        if len(fetches) <= 1:
+            for f in fetches:
+                self._guard(f, self._fetch_one, f)
+            return
+        if self._pool is None:
+            self._pool = futures.ThreadPoolExecutor(PER_PATH_CONCURRENCY, thread_name_prefix="fetch")
+        for fut in [self._pool.submit(self._guard, f, self._fetch_one, f) for f in fetches]:
+            fut.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
     def _fetch_glob(self, batch: list[Fetch]) -> None:
         if len(batch) == 1 or self.glob_ok is False:
-            for f in batch:
-                self._guard(f, self._fetch_one, f)
+            self._fetch_each(batch)
             return
         by_path = {f.input.path.strip("/"): f for f in batch}
         # "/{a,b/c}", not "{/a,/b/c}": a glob is cleaned to start with "/" (Pachyderm's CleanPath)
@@ -188,10 +210,10 @@ class PfsIO:
             ok = False
         if self.glob_ok is None:
             self.glob_ok = ok
-        for f in batch:
-            if not ok or not f.seen:  # fall back per path (gives the real error if missing)
-                f.nbytes = 0
-                self._guard(f, self._fetch_one, f)
+        retry = [f for f in batch if not ok or not f.seen]  # per path: gives the real error
+        for f in retry:
+            f.nbytes = 0
+        self._fetch_each(retry)
 
     def _untar(self, stream: _Stream, by_path: dict[str, Fetch], only: Optional[Fetch]) -> None:
         with tarfile.open(fileobj=stream, mode="r|") as tf:

@@ -96,6 +96,7 @@ class DatumRunner:
                     "PACH_IN_WORKER": "true", "PACHD_PEER_SERVICE_HOST": host or "localhost",
                     "PACHD_PEER_SERVICE_PORT": port, "PACH_JOB_ID": task.job_id,
                     "PACH_OUTPUT_COMMIT_ID": task.output_commit})
+        env.update(task.env)  # from the master: e.g. S3_ENDPOINT and keys for s3 inputs/outputs
         if self.batch_server is not None:
             env["PPS_WORKER_GRPC_PORT"] = str(self.batch_server.port)
         return env

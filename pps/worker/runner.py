@@ -151,9 +151,7 @@ class Worker(DatumRunner):
         self.clear_pfs()
         for t in self._threads:
             t.start()
-        if self.spec.transform.datum_batching:
-            from pps.worker.batching import BatchServer
-            self.batch_server = BatchServer(self)
+        self._ensure_batch_server()
         try:
             return self._loop()
         finally:
@@ -162,8 +160,14 @@ class Worker(DatumRunner):
                 self.batch_server.stop()
             for t in self._threads:
                 t.join(timeout=5)
+            self.io.close()
             self.dirs.close()
             self.channel.close()
+
+    def _ensure_batch_server(self) -> None:
+        if self.spec.transform.datum_batching and self.batch_server is None:
+            from pps.worker.batching import BatchServer
+            self.batch_server = BatchServer(self)
 
     def terminate(self, *_args) -> None:
         """SIGTERM: stop after handing the current task back."""
@@ -230,6 +234,7 @@ class Worker(DatumRunner):
             except (grpc.RpcError, ValueError) as e:
                 log.warning("task for pipeline version %d, worker has %d; could not reload the spec: %s",
                             task.pipeline_version, self.version, e)
+        self._ensure_batch_server()
         with self._lock:
             self.task, self.cancelled = task, False
         try:

@@ -9,8 +9,9 @@ mkdir.
 Invariants:
 - Every name in the free list is an EMPTY directory directly under `pool`, owned by nobody.
 - `discard(path)` returns at once: the tree is renamed into the pool (so `path` is free for
-  reuse immediately) and emptied on a background thread: files unlinked, directories added
-  to the free list bottom-up. Nothing outside the pool's file system is touched.
+  reuse immediately) and emptied on a background thread (every RECYCLE_EVERY seconds, in
+  bulk): files unlinked, directories added to the free list bottom-up. Nothing outside the
+  pool's file system is touched.
 - `make(path)` behaves like `mkdir(parents=True, exist_ok=True)`.
 - Thread-safe; `close()` stops the background thread (pending trees stay on disk; the
   executor wipes the worker's scratch dir before every start).
@@ -20,10 +21,10 @@ from __future__ import annotations
 import collections
 import itertools
 import os
-import queue
 import threading
 from pathlib import Path
-from typing import Optional
+
+RECYCLE_EVERY = 0.05
 
 
 class Dirs:
@@ -33,11 +34,11 @@ class Dirs:
         self._free: collections.deque[str] = collections.deque()
         self._ids = itertools.count()
         self._lock = threading.Lock()
-        self._q: "queue.Queue[Optional[str]]" = queue.Queue()
+        self._pending: list[str] = [e.name for e in os.scandir(pool)]  # an earlier run's too
+        self._busy = False
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._recycler, name="recycler", daemon=True)
         self._thread.start()
-        for e in os.scandir(pool):  # leftovers of an earlier run: recycle them too
-            self._q.put(e.name)
 
     def _name(self, prefix: str) -> str:
         with self._lock:
@@ -79,33 +80,37 @@ class Dirs:
             os.rename(path, self.pool / name)
         except FileNotFoundError:
             return
-        self._q.put(name)
+        with self._lock:
+            self._pending.append(name)
 
     def idle(self) -> bool:
-        return self._q.unfinished_tasks == 0
+        with self._lock:
+            return not self._pending and not self._busy
 
     def close(self) -> None:
-        self._q.put(None)
+        self._stop.set()
         self._thread.join(timeout=10)
 
     # ---- background -------------------------------------------------------------------
     def _recycler(self) -> None:
-        while True:
-            name = self._q.get()
-            try:
-                if name is None:
-                    return
+        # polls instead of being woken per discard: a wake-up per datum costs more than the work
+        while not self._stop.wait(RECYCLE_EVERY):
+            with self._lock:
+                batch, self._pending = self._pending, []
+                self._busy = bool(batch)
+            for name in batch:
                 path = str(self.pool / name)
-                if os.path.isdir(path) and not os.path.islink(path):
-                    self._empty(path)
-                    with self._lock:
-                        self._free.append(name)
-                else:
-                    os.unlink(path)
-            except OSError:
-                pass
-            finally:
-                self._q.task_done()
+                try:
+                    if os.path.isdir(path) and not os.path.islink(path):
+                        self._empty(path)
+                        with self._lock:
+                            self._free.append(name)
+                    else:
+                        os.unlink(path)
+                except OSError:
+                    pass
+            with self._lock:
+                self._busy = False
 
     def _empty(self, top: str) -> None:
         with os.scandir(top) as it:

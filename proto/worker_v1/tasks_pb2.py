@@ -26,15 +26,17 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bproto/worker_v1/tasks.proto\x12\tworker_v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x01\n\x05Input\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x0c\n\x04repo\x18\x03 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x04 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x05 \x01(\t\x12\x0c\n\x04path\x18\x06 \x01(\t\x12\x0c\n\x04hash\x18\x07 \x01(\x0c\x12\x0f\n\x07join_on\x18\x08 \x01(\t\x12\x10\n\x08group_by\x18\t \x01(\t\x12\x0c\n\x04lazy\x18\n \x01(\x08\x12\x13\n\x0b\x65mpty_files\x18\x0b \x01(\x08\x12\n\n\x02s3\x18\x0c \x01(\x08\x12\x12\n\nsize_bytes\x18\r \x01(\x03\"5\n\x05\x44\x61tum\x12\n\n\x02id\x18\x01 \x01(\t\x12 \n\x06inputs\x18\x02 \x03(\x0b\x32\x10.worker_v1.Input\"q\n\x0fNextTaskRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x12\n\nmax_datums\x18\x04 \x01(\r\x12\x14\n\x0cwait_seconds\x18\x05 \x01(\x01\"\xfb\x01\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x15\n\routput_commit\x18\x03 \x01(\t\x12\x18\n\x10pipeline_version\x18\x04 \x01(\x04\x12 \n\x06\x64\x61tums\x18\x05 \x03(\x0b\x32\x10.worker_v1.Datum\x12\x0c\n\x04stop\x18\x06 \x01(\x08\x12\x30\n\rdatum_timeout\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0b\x64\x61tum_tries\x18\x08 \x01(\x03\x12\x13\n\x0boutput_repo\x18\t \x01(\t\x12\x15\n\routput_branch\x18\n \x01(\t\"\xbd\x02\n\x0b\x44\x61tumResult\x12\x10\n\x08\x64\x61tum_id\x18\x01 \x01(\t\x12(\n\x07outcome\x18\x02 \x01(\x0e\x32\x17.worker_v1.DatumOutcome\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x30\n\rdownload_time\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0cprocess_time\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0bupload_time\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0e\x64ownload_bytes\x18\x07 \x01(\x03\x12\x14\n\x0cupload_bytes\x18\x08 \x01(\x03\x12\x0f\n\x07outputs\x18\t \x03(\t\x12\x10\n\x08\x61ttempts\x18\n \x01(\x03\"u\n\x07LogLine\x12\x10\n\x08\x64\x61tum_id\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\x08\x12&\n\x02ts\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x11\n\tworker_id\x18\x05 \x01(\t\"\x84\x01\n\x13\x43ompleteTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\'\n\x07results\x18\x03 \x03(\x0b\x32\x16.worker_v1.DatumResult\x12 \n\x04logs\x18\x04 \x03(\x0b\x32\x12.worker_v1.LogLine\"\x16\n\x14\x43ompleteTaskResponse\"\xc0\x01\n\x10HeartbeatRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\x12\x10\n\x08\x64\x61tum_id\x18\x05 \x01(\t\x12\x31\n\rdatum_started\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x04logs\x18\x07 \x03(\x0b\x32\x12.worker_v1.LogLine\"@\n\x11HeartbeatResponse\x12\x13\n\x0b\x63\x61ncel_task\x18\x01 \x01(\x08\x12\x16\n\x0erestart_datums\x18\x02 \x03(\t*Z\n\x0c\x44\x61tumOutcome\x12\x13\n\x0fOUTCOME_UNKNOWN\x10\x00\x12\x0b\n\x07SUCCESS\x10\x01\x12\n\n\x06\x46\x41ILED\x10\x02\x12\r\n\tRECOVERED\x10\x03\x12\r\n\tCANCELLED\x10\x04\x32\xd9\x01\n\x05Tasks\x12\x37\n\x08NextTask\x12\x1a.worker_v1.NextTaskRequest\x1a\x0f.worker_v1.Task\x12O\n\x0c\x43ompleteTask\x12\x1e.worker_v1.CompleteTaskRequest\x1a\x1f.worker_v1.CompleteTaskResponse\x12\x46\n\tHeartbeat\x12\x1b.worker_v1.HeartbeatRequest\x1a\x1c.worker_v1.HeartbeatResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bproto/worker_v1/tasks.proto\x12\tworker_v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x01\n\x05Input\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x0c\n\x04repo\x18\x03 \x01(\t\x12\x0e\n\x06\x62ranch\x18\x04 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x05 \x01(\t\x12\x0c\n\x04path\x18\x06 \x01(\t\x12\x0c\n\x04hash\x18\x07 \x01(\x0c\x12\x0f\n\x07join_on\x18\x08 \x01(\t\x12\x10\n\x08group_by\x18\t \x01(\t\x12\x0c\n\x04lazy\x18\n \x01(\x08\x12\x13\n\x0b\x65mpty_files\x18\x0b \x01(\x08\x12\n\n\x02s3\x18\x0c \x01(\x08\x12\x12\n\nsize_bytes\x18\r \x01(\x03\"5\n\x05\x44\x61tum\x12\n\n\x02id\x18\x01 \x01(\t\x12 \n\x06inputs\x18\x02 \x03(\x0b\x32\x10.worker_v1.Input\"q\n\x0fNextTaskRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x12\n\nmax_datums\x18\x04 \x01(\r\x12\x14\n\x0cwait_seconds\x18\x05 \x01(\x01\"\xce\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x15\n\routput_commit\x18\x03 \x01(\t\x12\x18\n\x10pipeline_version\x18\x04 \x01(\x04\x12 \n\x06\x64\x61tums\x18\x05 \x03(\x0b\x32\x10.worker_v1.Datum\x12\x0c\n\x04stop\x18\x06 \x01(\x08\x12\x30\n\rdatum_timeout\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0b\x64\x61tum_tries\x18\x08 \x01(\x03\x12\x13\n\x0boutput_repo\x18\t \x01(\t\x12\x15\n\routput_branch\x18\n \x01(\t\x12%\n\x03\x65nv\x18\x0b \x03(\x0b\x32\x18.worker_v1.Task.EnvEntry\x1a*\n\x08\x45nvEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbd\x02\n\x0b\x44\x61tumResult\x12\x10\n\x08\x64\x61tum_id\x18\x01 \x01(\t\x12(\n\x07outcome\x18\x02 \x01(\x0e\x32\x17.worker_v1.DatumOutcome\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x30\n\rdownload_time\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0cprocess_time\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12.\n\x0bupload_time\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x16\n\x0e\x64ownload_bytes\x18\x07 \x01(\x03\x12\x14\n\x0cupload_bytes\x18\x08 \x01(\x03\x12\x0f\n\x07outputs\x18\t \x03(\t\x12\x10\n\x08\x61ttempts\x18\n \x01(\x03\"u\n\x07LogLine\x12\x10\n\x08\x64\x61tum_id\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\x08\x12&\n\x02ts\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x11\n\tworker_id\x18\x05 \x01(\t\"\x84\x01\n\x13\x43ompleteTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\tworker_id\x18\x02 \x01(\t\x12\'\n\x07results\x18\x03 \x03(\x0b\x32\x16.worker_v1.DatumResult\x12 \n\x04logs\x18\x04 \x03(\x0b\x32\x12.worker_v1.LogLine\"\x16\n\x14\x43ompleteTaskResponse\"\xc0\x01\n\x10HeartbeatRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x10\n\x08pipeline\x18\x02 \x01(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x0f\n\x07task_id\x18\x04 \x01(\t\x12\x10\n\x08\x64\x61tum_id\x18\x05 \x01(\t\x12\x31\n\rdatum_started\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x04logs\x18\x07 \x03(\x0b\x32\x12.worker_v1.LogLine\"@\n\x11HeartbeatResponse\x12\x13\n\x0b\x63\x61ncel_task\x18\x01 \x01(\x08\x12\x16\n\x0erestart_datums\x18\x02 \x03(\t*Z\n\x0c\x44\x61tumOutcome\x12\x13\n\x0fOUTCOME_UNKNOWN\x10\x00\x12\x0b\n\x07SUCCESS\x10\x01\x12\n\n\x06\x46\x41ILED\x10\x02\x12\r\n\tRECOVERED\x10\x03\x12\r\n\tCANCELLED\x10\x04\x32\xd9\x01\n\x05Tasks\x12\x37\n\x08NextTask\x12\x1a.worker_v1.NextTaskRequest\x1a\x0f.worker_v1.Task\x12O\n\x0c\x43ompleteTask\x12\x1e.worker_v1.CompleteTaskRequest\x1a\x1f.worker_v1.CompleteTaskResponse\x12\x46\n\tHeartbeat\x12\x1b.worker_v1.HeartbeatRequest\x1a\x1c.worker_v1.HeartbeatResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'proto.worker_v1.tasks_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DATUMOUTCOME']._serialized_start=1607
-  _globals['_DATUMOUTCOME']._serialized_end=1697
+  _globals['_TASK_ENVENTRY']._loaded_options = None
+  _globals['_TASK_ENVENTRY']._serialized_options = b'8\001'
+  _globals['_DATUMOUTCOME']._serialized_start=1690
+  _globals['_DATUMOUTCOME']._serialized_end=1780
   _globals['_INPUT']._serialized_start=108
   _globals['_INPUT']._serialized_end=322
   _globals['_DATUM']._serialized_start=324
@@ -42,19 +44,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NEXTTASKREQUEST']._serialized_start=379
   _globals['_NEXTTASKREQUEST']._serialized_end=492
   _globals['_TASK']._serialized_start=495
-  _globals['_TASK']._serialized_end=746
-  _globals['_DATUMRESULT']._serialized_start=749
-  _globals['_DATUMRESULT']._serialized_end=1066
-  _globals['_LOGLINE']._serialized_start=1068
-  _globals['_LOGLINE']._serialized_end=1185
-  _globals['_COMPLETETASKREQUEST']._serialized_start=1188
-  _globals['_COMPLETETASKREQUEST']._serialized_end=1320
-  _globals['_COMPLETETASKRESPONSE']._serialized_start=1322
-  _globals['_COMPLETETASKRESPONSE']._serialized_end=1344
-  _globals['_HEARTBEATREQUEST']._serialized_start=1347
-  _globals['_HEARTBEATREQUEST']._serialized_end=1539
-  _globals['_HEARTBEATRESPONSE']._serialized_start=1541
-  _globals['_HEARTBEATRESPONSE']._serialized_end=1605
-  _globals['_TASKS']._serialized_start=1700
-  _globals['_TASKS']._serialized_end=1917
+  _globals['_TASK']._serialized_end=829
+  _globals['_TASK_ENVENTRY']._serialized_start=787
+  _globals['_TASK_ENVENTRY']._serialized_end=829
+  _globals['_DATUMRESULT']._serialized_start=832
+  _globals['_DATUMRESULT']._serialized_end=1149
+  _globals['_LOGLINE']._serialized_start=1151
+  _globals['_LOGLINE']._serialized_end=1268
+  _globals['_COMPLETETASKREQUEST']._serialized_start=1271
+  _globals['_COMPLETETASKREQUEST']._serialized_end=1403
+  _globals['_COMPLETETASKRESPONSE']._serialized_start=1405
+  _globals['_COMPLETETASKRESPONSE']._serialized_end=1427
+  _globals['_HEARTBEATREQUEST']._serialized_start=1430
+  _globals['_HEARTBEATREQUEST']._serialized_end=1622
+  _globals['_HEARTBEATRESPONSE']._serialized_start=1624
+  _globals['_HEARTBEATRESPONSE']._serialized_end=1688
+  _globals['_TASKS']._serialized_start=1783
+  _globals['_TASKS']._serialized_end=2000
 # @@protoc_insertion_point(module_scope)

@@ -77,7 +77,14 @@ class NextTaskRequest(_message.Message):
     def __init__(self, project: _Optional[str] = ..., pipeline: _Optional[str] = ..., worker_id: _Optional[str] = ..., max_datums: _Optional[int] = ..., wait_seconds: _Optional[float] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "job_id", "output_commit", "pipeline_version", "datums", "stop", "datum_timeout", "datum_tries", "output_repo", "output_branch")
+    __slots__ = ("task_id", "job_id", "output_commit", "pipeline_version", "datums", "stop", "datum_timeout", "datum_tries", "output_repo", "output_branch", "env")
+    class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_COMMIT_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +95,7 @@ class Task(_message.Message):
     DATUM_TRIES_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_REPO_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_BRANCH_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     job_id: str
     output_commit: str
@@ -98,7 +106,8 @@ class Task(_message.Message):
     datum_tries: int
     output_repo: str
     output_branch: str
-    def __init__(self, task_id: _Optional[str] = ..., job_id: _Optional[str] = ..., output_commit: _Optional[str] = ..., pipeline_version: _Optional[int] = ..., datums: _Optional[_Iterable[_Union[Datum, _Mapping]]] = ..., stop: _Optional[bool] = ..., datum_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., datum_tries: _Optional[int] = ..., output_repo: _Optional[str] = ..., output_branch: _Optional[str] = ...) -> None: ...
+    env: _containers.ScalarMap[str, str]
+    def __init__(self, task_id: _Optional[str] = ..., job_id: _Optional[str] = ..., output_commit: _Optional[str] = ..., pipeline_version: _Optional[int] = ..., datums: _Optional[_Iterable[_Union[Datum, _Mapping]]] = ..., stop: _Optional[bool] = ..., datum_timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., datum_tries: _Optional[int] = ..., output_repo: _Optional[str] = ..., output_branch: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class DatumResult(_message.Message):
     __slots__ = ("datum_id", "outcome", "reason", "download_time", "process_time", "upload_time", "download_bytes", "upload_bytes", "outputs", "attempts")

@@ -2,16 +2,19 @@
 with sandboxed worker processes) for the whole session, driven by the unmodified
 pachyderm-sdk 2.12.2 client and, where the SDK has no timeout, by the raw pps_v2 stubs.
 
-- `pachd`: session-scoped; PACH_LOCAL_IMAGES points at `IMAGES` (local images written here).
+- `pachd`: session-scoped; PACH_LOCAL_IMAGES points at `images_dir`, where tests write local
+  images (`<images_dir>/<name>/` serves `transform.image: <registry>/<name>:<tag>`).
 - `pach`: per test; an `E2E` helper on a fresh SDK client. Pipelines it created are deleted
   when the test ends (their workers stop), repos stay (names are unique per test).
-- Waiting is always on pachd (InspectJob/InspectCommit with wait, bounded by a gRPC
-  deadline), never on sleeps.
+- Waiting is always on pachd (InspectJob/InspectCommit with wait, log streams with follow,
+  SubscribeJob), bounded by a gRPC deadline, never on sleeps. "Still waiting" is asserted as
+  a wait that runs into a short deadline.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -33,27 +36,36 @@ WAIT = 60.0  # seconds any single wait may take before the test fails
 @pytest.fixture(scope="session")
 def images_dir():
     d = Path(tempfile.mkdtemp(prefix="pps-e2e-images-"))
-    yield d
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def start_pachd(root: Path, images_dir: Path) -> Pachd:
+    """A pachd with pps and local workers on `root`; local images are read from images_dir."""
+    old = os.environ.get("PACH_LOCAL_IMAGES")
+    os.environ["PACH_LOCAL_IMAGES"] = str(images_dir)
+    try:
+        return Pachd(root, port=0, host="127.0.0.1").start()
+    finally:
+        if old is None:
+            os.environ.pop("PACH_LOCAL_IMAGES", None)
+        else:
+            os.environ["PACH_LOCAL_IMAGES"] = old
 
 
 @pytest.fixture(scope="session")
 def pachd(images_dir):
     if not bwrap_usable():
         pytest.skip("bubblewrap (bwrap) not usable here")
-    old = os.environ.get("PACH_LOCAL_IMAGES")
-    os.environ["PACH_LOCAL_IMAGES"] = str(images_dir)
     root = Path(tempfile.mkdtemp(prefix="pps-e2e-pachd-"))
-    try:
-        p = Pachd(root / "pachd", port=0, host="127.0.0.1").start()
-    finally:
-        if old is None:
-            os.environ.pop("PACH_LOCAL_IMAGES", None)
-        else:
-            os.environ["PACH_LOCAL_IMAGES"] = old
+    p = start_pachd(root / "pachd", images_dir)
     try:
         yield p
     finally:
         p.stop(grace=0.5)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 class E2E:
@@ -96,18 +108,6 @@ class E2E:
             for path, data in files.items():
                 c.put_file_from_bytes(path=path, data=data.encode() if isinstance(data, str) else data)
         return c.id
-
-    def put_many(self, repo: str, files: dict) -> str:
-        """Many files in one commit, written through pachd's own core (fast bulk setup)."""
-        from pfs.model import Branch, Repo
-        core = self.pd.pfs
-        r = Repo("default", repo)
-        ci = core.start_commit(Branch(r, "master"))
-        with core.open_writer(r, ci.commit.id) as w:
-            for path, data in files.items():
-                w.put(path, [data.encode() if isinstance(data, str) else data])
-        core.finish_commit(r, ci.commit.id)
-        return ci.commit.id
 
     def files(self, repo: str, commit: str = "master") -> dict[str, bytes]:
         """{path: content} of every file in repo@commit (commit id or branch)."""

@@ -99,3 +99,28 @@ def test_update_without_and_with_reprocess(pach):
     assert pach.files(p, info.spec_commit.id) == {"/a": b"v3\n", "/b": b"v3\n", "/c": b"v3\n", "/d": b"v3\n"}
     # every version's jobs are listed with history
     assert len(pach.job_ids(p)) == 4
+
+
+def test_a_reprocessed_datum_replaces_all_its_old_outputs(pach):
+    """A datum's outputs from the base job are removed before it runs again, even when the
+    new run writes different paths; other datums' outputs are inherited untouched."""
+    src = pach.repo("repl", {"/a": "one", "/b": "two"})
+    p = pach.pipeline("repl", pfs_in(src, name="in"),
+                      sh='f=$(ls /pfs/in); mkdir -p /pfs/out/$f; cp /pfs/in/$f /pfs/out/$f/$(cat /pfs/in/$f)')
+    j = pach.first_job(p)
+    assert j.state == pps_pb2.JOB_SUCCESS, j.reason
+    assert pach.files(p, j.job.id) == {"/a/one": b"one", "/b/two": b"two"}
+    cid = pach.put(src, {"/a": "uno"})
+    j = pach.job(p, cid)
+    assert (j.state, j.data_processed, j.data_skipped) == (pps_pb2.JOB_SUCCESS, 1, 1)
+    assert pach.files(p, cid) == {"/a/uno": b"uno", "/b/two": b"two"}
+
+
+def test_reprocess_spec_every_job(pach):
+    src = pach.repo("every", {"/a": "a", "/b": "b"})
+    p = pach.pipeline("every", pfs_in(src, name="in"), sh="cp /pfs/in/* /pfs/out/", reprocess_spec="every_job")
+    assert pach.first_job(p).data_processed == 2
+    cid = pach.put(src, {"/c": "c"})
+    j = pach.job(p, cid)
+    assert (j.state, j.data_processed, j.data_skipped) == (pps_pb2.JOB_SUCCESS, 3, 0)
+    assert pach.files(p, cid) == {"/a": b"a", "/b": b"b", "/c": b"c"}

@@ -2,6 +2,7 @@
 the input algebra (union, cross, join, outer join, group) and provenance."""
 from __future__ import annotations
 
+import pytest
 from pachyderm_sdk.api import pfs, pps
 
 from proto.pps_v2 import pps_pb2
@@ -173,3 +174,12 @@ def test_provenance_of_output_commit_and_commit_set(pach):
     assert (src, "user") in ids and (p, "user") in ids
     assert {c.commit.id for c in cs} == {cid}
     assert pach.files(p, cid) == {"/f": b"x", "/g": b"y"}
+
+
+def test_first_job_joins_the_spec_commit_set(pach):
+    """In Pachyderm, CreatePipeline writes the spec commit and opens the output commit in one
+    transaction: the first job's id is the spec commit's id."""
+    src = pach.repo("first", {"/a": "a"})
+    p = pach.pipeline("first", pfs_in(src), sh=CP)
+    j = pach.first_job(p)
+    assert j.job.id == pach.spec_commit(p)

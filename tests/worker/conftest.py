@@ -100,37 +100,30 @@ class TaskMaster(tasks_pb2_grpc.TasksServicer):
         return [*self.heartbeat_logs, *(done.logs if done else [])]
 
 
-def enable_glob_tar(pachd: Pachd) -> None:
-    """TEST-SIDE stand-in for a pachd whose GetFileTAR accepts a glob (as Pachyderm's does):
-    lets the worker's batched-download path be exercised and measured."""
+def disable_glob_tar(pachd: Pachd) -> None:
+    """TEST-SIDE stand-in for an older pachd whose GetFileTAR refuses globs, so the worker's
+    per-path fallback is exercised (pachd itself serves globs, as Pachyderm's does)."""
     from pfs import ancestry
-    from pfs.core.files import _tar_entries
-    from pfs.service import pfs_api
+    from pfs.errors import InvalidArgument
 
     core = pachd.pfs
     plain = core.tar_stream
 
     def tar_stream(ci, path, chunk_size=1 << 20):
-        if not ancestry.is_glob(path):
-            yield from plain(ci, path, chunk_size)
-            return
-        tree = core.tree(ci)
-        for key, _ in tree.glob(path):
-            pieces = list(_tar_entries(core, ci, tree, key, chunk_size))
-            yield from pieces[:-1]  # drop each member's end-of-archive blocks
-        yield b"\0" * 1024
+        if ancestry.is_glob(path):
+            raise InvalidArgument(f"path ({path}) invalid: globbing character not allowed in path")
+        return plain(ci, path, chunk_size)
 
     core.tar_stream = tar_stream
-    assert pfs_api  # the servicer calls self.pfs.tar_stream
 
 
 class Env:
-    def __init__(self, tmp: Path, glob_tar: bool = False):
+    def __init__(self, tmp: Path, glob_tar: bool = True):
         self.tmp = tmp
         self.master = TaskMaster()
         self.pachd = Pachd(tmp / "pachd", port=0, host="127.0.0.1", enable_pps=False)
-        if glob_tar:
-            enable_glob_tar(self.pachd)
+        if not glob_tar:
+            disable_glob_tar(self.pachd)
         tasks_pb2_grpc.add_TasksServicer_to_server(self.master, self.pachd.server)
         self.pachd.start()
         self.address = f"127.0.0.1:{self.pachd.port}"

@@ -39,7 +39,9 @@ def genv(request, tmp_path):
 def io(genv, tmp_path):
     dirs = Dirs(tmp_path / "pool")
     with grpc.insecure_channel(genv.address) as ch:
-        yield PfsIO(ch, dirs)
+        pio = PfsIO(ch, dirs)
+        yield pio
+        pio.close()
     dirs.close()
 
 
