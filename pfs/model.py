@@ -95,6 +95,7 @@ class CommitInfo:
     created_by: str = ""
     metadata: dict = field(default_factory=dict)
     seq: int = 0  # creation order within the server
+    problems: list = field(default_factory=list)  # validation errors found while it was written
 
     @property
     def is_open(self) -> bool:

@@ -78,19 +78,44 @@ class InputFile:
     reference: bool = False
 
 
+_PREFIXES: dict[tuple[str, str, str], "hashlib._Hash"] = {}
+
+
+def _prefix_hasher(name: str, repo: str, branch: str):
+    """A BLAKE2b state that has absorbed one input's name, repo and branch (copied per datum)."""
+    key = (name, repo, branch)
+    base = _PREFIXES.get(key)
+    if base is None:
+        base = hashlib.blake2b(digest_size=32)
+        for part in key:
+            raw = part.encode()
+            base.update(raw)
+            base.update(struct.pack(">q", len(raw)))
+        if len(_PREFIXES) > 4096:
+            _PREFIXES.clear()
+        _PREFIXES[key] = base
+    return base.copy()
+
+
 @dataclass(frozen=True)
 class Datum:
     inputs: tuple[InputFile, ...]
 
     @cached_property
     def id(self) -> str:
-        h = hashlib.blake2b(digest_size=32)
+        h = None
         for f in self.inputs:
-            for part in (f.name, f.repo, f.branch, f.path):
-                raw = part.encode()
-                h.update(raw)
-                h.update(struct.pack(">q", len(raw)))
-        return h.hexdigest()
+            if h is None:  # the first input's (name, repo, branch) part is shared by most datums
+                h = _prefix_hasher(f.name, f.repo, f.branch)
+            else:
+                for part in (f.name, f.repo, f.branch):
+                    raw = part.encode()
+                    h.update(raw)
+                    h.update(struct.pack(">q", len(raw)))
+            raw = f.path.encode()
+            h.update(raw)
+            h.update(struct.pack(">q", len(raw)))
+        return (h or hashlib.blake2b(digest_size=32)).hexdigest()
 
     def hash(self, salt: str) -> str:
         h = hashlib.blake2b(digest_size=32)

@@ -26,7 +26,7 @@ import threading
 import time
 from typing import Optional
 
-from pfs.core.filetree import WriteSession
+from pfs.core.filetree import WriteSession, entry_hash_size
 from pfs.errors import CommitNotFound, PfsError
 from pfs.model import Repo
 from pps import datums as dm
@@ -181,7 +181,7 @@ class JobRun:
                 continue
             bj = self.store.get_job(self.job.project, self.job.pipeline, cur.commit.id)
             if bj is not None and bj.state == JOB_SUCCESS:
-                return cur, {d.id: d for d in self.store.datums(bj.project, bj.pipeline, bj.id)}
+                return cur, self.store.summaries(bj.project, bj.pipeline, bj.id)
         return None, {}
 
     def _listing(self, commits: dict):
@@ -192,7 +192,7 @@ class JobRun:
             ic = self.pfs.get_commit(Repo(inp.project, inp.repo, inp.repo_type or "user"), cid)
             if ic is None:
                 return []
-            return [(k, e.hash, e.size) for k, e in self.pfs.tree(ic).glob(inp.glob or "/")]
+            return [(k, *entry_hash_size(raw)) for k, raw in self.pfs.tree(ic).glob_raw(inp.glob or "/")]
         return listing
 
     def _process(self, ci) -> None:
@@ -204,16 +204,18 @@ class JobRun:
                     if p.repo.name == inp.repo and p.repo.project == inp.project:
                         commits[(inp.project, inp.repo, "master")] = p.id
         datums = dm.enumerate_datums(self.spec.input, self._listing(commits), commits)
-        base_ci, base = self._base(ci)
+        base_ci, base = self._base(ci)  # {datum id: (hash, state, detail job)}
         every_job = self.spec.reprocess_spec == "every_job" or bool(self.spec.s3_out)
-        base_states = {i: (d.hash, "success" if d.processed_ok else d.state.lower()) for i, d in base.items()}
+        base_states = {i: (h, "success" if st in (D_SUCCESS, D_SKIPPED) else st.lower())
+                       for i, (h, st, _) in base.items()}
         salt = self.pipeline.salt
         to_process, to_skip, to_delete = dm.classify(datums, base_states, salt, every_job)
         # start the output commit from the base's content minus outputs we are replacing
         # (s3_out: user code writes the whole output through S3 each job, so start empty)
         session = WriteSession(self.pfs.index, base_ci.root if base_ci and not self.spec.s3_out else None)
         for datum_id in list(to_delete) + [d.id for d in to_process if d.id in base]:
-            for path in base[datum_id].outputs:
+            det = self.store.details(j.project, j.pipeline, base[datum_id][2], datum_id)
+            for path in (det[1] if det else []):
                 session.delete(path)
         self.pfs.set_commit_root(self.out_repo, j.id, session.apply())
         j.data_total = len(datums)
@@ -224,16 +226,13 @@ class JobRun:
         j.download_bytes = j.upload_bytes = 0
         j.state = JOB_RUNNING
         self._save()
-        skipped = []
-        for d in to_skip:
-            prev = base[d.id]
-            skipped.append(DatumRecord(d.id, prev.hash, D_SKIPPED, _inputs(d), list(prev.outputs)))
+        skipped = [(d.id, base[d.id][0], base[d.id][2]) for d in to_skip]
         if to_process:
             self._run_datums(to_process, salt)
         self._check()
-        records = skipped + list(self.results.values())
-        self.store.put_datums(j, records)
-        failed = [r for r in records if r.state == D_FAILED]
+        processed = list(self.results.values())
+        self.store.put_job_datums(j, processed, skipped)
+        failed = [r for r in processed if r.state == D_FAILED]
         if failed:
             collision = next((r.reason[r.reason.index("file / directory path collision"):].split(";")[0]
                               for r in failed if "file / directory path collision" in r.reason), "")
@@ -241,10 +240,11 @@ class JobRun:
             self._fail_commit(reason)
             self._finish_state(JOB_FAILURE, reason)
             return
-        dup = _duplicate_outputs(records)
-        if dup:
-            self._fail_commit(dup)
-            self._finish_state(JOB_FAILURE, dup)
+        out_ci = self.pfs.get_commit(self.out_repo, j.id)
+        problems = list(out_ci.problems) if out_ci is not None else []
+        if problems:  # e.g. two datums wrote the same path (detected as they wrote it)
+            self._fail_commit(problems[0])
+            self._finish_state(JOB_FAILURE, problems[0])
             return
         j.state = JOB_FINISHING
         self._save()
@@ -375,18 +375,3 @@ class JobRun:
 
 def _inputs(d: dm.Datum) -> list:
     return [[f.name, f.project, f.repo, f.branch, f.commit, f.path, f.file_hash, f.size] for f in d.inputs]
-
-
-def _duplicate_outputs(records: list[DatumRecord]) -> str:
-    owner: dict[str, str] = {}
-    for r in records:
-        for p in r.outputs:
-            other = owner.get(p)
-            if other is not None and other != r.id:
-                return f"duplicate path output by different datums ({p} from {other} and {p} from {r.id})"
-            owner[p] = r.id
-    paths = sorted(owner)
-    for a, b in zip(paths, paths[1:]):
-        if b.startswith(a + "/"):
-            return f"file / directory path collision ({a})"
-    return ""

@@ -104,6 +104,7 @@ class DatumRecord:
     download_bytes: int = 0
     upload_bytes: int = 0
     attempts: int = 0
+    detail_job: str = ""  # the job whose run of this datum the details come from
 
     @property
     def processed_ok(self) -> bool:
@@ -166,8 +167,9 @@ class PpsStore:
         for j in self.list_jobs(project, name):
             self.delete_job(j)
         with self.meta.batch() as b:
-            for k, _ in self.meta.scan(prefix=pps_prefix("log", project, name)):
-                b.delete(k)
+            for kind in ("log", "ddet"):
+                for k, _ in self.meta.scan(prefix=pps_prefix(kind, project, name)):
+                    b.delete(k)
 
     # ---- jobs --------------------------------------------------------------------------------
     def put_job(self, j: JobRecord) -> None:
@@ -205,23 +207,61 @@ class PpsStore:
         with self.meta.batch() as b:
             b.delete(pps_key("job", j.project, j.pipeline, j.id))
             b.delete(pps_key("jobset", j.id, j.project, j.pipeline))
-            for k, _ in self.meta.scan(prefix=pps_prefix("datum", j.project, j.pipeline, j.id)):
+            for k, _ in self.meta.scan(prefix=pps_prefix("dsum", j.project, j.pipeline, j.id)):
                 b.delete(k)
+        # details rows stay: later jobs' skipped datums may still point at them
 
     # ---- datums ------------------------------------------------------------------------------
-    def put_datums(self, j: JobRecord, datums: list[DatumRecord]) -> None:
-        for i in range(0, len(datums), 2000):
+    # A job's datum table has one small summary row per datum, [hash, state, detail_job], and
+    # a details row (inputs, outputs, stats) only for datums the job itself ran; a skipped
+    # datum's summary points at the job whose details it inherited. Copying a table forward
+    # for a job that skips everything therefore writes a few bytes per datum.
+    def put_job_datums(self, j: JobRecord, processed: list[DatumRecord],
+                       skipped: list[tuple[str, str, str]]) -> None:
+        """processed: records run by this job; skipped: (datum id, hash, detail job)."""
+        rows: list[tuple[bytes, bytes]] = []
+        for d in processed:
+            rows.append((pps_key("dsum", j.project, j.pipeline, j.id, d.id), _pack([d.hash, d.state, j.id])))
+            rows.append((pps_key("ddet", j.project, j.pipeline, j.id, d.id), _pack(
+                [d.inputs, d.outputs, d.reason, d.download_time, d.process_time, d.upload_time,
+                 d.download_bytes, d.upload_bytes, d.attempts])))
+        skip_state = D_SKIPPED
+        for datum_id, h, detail_job in skipped:
+            rows.append((pps_key("dsum", j.project, j.pipeline, j.id, datum_id), _pack([h, skip_state, detail_job])))
+        for i in range(0, len(rows), 5000):
             with self.meta.batch() as b:
-                for d in datums[i:i + 2000]:
-                    b.put(pps_key("datum", j.project, j.pipeline, j.id, d.id), _pack(asdict(d)))
+                for k, v in rows[i:i + 5000]:
+                    b.put(k, v)
+
+    def summaries(self, project: str, pipeline: str, job_id: str) -> dict[str, tuple[str, str, str]]:
+        """{datum id: (hash, state, detail job)} for a finished job."""
+        prefix = pps_prefix("dsum", project, pipeline, job_id)
+        n = len(prefix)
+        unpack = msgpack.unpackb
+        return {k[n:].decode(): tuple(unpack(v)) for k, v in self.meta.scan(prefix=prefix)}
+
+    def details(self, project: str, pipeline: str, detail_job: str, datum_id: str) -> Optional[list]:
+        raw = self.meta.get(pps_key("ddet", project, pipeline, detail_job, datum_id))
+        return None if raw is None else _unpack(raw)
+
+    def _record(self, project: str, pipeline: str, datum_id: str, summary) -> DatumRecord:
+        h, state, detail_job = summary
+        det = self.details(project, pipeline, detail_job, datum_id) or [[], [], "", 0.0, 0.0, 0.0, 0, 0, 0]
+        rec = DatumRecord(datum_id, h, state, *det, detail_job=detail_job)
+        if state == D_SKIPPED:  # this job did not run it: no time or bytes of its own
+            rec.download_time = rec.process_time = rec.upload_time = 0.0
+            rec.download_bytes = rec.upload_bytes = 0
+        return rec
 
     def get_datum(self, project: str, pipeline: str, job_id: str, datum_id: str) -> Optional[DatumRecord]:
-        raw = self.meta.get(pps_key("datum", project, pipeline, job_id, datum_id))
-        return None if raw is None else _from(DatumRecord, _unpack(raw))
+        raw = self.meta.get(pps_key("dsum", project, pipeline, job_id, datum_id))
+        return None if raw is None else self._record(project, pipeline, datum_id, _unpack(raw))
 
     def datums(self, project: str, pipeline: str, job_id: str) -> Iterator[DatumRecord]:
-        for _, v in self.meta.scan(prefix=pps_prefix("datum", project, pipeline, job_id)):
-            yield _from(DatumRecord, _unpack(v))
+        prefix = pps_prefix("dsum", project, pipeline, job_id)
+        n = len(prefix)
+        for k, v in self.meta.scan(prefix=prefix):
+            yield self._record(project, pipeline, k[n:].decode(), _unpack(v))
 
     # ---- logs --------------------------------------------------------------------------------
     def add_logs(self, logs: list[LogRecord]) -> None:

@@ -13,7 +13,16 @@ Invariants:
   entries are committed, and callers must `flush()` before they persist anything that refers
   to the chunks. A crash therefore leaves, at worst, an unreferenced pack (garbage), never a
   reference to missing bytes.
+- A failed pack write poisons its writer: the failure is raised (the store's own error,
+  e.g. `StorageError` -> UNAVAILABLE) from the call that notices it -- `feed`, `end` or
+  `flush` -- after the writer's other queued writes are cancelled and its running ones have
+  finished, and again from every later call. So a session whose pack was lost can never
+  flush successfully and publish references to it; the failed pack gets no chunk-index
+  entries (a pack is indexed only after its own put returned).
 - Memory is bounded by the pack size plus the chunker's window, whatever the file size.
+- Reads (`ContentStore.read`) fetch one chunk range at a time from a local store; from a
+  remote one (anything but `LocalChunkStore`, where every read is a request) they keep a
+  few ranges in flight with `pfs.core.readahead`. The bytes are the same either way.
 """
 from __future__ import annotations
 
@@ -28,6 +37,7 @@ import msgpack
 from fastcdc.fastcdc_cy import fastcdc_cy
 
 from pfs.core import keys
+from pfs.storage.local import LocalChunkStore
 
 CDC_MIN = 256 * 1024
 CDC_AVG = 512 * 1024
@@ -67,12 +77,18 @@ def pack_key(pack_id: bytes) -> str:
 class ContentStore:
     """Reads and writes chunked content over a ChunkStore (bytes) and a MetadataStore (index)."""
 
+    READ_WORKERS = 8  # parallel range reads per file read, when reading ahead
+    READ_WINDOW = 16  # ranges fetched or in flight ahead of the reader (memory bound)
+
     def __init__(self, chunks, meta, pack_target: int = PACK_TARGET,
-                 cdc_min: int = CDC_MIN, cdc_avg: int = CDC_AVG, cdc_max: int = CDC_MAX):
+                 cdc_min: int = CDC_MIN, cdc_avg: int = CDC_AVG, cdc_max: int = CDC_MAX,
+                 read_ahead: Optional[bool] = None):
         self.chunks = chunks
         self.meta = meta
         self.pack_target = pack_target
         self.cdc = (cdc_min, cdc_avg, cdc_max)
+        # Read ahead when each range read is a round trip (S3); a local pread is not.
+        self.read_ahead = (not isinstance(chunks, LocalChunkStore)) if read_ahead is None else read_ahead
         self._flush_lock = threading.Lock()
         self._pool: Optional[ThreadPoolExecutor] = None
 
@@ -107,7 +123,16 @@ class ContentStore:
 
     def read(self, refs: Iterable[ChunkRef], offset: int = 0,
              length: Optional[int] = None) -> Iterator[bytes]:
-        """Stream a file's bytes from `offset`, at most `length` bytes (None = to the end)."""
+        """Stream a file's bytes from `offset`, at most `length` bytes (None = to the end);
+        read ahead in parallel when `self.read_ahead` (see the module invariants)."""
+        if self.read_ahead:
+            from pfs.core.readahead import read_ahead  # it imports this module
+            return read_ahead(self, refs, offset, length, self.READ_WORKERS, self.READ_WINDOW)
+        return self.read_sequential(refs, offset, length)
+
+    def read_sequential(self, refs: Iterable[ChunkRef], offset: int = 0,
+                        length: Optional[int] = None) -> Iterator[bytes]:
+        """`read`, one chunk range at a time on the caller's thread."""
         remaining = length
         for r in refs:
             if remaining is not None and remaining <= 0:
@@ -129,11 +154,12 @@ class ContentWriter:
     """Turns byte streams into FileContent. One writer per upload session; not thread-safe.
 
     Usage: `begin()`, `feed(bytes)` any number of times, `end() -> FileContent`; `flush()`
-    before persisting anything that refers to the returned refs.
+    before persisting anything that refers to the returned refs; `abort()` to give up.
 
     Full packs are written by the store's writer threads while this thread keeps chunking
     (at most `MAX_INFLIGHT` packs in flight, so memory stays bounded); `flush()` waits for
     all of them. A pack's chunk-index entries are written only after the pack itself.
+    The first failed pack write poisons the writer (see the module invariants).
     """
 
     MAX_INFLIGHT = 6
@@ -147,15 +173,18 @@ class ContentWriter:
         self._pack_refs: list[ChunkRef] = []
         self._pending: dict[bytes, ChunkRef] = {}  # hash -> ref for chunks not yet indexed
         self._inflight: list = []  # futures of pack writes
+        self._error: Optional[BaseException] = None  # the first failed write (or the abort)
         self.bytes_written = 0  # new bytes stored (after dedup), for accounting and benchmarks
         self.bytes_seen = 0
 
     # ---- one file at a time ----------------------------------------------------------
     def begin(self) -> None:
+        self._check()
         self._file = FileContent()
         self._buf.clear()
 
     def feed(self, data: bytes) -> None:
+        self._check()
         self.bytes_seen += len(data)
         if not data:
             return
@@ -164,6 +193,7 @@ class ContentWriter:
             self._cut(final=False)
 
     def end(self) -> FileContent:
+        self._check()
         self._cut(final=True)
         f, self._file = self._file, None
         return f
@@ -218,6 +248,10 @@ class ContentWriter:
             self._submit_pack()
 
     # ---- durability ------------------------------------------------------------------
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
     def _submit_pack(self) -> None:
         if not self._pack:
             return
@@ -228,18 +262,50 @@ class ContentWriter:
             self._reap(self._inflight.pop(0))
 
     def _reap(self, fut) -> None:
-        for r in fut.result():  # re-raises a failed write
+        try:
+            refs = fut.result()
+        except BaseException as e:  # noqa: BLE001 - poison the writer, then re-raise
+            self._fail(e)
+            raise
+        for r in refs:
             self._pending.pop(r.hash, None)
+
+    def _fail(self, e: BaseException) -> None:
+        """Record the first failure; cancel queued writes and wait out the running ones, so
+        nothing of this writer is still being written when the caller sees the error."""
+        if self._error is None:
+            self._error = e
+        inflight, self._inflight = self._inflight, []
+        for fut in inflight:
+            fut.cancel()
+        for fut in inflight:
+            if not fut.cancelled():
+                try:
+                    fut.result()
+                except BaseException:  # noqa: BLE001 - the first error is the one reported
+                    pass
+        self._pending.clear()
+        self._pack, self._pack_refs = bytearray(), []
 
     def flush(self) -> None:
         """Write every pack and index its chunks; returns when all of it is durable."""
+        self._check()
         self._submit_pack()
-        inflight, self._inflight = self._inflight, []
-        err = None
-        for fut in inflight:
-            try:
-                self._reap(fut)
-            except BaseException as e:  # noqa: BLE001 - wait for all, then raise the first
-                err = err or e
-        if err is not None:
-            raise err
+        while self._inflight:
+            self._reap(self._inflight.pop(0))  # raises the first failure, after _fail
+
+    def abort(self) -> None:
+        """Give up: drop the current pack, cancel queued pack writes (running ones finish
+        in the background; their packs may be indexed, which is harmless). Idempotent."""
+        if self._error is None:
+            self._error = _Aborted("this upload was aborted")
+        for fut in self._inflight:
+            fut.cancel()
+        self._inflight = []
+        self._pending.clear()
+        self._pack, self._pack_refs = bytearray(), []
+        self._buf = bytearray()  # rebound, not cleared: a traceback may still hold a view of it
+
+
+class _Aborted(RuntimeError):
+    """Using a ContentWriter after `abort()` (a programming error)."""

@@ -138,6 +138,7 @@ class FileWriter:
     def abort(self) -> None:
         if not self._closed:
             self._closed = True
+            self.content.abort()  # queued pack writes of this session are not needed
             self._lock.release()
 
     def __enter__(self) -> "FileWriter":
@@ -219,6 +220,8 @@ class FilesMixin:
                     raise Conflict(f"commit {ci.commit} changed during the upload; retry")
                 ci.root = root
                 ci.size = self._commit_size(ci)
+                if w.session.collisions and len(ci.problems) < 10:
+                    ci.problems = ci.problems + w.session.collisions[: 10 - len(ci.problems)]
                 t.put_commit(ci)
                 return ci
             bi = t.branch(w.branch)

@@ -58,6 +58,12 @@ def decode_entry(raw: bytes) -> Entry:
     return Entry(False, v[1], v[2], tuple(ChunkRef(*r) for r in v[3]), v[4])
 
 
+def entry_hash_size(raw: bytes) -> tuple[bytes, int]:
+    """(hash, size) of an encoded entry without building the whole Entry (hot in datum listing)."""
+    v = msgpack.unpackb(raw, raw=False)
+    return (v[3], v[1]) if v[0] == _DIR else (v[2], v[1])
+
+
 def file_entry(content: FileContent, datum: str = "") -> Entry:
     return Entry(False, content.size, content.hash, tuple(content.refs), datum)
 
@@ -163,17 +169,22 @@ class FileTree:
 
     def glob(self, pattern: str) -> Iterator[tuple[str, Entry]]:
         """Files and directories matching a Pachyderm glob, in path order."""
+        for k, raw in self.glob_raw(pattern):
+            yield k, decode_entry(raw)
+
+    def glob_raw(self, pattern: str) -> Iterator[tuple[str, bytes]]:
+        """Like `glob`, with entries still encoded (decode what you need)."""
         from pfs.glob import clean_glob, compile_glob
         g = compile_glob(clean_glob(pattern))
         if g.pattern == "/":
-            e = self.entry("/")
-            if e is not None:
-                yield "/", e
+            raw = self.index.get(self.root, "/")
+            if raw is not None:
+                yield "/", raw
             return
         prefix = g.literal_prefix or "/"
         for k, raw in self.index.items(self.root, prefix, prefix_end(prefix)):
             if k != "/" and g.match_path(k):
-                yield k, decode_entry(raw)
+                yield k, raw
 
 
 def diff(index: IndexTree, new_root: Optional[bytes], old_root: Optional[bytes],
@@ -213,6 +224,8 @@ class WriteSession:
         self.root = base_root
         self._pending: dict[str, Optional[Entry]] = {}
         self._pending_dirs: dict[str, int] = {}  # dir key -> pending puts below it
+        self.collisions: list[str] = []  # a path written by two different datums
+        self._datum_of: dict[str, str] = {}  # path -> datum that wrote it since the last apply
 
     # ---- reads through the session --------------------------------------------------------
     def current(self, path: str) -> Optional[Entry]:
@@ -222,6 +235,12 @@ class WriteSession:
 
     # ---- operations ------------------------------------------------------------------------
     def put(self, path: str, entry: Entry) -> None:
+        if entry.datum:
+            prev = self._datum_of.get(path)
+            if prev is not None and prev != entry.datum:
+                self.collisions.append(f"duplicate path output by different datums "
+                                       f"({path} from {prev} and {path} from {entry.datum})")
+            self._datum_of[path] = entry.datum
         if self._pending.get(path) is None:
             for dk in parent_dirs(path):
                 self._pending_dirs[dk] = self._pending_dirs.get(dk, 0) + 1
@@ -263,6 +282,7 @@ class WriteSession:
         pending = self._pending
         self._pending = {}
         self._pending_dirs = {}
+        self._datum_of = {}
         base = FileTree(self.index, self.root)
         deltas: dict[str, list] = {}
         edits: dict[str, Optional[bytes]] = {}
@@ -273,6 +293,9 @@ class WriteSession:
                 continue
             if old is not None and new is not None and old == new:
                 continue
+            if old is not None and new is not None and old.datum and new.datum and old.datum != new.datum:
+                self.collisions.append(f"duplicate path output by different datums "
+                                       f"({path} from {old.datum} and {path} from {new.datum})")
             d_size = (new.size if new else 0) - (old.size if old else 0)
             d_count = (1 if new else 0) - (1 if old else 0)
             d_hash = (_digest(path, new.hash) if new else 0) - (_digest(path, old.hash) if old else 0)

@@ -90,7 +90,7 @@ def encode_commit(ci: CommitInfo) -> bytes:
         "direct_provenance": [_c(x) for x in ci.direct_provenance],
         "direct_subvenance": [_c(x) for x in ci.direct_subvenance],
         "root": ci.root, "size": ci.size, "created_by": ci.created_by,
-        "metadata": ci.metadata, "seq": ci.seq,
+        "metadata": ci.metadata, "seq": ci.seq, "problems": ci.problems,
     })
 
 
@@ -104,5 +104,5 @@ def decode_commit(b: bytes) -> CommitInfo:
         direct_provenance=[_commit(x) for x in d.get("direct_provenance", [])],
         direct_subvenance=[_commit(x) for x in d.get("direct_subvenance", [])],
         root=d.get("root"), size=d.get("size", 0), created_by=d.get("created_by", ""),
-        metadata=d.get("metadata", {}), seq=d.get("seq", 0),
+        metadata=d.get("metadata", {}), seq=d.get("seq", 0), problems=list(d.get("problems", [])),
     )

@@ -13,6 +13,10 @@ Invariants (on top of those of `pfs.storage.chunkstore`):
   that names the bucket and the endpoint and says what to check -- not at the first put.
 - Every request retries throttling, 5xx and connection errors with botocore's
   ``adaptive``/``standard`` retry mode (exponential backoff with jitter, `max_attempts`).
+  Unless given as arguments, `max_attempts` (tries in total, the first included) and the
+  mode come from the standard ``AWS_MAX_ATTEMPTS`` / ``AWS_RETRY_MODE`` variables, else 8
+  and ``adaptive``. When the attempts run out, the `StorageError` says what kept failing
+  (the S3 error code and HTTP status, or the connection failure) and what to check.
 - A single PutObject is atomic on S3: readers see the old or the whole new object. Objects
   are ≤ ~16 MiB, so no multipart upload is ever used (that would not be atomic anyway).
 - `iterate` lists one '/'-level at a time (Delimiter="/") and sorts each level itself, so
@@ -37,12 +41,28 @@ from pfs.storage.chunkstore import check_key, check_range
 
 __all__ = ["S3ChunkStore"]
 
+DEFAULT_MAX_ATTEMPTS = 8
+DEFAULT_RETRY_MODE = "adaptive"
 _NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
 _CRED_CODES = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}
 
 
 def _code(e: bx.ClientError) -> str:
     return str(e.response.get("Error", {}).get("Code", ""))
+
+
+def _status(e: bx.ClientError) -> int:
+    return int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise StorageError(f"{name}={raw!r} is not a whole number") from None
 
 
 class S3ChunkStore:
@@ -58,8 +78,8 @@ class S3ChunkStore:
         secret_key: str | None = None,
         *,
         session_token: str | None = None,
-        max_attempts: int = 8,
-        retry_mode: str = "adaptive",
+        max_attempts: int | None = None,
+        retry_mode: str | None = None,
         connect_timeout: float = 5.0,
         read_timeout: float = 60.0,
         max_pool_connections: int = 32,
@@ -92,7 +112,17 @@ class S3ChunkStore:
         )
         if region is None and session.region_name is None:
             base["region_name"] = "us-east-1"
-        cfg = Config(retries={"max_attempts": max_attempts, "mode": retry_mode}, **base)
+        if max_attempts is None:
+            max_attempts = _env_int("AWS_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)
+        retry_mode = retry_mode or os.environ.get("AWS_RETRY_MODE") or DEFAULT_RETRY_MODE
+        if max_attempts < 1 or retry_mode not in ("standard", "adaptive", "legacy"):
+            raise StorageError(f"invalid S3 retry settings: max_attempts={max_attempts} (>= 1), "
+                               f"mode={retry_mode!r} (standard, adaptive or legacy); "
+                               "check AWS_MAX_ATTEMPTS / AWS_RETRY_MODE")
+        self.max_attempts = max_attempts
+        # total_max_attempts counts the first try too (AWS_MAX_ATTEMPTS's meaning);
+        # botocore's "max_attempts" key would count only the retries.
+        cfg = Config(retries={"total_max_attempts": max_attempts, "mode": retry_mode}, **base)
         self._client = session.client("s3", endpoint_url=endpoint_url, config=cfg)
         self.endpoint_url = self._client.meta.endpoint_url
         self._paginator = self._client.get_paginator("list_objects_v2")
@@ -171,6 +201,18 @@ class S3ChunkStore:
                 return StorageError(
                     f"{op} of {key!r} in {self._where()} was denied ({code}): check the credentials "
                     "and the bucket policy")
+            status = _status(e)
+            if status >= 500 or code in ("SlowDown", "Throttling", "ThrottlingException",
+                                         "RequestTimeout", "ServiceUnavailable"):
+                return StorageError(
+                    f"{op} of {key!r} in {self._where()} failed: the S3 server kept answering "
+                    f"{code or 'an error'} (HTTP {status}) through {self.max_attempts} attempts with "
+                    "backoff; it is overloaded or failing: check its health and logs, then retry")
+        elif isinstance(e, (bx.EndpointConnectionError, bx.ConnectionClosedError,
+                            bx.ConnectTimeoutError, bx.ReadTimeoutError)):
+            return StorageError(
+                f"{op} of {key!r} in {self._where()} failed after {self.max_attempts} attempts: {e}. "
+                "Check that the S3 server is running and reachable (AWS_ENDPOINT_URL), then retry")
         return StorageError(f"{op} of {key!r} in {self._where()} failed: {e}")
 
     # -- operations --------------------------------------------------------------------
