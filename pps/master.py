@@ -192,6 +192,27 @@ class PpsMaster:
         if self.auth_token:
             env["PACHD_AUTH_TOKEN"] = self.auth_token  # the worker's credential for pachd
         self.executor.ensure_workers(p.key, json.dumps(p.spec), n, env)
+        self._note_worker_health(p)
+
+    def _note_worker_health(self, p: PipelineRecord) -> None:
+        """Pipeline state CRASHING (with the reason and the worker's log) while its workers
+        keep exiting, RUNNING again once they stay up: what `list pipeline` shows."""
+        crashing = [w for w in self.executor.workers(p.key) if w.state == "crashing" and w.restarts >= 1]
+        with self._lock:
+            cur = self.store.get_pipeline(*p.key)
+            if cur is None or cur.stopped:
+                return
+            if crashing:
+                w = crashing[0]
+                reason = (f"worker {w.id} keeps exiting (exit code {w.exit_code}, {w.restarts} restarts)"
+                          + (f"; see {w.log_path}" if w.log_path else ""))
+                if cur.state != "PIPELINE_CRASHING" or cur.reason != reason:
+                    cur.state, cur.reason = "PIPELINE_CRASHING", reason
+                    self.store.put_pipeline(cur)
+                    self.store.add_logs([LogRecord(p.project, p.name, "", "", "", True, False, time.time(), reason)])
+            elif cur.state == "PIPELINE_CRASHING":
+                cur.state, cur.reason = "PIPELINE_RUNNING", ""
+                self.store.put_pipeline(cur)
 
     def job_changed(self, j: JobRecord) -> None:
         with self._changed:

@@ -171,11 +171,13 @@ def bwrap_command(argv: Sequence[str], pfs_dir: Path, image_dir: Optional[Path] 
     binary = binary or bwrap_binary() or "bwrap"
     args = [binary, "--die-with-parent", "--unshare-pid", "--new-session", "--tmpfs", "/"]
     args += _system_binds()
+    # /tmp first: later mounts win, so a Python or project that lives under /tmp (a CI clone
+    # with its venv inside) stays visible on top of the fresh /tmp
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     py = python_paths()
     for p in py:
         args += ["--ro-bind", p, p]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-             "--bind", str(pfs_dir), PFS]
+    args += ["--bind", str(pfs_dir), PFS]
     for entry in image_entries(image_dir, py):
         args += ["--ro-bind", str(Path(image_dir) / entry), "/" + entry]
     for host, inside in ro_files.items():

@@ -77,6 +77,23 @@ def test_bwrap_sandbox_sees_pfs_image_and_python(tmp_path):
     assert (pfs / "out.txt").read_text() == "x\n"  # /pfs is the scratch dir, read-write
 
 
+@needs_bwrap
+def test_python_and_project_under_tmp_stay_visible(tmp_path, monkeypatch):
+    """A CI clone keeps its venv under /tmp; the sandbox's fresh /tmp must not hide it."""
+    under_tmp = tmp_path / "clone" / ".venv"
+    under_tmp.mkdir(parents=True)
+    (under_tmp / "marker").write_text("venv here")
+    assert str(under_tmp).startswith("/tmp/")
+    real = sb.python_paths()
+    monkeypatch.setattr(sb, "python_paths", lambda: real + [str(under_tmp)])
+    pfs = tmp_path / "pfs"
+    pfs.mkdir()
+    cmd = sb.bwrap_command(["cat", str(under_tmp / "marker")], pfs)
+    out = subprocess.run(cmd, env=sb.worker_env(), capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "venv here"
+
+
 def test_user_process_streams_lines_and_stdin():
     lines: list[str] = []
     p = UserProcess(["sh", "-c", "cat; echo err >&2; printf 'no newline'"], {"PATH": os.environ["PATH"]},
