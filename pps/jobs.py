@@ -22,6 +22,7 @@ Invariants (Pachyderm 2.x, see shared/reference/pps-semantics.md §3, §4, §6):
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Optional
@@ -313,9 +314,13 @@ class JobRun:
         if self.spec.s3_out:
             buckets["out"] = fixed_bucket("out", self.out_repo, self.job.id, self.job.output_branch, writable=True)
         token = self.master.auth_token or ""
-        gw = S3Gateway(self.pfs, "127.0.0.1", 0, auth_token=token or None, buckets=buckets).start()
+        # workers on this machine reach it on loopback; pods need PACH_JOB_S3_BIND (e.g. 0.0.0.0)
+        # and PACH_JOB_S3_ADDRESS (an address pods can reach, e.g. the pachd pod IP)
+        bind = os.environ.get("PACH_JOB_S3_BIND", "127.0.0.1")
+        gw = S3Gateway(self.pfs, bind, 0, auth_token=token or None, buckets=buckets).start()
+        host = os.environ.get("PACH_JOB_S3_ADDRESS", "127.0.0.1" if bind in ("0.0.0.0", "") else bind)
         key = token or "default"
-        return gw, {"S3_ENDPOINT": f"http://127.0.0.1:{gw.port}", "AWS_ACCESS_KEY_ID": key,
+        return gw, {"S3_ENDPOINT": f"http://{host}:{gw.port}", "AWS_ACCESS_KEY_ID": key,
                     "AWS_SECRET_ACCESS_KEY": key}
 
     def _on_results(self, results, logs, by_id, hashes) -> None:

@@ -2,7 +2,8 @@
 
 - `local.LocalExecutor`: worker processes on this machine, each inside one bubblewrap
   sandbox for its lifetime (or the documented no-sandbox fallback, see pps.worker.sandbox).
-- a Kubernetes executor (pods via the official client) implements the same Protocol with the
+- `kubernetes.KubernetesExecutor`: one pod per worker via the official client (the only
+  module importing it); the pod manifest is plain data built by `k8s_pods`. Same Protocol,
   same worker program (`python -m pps.worker`), which talks to pachd only over gRPC.
 
 Invariant: nothing here decides WHAT a worker does; that comes from pachd's task board

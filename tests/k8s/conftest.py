@@ -37,9 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import kmock
 import pytest
 from kubernetes import client
+
+kmock = pytest.importorskip("kmock")  # test extra: the whole directory skips without it
 from kubernetes.client.rest import ApiException
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,7 +105,8 @@ class Kubelet:
         self.api = kmock_.api_client()
         self.core = client.CoreV1Api(self.api)
         self.root, self.images, self.ns = root, images, namespace
-        self.pods: dict[str, _Pod] = {}
+        self.pods: dict[str, _Pod] = {}        # written by the kubelet thread under _lock
+        self._lock = threading.Lock()
         self.started: list[str] = []          # pod names, in start order
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="test-kubelet", daemon=True)
@@ -147,12 +149,15 @@ class Kubelet:
             if e.status == 404:
                 return
             raise
-        old = self.pods.pop(name, None)
+        with self._lock:
+            old = self.pods.pop(name, None)
         if old is not None:
             self._reap(old)
         d = self.root / f"{name}-{uuid.uuid4().hex[:6]}"
         d.mkdir(parents=True)
-        r = self.pods[name] = _Pod(name, d)
+        r = _Pod(name, d)
+        with self._lock:
+            self.pods[name] = r
         spec = pod["spec"]
         vols = {}
         for v in spec.get("volumes") or []:
@@ -234,7 +239,8 @@ class Kubelet:
             if time.monotonic() < r.term_deadline:
                 return
         self._reap(r)
-        self.pods.pop(r.name, None)
+        with self._lock:
+            self.pods.pop(r.name, None)
         self.core.patch_namespaced_pod(r.name, self.ns, {"metadata": {"finalizers": []}})
 
     def _reap(self, r: _Pod) -> None:
@@ -249,10 +255,13 @@ class Kubelet:
 
     # ---- for tests --------------------------------------------------------------------------
     def running(self) -> list[str]:
-        return sorted(n for n, r in self.pods.items() if r.proc is not None and r.proc.poll() is None)
+        with self._lock:
+            pods = list(self.pods.items())
+        return sorted(n for n, r in pods if r.proc is not None and r.proc.poll() is None)
 
     def log_of(self, name: str) -> str:
-        r = self.pods.get(name)
+        with self._lock:
+            r = self.pods.get(name)
         return (r.dir / "container.log").read_text(errors="replace") if r else ""
 
     def close(self) -> None:

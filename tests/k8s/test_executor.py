@@ -97,7 +97,7 @@ def test_pods_carry_command_env_labels_resources_and_patches(make, cluster, kmoc
     # the kubelet ran the init container (copying the bundle) and then the worker command
     for i in range(3):
         wid = f"default-edges-w{i}"
-        rec = wait_for(lambda: starts(out, wid), what=f"{wid} started")[0]
+        rec = wait_for(lambda wid=wid: starts(out, wid), what=f"{wid} started")[0]
         assert rec["argv"][rec["argv"].index("--worker-id") + 1] == wid
         assert rec["env"]["PPS_PIPELINE_VERSION"] == "4" and rec["env"]["PATCHED"] == "yes"
     wait_for(lambda: [w.state for w in ex.workers(KEY)] == [RUNNING] * 3, what="all running")
