@@ -140,8 +140,28 @@ def pachctl(p, *args: str) -> float:
     return time.perf_counter() - t0
 
 
-def _dvc_add(tree: Path, d: Path):
+def dvc_binary():
+    """`dvc` from PATH, else from a private venv the bench makes once (dvc's dependencies do
+    not belong in the project's environment). None if it cannot be installed."""
     dvc = shutil.which("dvc")
+    if dvc:
+        return dvc
+    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pachyderm-py-bench" / "dvc"
+    exe = home / "bin" / "dvc"
+    if not exe.exists():
+        import venv
+        print("   (installing dvc into", home, "for the baseline)", flush=True)
+        venv.create(home, with_pip=True)
+        r = subprocess.run([str(home / "bin" / "python"), "-m", "pip", "install", "-q", "dvc"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            print("   (could not install dvc:", r.stderr.strip().splitlines()[-1:], ")", flush=True)
+            return None
+    return str(exe)
+
+
+def _dvc_add(tree: Path, d: Path):
+    dvc = dvc_binary()
     if dvc is None:
         return None
     proj = d / "dvcproj"

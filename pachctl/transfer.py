@@ -48,6 +48,8 @@ class Item:
     dest: str
     size: int = 0
     recursive: bool = False
+    tree: str = ""  # for files found by walking a local directory: that directory
+    tree_dest: str = ""  # ...and the pfs directory it goes to
 
 
 def is_url(source: str) -> bool:
@@ -120,7 +122,7 @@ def _walk(root: str, target: str) -> Iterator[Item]:
             local = os.path.join(dirpath, fn)
             if os.path.isfile(local):
                 rel = fn if rel_dir == "." else os.path.join(rel_dir, fn)
-                yield Item("file", local, _pfs_path(target, rel), _local_size(local))
+                yield Item("file", local, _pfs_path(target, rel), _local_size(local), tree=root, tree_dest=target)
 
 
 def read_input_list(spec: str, stdin: BinaryIO) -> list[str]:
@@ -201,7 +203,17 @@ def modify_requests(commit: pfs.Commit, items: Iterable[Item], *, append: bool, 
                     progress: Progress, local_files: bool = False) -> Iterator[pfs.ModifyFileRequest]:
     """The ModifyFile stream; with local_files, plain local files go as file:// URLs."""
     yield pfs.ModifyFileRequest(set_commit=commit)
+    trees_sent: set[str] = set()
     for it in items:
+        if it.tree and local_files and not append:
+            # a whole local directory: one recursive file:// source, pachd walks it and
+            # overwrites each file (the same result as one delete+add per file)
+            if it.tree not in trees_sent:
+                trees_sent.add(it.tree)
+                yield pfs.ModifyFileRequest(add_file=pfs.AddFile(
+                    path=it.tree_dest, url=pfs.AddFile.URLSource(URL=file_url(it.tree), recursive=True)))
+            progress.advance(it.size)
+            continue
         if it.kind == "tar":
             yield from _tar_requests(it, append, progress)
             continue

@@ -66,9 +66,12 @@ class FileWriter:
 
     def add(self, path: str, data: bytes, datum: str = "") -> None:
         """Append bytes to a file (creating it). Consecutive calls for one path stream."""
-        p = checked_path(path)
+        p = path if path == self._open_path else checked_path(path)
         if p == "/":
             raise InvalidPath("cannot write to the root directory: give a file path")
+        self._add_clean(p, data, datum)
+
+    def _add_clean(self, p: str, data: bytes, datum: str) -> None:
         if self._open_path != p or self._open_datum != datum:
             self._end_open_file()
             self.content.begin()
@@ -77,11 +80,15 @@ class FileWriter:
             self.content.feed(data)
 
     def put(self, path: str, chunks: Iterable[bytes], append: bool = False, datum: str = "") -> None:
+        p = checked_path(path)
+        if p == "/":
+            raise InvalidPath("cannot write to the root directory: give a file path")
+        self._end_open_file()
         if not append:
-            self.delete(path, missing_ok=True)
-        self.add(path, b"", datum)
+            self.session.delete(p)
+        self._add_clean(p, b"", datum)
         for c in chunks:
-            self.add(path, c, datum)
+            self._add_clean(p, c, datum)
         self._end_open_file()
 
     def delete(self, path: str, datum: str = "", missing_ok: bool = True) -> None:

@@ -373,8 +373,15 @@ def _exists_either(pfs, ci, parent, path) -> bool:
 
 
 def _put_url_recursive(writer, af, local: bool) -> None:
-    from pfs.service.urls import list_url
+    from pfs.service.urls import list_url, local_tree
     base = af.path.rstrip("/")
+    tree = local_tree(af.url.URL, local)
+    if tree is not None:  # a local directory: walk and read it directly (no per-file URLs)
+        for rel, full in tree:
+            with open(full, "rb") as f:
+                writer.put(f"{base}/{rel}" if base else rel, iter(lambda: f.read(16 << 20), b""),
+                           append=False, datum=af.datum)
+        return
     for rel, url in list_url(af.url.URL, local):
         writer.put(f"{base}/{rel}" if base else rel, fetch_url(url, local), append=False, datum=af.datum)
 

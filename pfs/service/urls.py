@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import urllib.parse
 import urllib.request
-from typing import Iterator
+from typing import Iterator, Optional
 
 from pfs.errors import InvalidArgument, StorageError
 
@@ -68,6 +68,28 @@ def fetch_url(url: str, allow_local: bool = False) -> Iterator[bytes]:
         yield from body.iter_chunks(PIECE)
     else:
         raise InvalidArgument(f"unsupported URL scheme {u.scheme!r} in {url} (use http, https or s3)")
+
+
+def local_tree(url: str, allow_local: bool) -> Optional[Iterator[tuple[str, str]]]:
+    """For a file:// URL of a local directory: (relative path, absolute path) of every file
+    below it, in sorted order; None for any other URL."""
+    u = urllib.parse.urlparse(url)
+    if u.scheme != "file":
+        return None
+    root = _local_path(u, allow_local)
+    if not os.path.isdir(root):
+        return None
+
+    def walk(d: str, prefix: str) -> Iterator[tuple[str, str]]:
+        with os.scandir(d) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            rel = prefix + e.name
+            if e.is_dir():
+                yield from walk(e.path, rel + "/")
+            elif e.is_file():
+                yield rel, e.path
+    return walk(root, "")
 
 
 def list_url(url: str, allow_local: bool = False) -> Iterator[tuple[str, str]]:
