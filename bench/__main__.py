@@ -54,6 +54,8 @@ def all_benchmarks():
         pass
     from bench import s3_gateway
     out += s3_gateway.ALL
+    from bench import s3_storage
+    out += s3_storage.ALL
     return out
 
 

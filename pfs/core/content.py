@@ -21,8 +21,9 @@ Invariants:
   entries (a pack is indexed only after its own put returned).
 - Memory is bounded by the pack size plus the chunker's window, whatever the file size.
 - Reads (`ContentStore.read`) fetch one chunk range at a time from a local store; from a
-  remote one (anything but `LocalChunkStore`, where every read is a request) they keep a
-  few ranges in flight with `pfs.core.readahead`. The bytes are the same either way.
+  remote one (anything but `LocalChunkStore`: every read is a request) `pfs.core.readahead`
+  merges back-to-back chunk ranges into requests of up to 4 MiB and keeps a few in flight.
+  The bytes, and the chunk-sized pieces they come in, are the same either way.
 """
 from __future__ import annotations
 
@@ -77,8 +78,10 @@ def pack_key(pack_id: bytes) -> str:
 class ContentStore:
     """Reads and writes chunked content over a ChunkStore (bytes) and a MetadataStore (index)."""
 
-    READ_WORKERS = 8  # parallel range reads per file read, when reading ahead
-    READ_WINDOW = 16  # ranges fetched or in flight ahead of the reader (memory bound)
+    # Reading ahead (remote stores): threads per file read, and requests fetched or in
+    # flight ahead of the reader, each at most readahead.MAX_SPAN (4 MiB): <= 24 MiB a read.
+    READ_WORKERS = 4
+    READ_WINDOW = 6
 
     def __init__(self, chunks, meta, pack_target: int = PACK_TARGET,
                  cdc_min: int = CDC_MIN, cdc_avg: int = CDC_AVG, cdc_max: int = CDC_MAX,

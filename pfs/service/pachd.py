@@ -205,6 +205,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # boto3's INFO lines ("Found credentials in environment variables") are not pachd's
+        # news; a start-up failure stays one line on stderr.
+        for name in ("boto3", "botocore", "s3transfer", "urllib3"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     s3_port = None if args.s3_gateway_port is not None and args.s3_gateway_port < 0 else args.s3_gateway_port
     try:
         pachd = Pachd(args.root, args.port, args.storage, s3_port, args.auth_token, host=args.host)

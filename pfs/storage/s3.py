@@ -12,11 +12,15 @@ Invariants (on top of those of `pfs.storage.chunkstore`):
   an unreachable endpoint or rejected credentials fail at start-up with a `StorageError`
   that names the bucket and the endpoint and says what to check -- not at the first put.
 - Every request retries throttling, 5xx and connection errors with botocore's
-  ``adaptive``/``standard`` retry mode (exponential backoff with jitter, `max_attempts`).
-  Unless given as arguments, `max_attempts` (tries in total, the first included) and the
-  mode come from the standard ``AWS_MAX_ATTEMPTS`` / ``AWS_RETRY_MODE`` variables, else 8
-  and ``adaptive``. When the attempts run out, the `StorageError` says what kept failing
-  (the S3 error code and HTTP status, or the connection failure) and what to check.
+  ``standard`` retry mode (exponential backoff with jitter, `max_attempts`, a retry quota
+  against retry storms). Unless given as arguments, `max_attempts` (tries in total, the
+  first included) and the mode come from the standard ``AWS_MAX_ATTEMPTS`` /
+  ``AWS_RETRY_MODE`` variables, else 8 and ``standard``. (``adaptive`` adds a client-wide
+  rate limiter: after a few SlowDowns it slows every request of the process -- measured
+  here, a 32 MiB read of 64 range GETs, one in three answered SlowDown/500, took 30 s in
+  adaptive mode and 8 s in standard mode -- so it is opt-in: AWS_RETRY_MODE=adaptive.) When the attempts run out, the `StorageError` says
+  what kept failing (the S3 error code and HTTP status, or the connection failure) and
+  what to check.
 - A single PutObject is atomic on S3: readers see the old or the whole new object. Objects
   are ≤ ~16 MiB, so no multipart upload is ever used (that would not be atomic anyway).
 - `iterate` lists one '/'-level at a time (Delimiter="/") and sorts each level itself, so
@@ -42,7 +46,7 @@ from pfs.storage.chunkstore import check_key, check_range
 __all__ = ["S3ChunkStore"]
 
 DEFAULT_MAX_ATTEMPTS = 8
-DEFAULT_RETRY_MODE = "adaptive"
+DEFAULT_RETRY_MODE = "standard"
 _NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
 _CRED_CODES = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Forbidden"}
 
@@ -204,15 +208,17 @@ class S3ChunkStore:
             status = _status(e)
             if status >= 500 or code in ("SlowDown", "Throttling", "ThrottlingException",
                                          "RequestTimeout", "ServiceUnavailable"):
+                # tries actually made (fewer than max_attempts if the retry quota ran out)
+                tries = int(e.response.get("ResponseMetadata", {}).get("RetryAttempts", 0)) + 1
                 return StorageError(
                     f"{op} of {key!r} in {self._where()} failed: the S3 server kept answering "
-                    f"{code or 'an error'} (HTTP {status}) through {self.max_attempts} attempts with "
+                    f"{code or 'an error'} (HTTP {status}) through {tries} attempts with "
                     "backoff; it is overloaded or failing: check its health and logs, then retry")
         elif isinstance(e, (bx.EndpointConnectionError, bx.ConnectionClosedError,
                             bx.ConnectTimeoutError, bx.ReadTimeoutError)):
             return StorageError(
-                f"{op} of {key!r} in {self._where()} failed after {self.max_attempts} attempts: {e}. "
-                "Check that the S3 server is running and reachable (AWS_ENDPOINT_URL), then retry")
+                f"{op} of {key!r} in {self._where()} failed after up to {self.max_attempts} attempts: "
+                f"{e}. Check that the S3 server is running and reachable (AWS_ENDPOINT_URL), then retry")
         return StorageError(f"{op} of {key!r} in {self._where()} failed: {e}")
 
     # -- operations --------------------------------------------------------------------

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import free_port, subprocess_env
+from tests.cli.conftest import free_port, subprocess_env
 from pachctl import daemon
 from pfs.service.misc_api import version_string
 

@@ -1,7 +1,9 @@
 """Fixtures for the core unit tests: a real `Pfs` over real stores.
 
 - `pfs`: a fresh `Pfs` over each metadata backend (in-memory and RocksDB) with a local chunk
-  store in tmp; closed (stores too) at the end of the test.
+  store in tmp; closed (stores too) at the end of the test. Its third parameter, ``s3``
+  (marked `s3`), is RocksDB with the chunks in SeaweedFS: see tests/s3variant.py for which
+  tests run it by default and how to run all of them.
 - `make_pfs`: the factory behind it, for tests that need tuning (pack size, clock) or that
   reopen the same stores (`reopen(p)`: close `p`, open a new `Pfs` on the same data).
 Helpers (`put_files`, `read`, `tree_of`, `R`, `B`) live in tests/core/helpers.py.
@@ -9,6 +11,7 @@ Helpers (`put_files`, `read`, `tree_of`, `R`, `B`) live in tests/core/helpers.py
 from __future__ import annotations
 
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -24,9 +27,10 @@ from pfs.storage.rocks import RocksMetadataStore  # noqa: E402
 
 
 class Factory:
-    def __init__(self, tmp: Path, kind: str):
+    def __init__(self, tmp: Path, kind: str, s3=None):
         self.tmp = tmp
         self.kind = kind
+        self.s3 = s3  # (S3Server, bucket, prefix) for kind "s3"
         self.open: list = []  # (pfs, meta, chunks)
         self._memory_meta = None
 
@@ -39,7 +43,15 @@ class Factory:
 
     def __call__(self, **content_opts) -> Pfs:
         meta = self._meta()
-        chunks = LocalChunkStore(self.tmp / "chunks", durable=False)
+        if self.kind == "s3":
+            server, bucket, prefix = self.s3
+            try:
+                chunks = server.store(bucket, prefix)
+            except BaseException:
+                meta.close()
+                raise
+        else:
+            chunks = LocalChunkStore(self.tmp / "chunks", durable=False)
         p = Pfs(meta, chunks)
         if content_opts:
             for k, v in content_opts.items():
@@ -74,9 +86,19 @@ class Factory:
             self._memory_meta.close()
 
 
-@pytest.fixture(params=["memory", "rocks"])
+@pytest.fixture(scope="session")
+def s3_chunk_bucket(seaweed_server) -> str:
+    """One bucket for the S3 variant's chunks; each test gets its own prefix in it."""
+    return seaweed_server.new_bucket()
+
+
+@pytest.fixture(params=["memory", "rocks", pytest.param("s3", marks=pytest.mark.s3)])
 def make_pfs(request, tmp_path):
-    f = Factory(tmp_path, request.param)
+    s3 = None
+    if request.param == "s3":
+        s3 = (request.getfixturevalue("seaweed_server"), request.getfixturevalue("s3_chunk_bucket"),
+              f"core/{uuid.uuid4().hex}")
+    f = Factory(tmp_path, request.param, s3)
     try:
         yield f
     finally:
