@@ -121,9 +121,12 @@ def b2_many_small(quick: bool) -> list[Result]:
         t_put = pachctl(p, "put", "file", "-r", "small@master:/", "-f", str(tree))
         packs = sum(1 for _ in (p.root / "chunks").rglob("*") if _.is_file())
         dvc_t = _dvc_add(tree, d)
-        out.append(Result("B2", f"pachctl put file -r, {n:,} x 4 KiB files, committed", n / t_put, "files/s",
-                          n / t_cp, "cp -r + sync", "<= 10 s for 100,000; >= 5x faster than dvc",
-                          (t_put * (100_000 / n)) <= 10 and (dvc_t is None or dvc_t / t_put >= 5),
+        out.append(Result("B2", f"pachctl put file -r, {n:,} x 4 KiB files, committed", t_put, "s",
+                          t_cp, "cp -r + sync", "<= 10 s for 100,000", (t_put * (100_000 / n)) <= 10,
+                          notes=f"{n / t_put:,.0f} files/s; {packs} stored objects for {n:,} files"))
+        out.append(Result("B2", f"the same put vs dvc add of the same tree", t_put, "s",
+                          dvc_t, "dvc add", ">= 5x faster than dvc",
+                          None if dvc_t is None else dvc_t / t_put >= 5,
                           notes=f"put {t_put:.2f}s, cp -r {t_cp:.2f}s, dvc add "
                                 f"{'n/a (dvc not installed)' if dvc_t is None else f'{dvc_t:.2f}s'}; "
                                 f"{packs} stored objects for {n:,} files",
@@ -195,14 +198,16 @@ def b6_b8_big_commit(quick: bool) -> list[Result]:
         t_list, res = timed(lambda: list(stub.ListFile(pb.ListFileRequest(file=pb.File(commit=_commit("million"), path="/d0003")))))
         assert len(res) == 1000, len(res)
         p50 = percentile(lat_inspect, 50)
-        out.append(Result("B6", f"commit holding {n:,} files: put 1 file / inspect file p50 / list 1,000-entry dir",
-                          t_put * 1000, "ms (put 1 file)", None, "-",
-                          "<= 100 ms; <= 5 ms p50; <= 50 ms; <= 1 MiB new index data",
-                          t_put <= 0.1 and p50 <= 0.005 and t_list <= 0.05 and new_index <= MiB,
-                          notes=f"inspect p50 {p50 * 1000:.2f} ms, list {t_list * 1000:.1f} ms, "
-                                f"new metadata {new_index / 1024:.0f} KiB; ingest {n / t_ingest:,.0f} files/s",
-                          extra={"inspect_p50_ms": p50 * 1000, "list_ms": t_list * 1000,
-                                 "new_index_bytes": new_index, "ingest_files_per_s": n / t_ingest}))
+        what = f"commit holding {n:,} files"
+        out.append(Result("B6", f"{what}: put 1 file (one-off commit, end to end)", t_put * 1000, "ms", None, "-",
+                          "<= 100 ms", t_put <= 0.1, notes=f"ingest of the {n:,} files: {n / t_ingest:,.0f} files/s "
+                                                          "(raw gRPC stream, 3 messages a file)"))
+        out.append(Result("B6", f"{what}: inspect file, p50 of 300", p50 * 1000, "ms", None, "-", "<= 5 ms", p50 <= 0.005))
+        out.append(Result("B6", f"{what}: list a 1,000-entry directory", t_list * 1000, "ms", None, "-", "<= 50 ms",
+                          t_list <= 0.05))
+        out.append(Result("B6", f"{what}: metadata written by the 1-file commit (index nodes, records, RocksDB WAL)",
+                          new_index / 1024, "KiB", None, "-", "<= 1 MiB new index data", new_index <= MiB,
+                          notes="upper bound: the whole metadata directory's growth; see the next row for the index alone"))
         # B8: latency of InspectRepo / InspectFile vs a bare gRPC call (health check) on the same server
         health = health_pb2_grpc.HealthStub(p.channel)
         echo, repo_l, file_l = [], [], []
@@ -248,4 +253,40 @@ def _meta_bytes(root: Path) -> int:
     return dir_bytes(root / "meta")
 
 
-ALL = [b1_b9_big_file, b2_many_small, b6_b8_big_commit, b7_big_ingest]
+def b6_index_bytes(quick: bool) -> list[Result]:
+    """New index data written when one file changes in a commit of N files, counted exactly on
+    the index itself (node bytes), the part of B6 the metadata-directory figure overstates."""
+    from pfs.core.filetree import Entry, WriteSession, encode_entry
+    from pfs.core.index import IndexTree
+
+    class Counting:
+        def __init__(self):
+            self.nodes, self.written = {}, 0
+
+        def get_node(self, h):
+            return self.nodes[h]
+
+        def put_node(self, h, data):
+            if h not in self.nodes:
+                self.nodes[h] = data
+                self.written += len(data)
+
+    n = 100_000 if quick else 1_000_000
+    store = Counting()
+    index = IndexTree(store)
+    s = WriteSession(index, None)
+    s.APPLY_EVERY = 200_000
+    for i in range(n):
+        s.put(f"/d{i // 1000:04d}/f{i:07d}", Entry(False, 8, os.urandom(32)))
+    root = s.apply()
+    before = store.written
+    s2 = WriteSession(index, root)
+    s2.put("/d0005/new-file", Entry(False, 1, os.urandom(32)))
+    s2.apply()
+    added = store.written - before
+    return [Result("B6", f"index data written for a 1-file commit on {n:,} files", added / 1024, "KiB", None, "-",
+                   "<= 1 MiB new index data", added <= MiB,
+                   notes=f"{len(store.nodes):,} index nodes hold the {n:,}-file commit")]
+
+
+ALL = [b1_b9_big_file, b2_many_small, b6_b8_big_commit, b6_index_bytes, b7_big_ingest]

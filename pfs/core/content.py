@@ -44,6 +44,7 @@ CDC_MIN = 256 * 1024
 CDC_AVG = 512 * 1024
 CDC_MAX = 2 * 1024 * 1024
 PACK_TARGET = 8 * 1024 * 1024
+PACK_MAX_CHUNKS = 20_000  # tiny files: close a pack by count too, so pending refs stay bounded
 EMPTY_HASH = blake3.blake3(b"").digest()
 
 
@@ -247,7 +248,7 @@ class ContentWriter:
             self.bytes_written += size
         self._file.refs.append(ref)
         self._file.size += size
-        if len(self._pack) >= self.store.pack_target:
+        if len(self._pack) >= self.store.pack_target or len(self._pack_refs) >= PACK_MAX_CHUNKS:
             self._submit_pack()
 
     # ---- durability ------------------------------------------------------------------

@@ -101,7 +101,7 @@ def node_hash(data: bytes) -> bytes:
 class IndexTree:
     """Reads and edits trees stored in a NodeStore. Thread-safe; nodes are cached decoded."""
 
-    def __init__(self, store: NodeStore, cache_nodes: int = 8192):
+    def __init__(self, store: NodeStore, cache_nodes: int = 2048):
         self._store = store
         self._cache: OrderedDict[bytes, Node] = OrderedDict()
         self._cache_max = cache_nodes
