@@ -28,6 +28,8 @@ import time
 from typing import Optional
 
 from pfs.core.filetree import WriteSession, entry_hash_size
+from pfs.core.filetree import diff as fdiff
+from pfs.glob import clean_glob, compile_glob
 from pfs.errors import CommitNotFound, PfsError
 from pfs.model import Repo
 from pps import datums as dm
@@ -182,8 +184,49 @@ class JobRun:
                 continue
             bj = self.store.get_job(self.job.project, self.job.pipeline, cur.commit.id)
             if bj is not None and bj.state == JOB_SUCCESS:
-                return cur, self.store.summaries(bj.project, bj.pipeline, bj.id)
-        return None, {}
+                return cur, bj
+        return None, None
+
+    def _incremental_plan(self, ci, base_ci, base_job, commits: dict):
+        """For a single pfs input: the datums that changed since the base job, from a diff of
+        the two input commits (shared index subtrees are skipped), instead of enumerating and
+        hashing every datum. None when this shortcut does not apply (the full classification
+        then runs): other input shapes, no base, a new salt, or recovered datums to retry.
+
+        Returns (to_process, to_delete ids, ids of changed datums the base had, total)."""
+        inp = self.spec.input
+        if not isinstance(inp, PfsInput) or base_ci is None or base_job is None:
+            return None
+        if base_job.salt != self.pipeline.salt or base_job.data_recovered or not base_job.salt:
+            return None
+        key = (inp.project, inp.repo, inp.branch)
+        new_id = commits.get(key)
+        old_id = next((p.id for p in base_ci.direct_provenance
+                       if (p.repo.project, p.repo.name, p.branch) == key), None)
+        if not new_id or not old_id:
+            return None
+        repo = Repo(inp.project, inp.repo, inp.repo_type or "user")
+        new_ci, old_ci = self.pfs.get_commit(repo, new_id), self.pfs.get_commit(repo, old_id)
+        if new_ci is None or old_ci is None:
+            return None
+        g = compile_glob(clean_glob(inp.glob or "/"))
+        changed, deleted = [], []
+        for new, old in fdiff(self.pfs.index, new_ci.root, old_ci.root, "/"):
+            k = (new or old)[0]
+            if not g.match_path(k):
+                continue
+            if new is None:
+                deleted.append(k)
+            else:
+                changed.append((k, new[1].hash, new[1].size))
+        to_process = dm.enumerate_datums(inp, lambda _: changed, commits)
+        gone = [d.id for d in dm.enumerate_datums(inp, lambda _: [(k, b"", 0) for k in deleted], commits)]
+        j = self.job
+        had = [d.id for d in to_process
+               if self.store.has_datum(j.project, j.pipeline, base_job.id, d.id) is not None]
+        to_delete = [i for i in gone if self.store.has_datum(j.project, j.pipeline, base_job.id, i) is not None]
+        total = base_job.data_total + (len(to_process) - len(had)) - len(to_delete)
+        return to_process, to_delete, had, total
 
     def _listing(self, commits: dict):
         def listing(inp: PfsInput):
@@ -204,30 +247,47 @@ class JobRun:
                 for p in ci.direct_provenance:
                     if p.repo.name == inp.repo and p.repo.project == inp.project:
                         commits[(inp.project, inp.repo, "master")] = p.id
-        datums = dm.enumerate_datums(self.spec.input, self._listing(commits), commits)
-        base_ci, base = self._base(ci)  # {datum id: (hash, state, detail job)}
+        base_ci, base_job = self._base(ci)
         every_job = self.spec.reprocess_spec == "every_job" or bool(self.spec.s3_out)
-        base_states = {i: (h, "success" if st in (D_SUCCESS, D_SKIPPED) else st.lower())
-                       for i, (h, st, _) in base.items()}
         salt = self.pipeline.salt
-        to_process, to_skip, to_delete = dm.classify(datums, base_states, salt, every_job)
+        j.salt = salt
+        plan = None if every_job else self._incremental_plan(ci, base_ci, base_job, commits)
+        if plan is not None:
+            to_process, to_delete, replaced, total = plan
+            base_detail = {i: self.store.has_datum(j.project, j.pipeline, base_job.id, i)
+                           for i in list(to_delete) + replaced}
+        else:
+            datums = dm.enumerate_datums(self.spec.input, self._listing(commits), commits)
+            total = len(datums)
+            base = self.store.summaries(j.project, j.pipeline, base_job.id) if base_job else {}
+            base_states = {i: (h, "success" if st in (D_SUCCESS, D_SKIPPED) else st.lower())
+                           for i, (h, st, _) in base.items()}
+            to_process, to_skip, to_delete = dm.classify(datums, base_states, salt, every_job)
+            replaced = [d.id for d in to_process if d.id in base]
+            base_detail = {i: base[i] for i in list(to_delete) + replaced}
         # start the output commit from the base's content minus outputs we are replacing
         # (s3_out: user code writes the whole output through S3 each job, so start empty)
         session = WriteSession(self.pfs.index, base_ci.root if base_ci and not self.spec.s3_out else None)
-        for datum_id in list(to_delete) + [d.id for d in to_process if d.id in base]:
-            det = self.store.details(j.project, j.pipeline, base[datum_id][2], datum_id)
+        for datum_id, row in base_detail.items():
+            det = self.store.details(j.project, j.pipeline, row[2], datum_id) if row else None
             for path in (det[1] if det else []):
                 session.delete(path)
         self.pfs.set_commit_root(self.out_repo, j.id, session.apply())
-        j.data_total = len(datums)
-        j.data_skipped = len(to_skip)
+        if plan is not None:  # every other datum of the base carries over unchanged
+            n_skipped = self.store.copy_summaries(j.project, j.pipeline, base_job.id, j.id,
+                                                  set(to_delete) | {d.id for d in to_process})
+            skipped = []
+        else:
+            skipped = [(d.id, base[d.id][0], base[d.id][2]) for d in to_skip]
+            n_skipped = len(skipped)
+        j.data_total = total
+        j.data_skipped = n_skipped
         # a rerun (after a restart) starts over: counters from the interrupted run go
         j.data_processed = j.data_failed = j.data_recovered = 0
         j.download_time = j.process_time = j.upload_time = 0.0
         j.download_bytes = j.upload_bytes = 0
         j.state = JOB_RUNNING
         self._save()
-        skipped = [(d.id, base[d.id][0], base[d.id][2]) for d in to_skip]
         if to_process:
             self._run_datums(to_process, salt)
         self._check()

@@ -88,6 +88,7 @@ class JobRecord:
     download_bytes: int = 0
     upload_bytes: int = 0
     seq: int = 0
+    salt: str = ""  # the pipeline salt the job's datum hashes were computed with
 
 
 @dataclass
@@ -233,6 +234,36 @@ class PpsStore:
                 for k, v in rows[i:i + 5000]:
                     b.put(k, v)
 
+    def has_datum(self, project: str, pipeline: str, job_id: str, datum_id: str) -> Optional[tuple]:
+        raw = self.meta.get(pps_key("dsum", project, pipeline, job_id, datum_id))
+        return None if raw is None else tuple(_unpack(raw))
+
+    def copy_summaries(self, project: str, pipeline: str, from_job: str, to_job: str,
+                       exclude: set) -> int:
+        """Copy a job's summary rows to another job verbatim (a skipped datum keeps the row of
+        the run it inherits), leaving out `exclude`d datum ids. Returns rows copied."""
+        src = pps_prefix("dsum", project, pipeline, from_job)
+        dst = pps_prefix("dsum", project, pipeline, to_job)
+        n, rows, count = len(src), [], 0
+        skip = {d.encode() for d in exclude}
+        for k, v in self.meta.scan(prefix=src):
+            did = k[n:]
+            if did in skip:
+                continue
+            rows.append((dst + did, v))
+            count += 1
+            if len(rows) >= 5000:
+                self._put_rows(rows)
+                rows = []
+        self._put_rows(rows)
+        return count
+
+    def _put_rows(self, rows: list) -> None:
+        if rows:
+            with self.meta.batch() as b:
+                for k, v in rows:
+                    b.put(k, v)
+
     def summaries(self, project: str, pipeline: str, job_id: str) -> dict[str, tuple[str, str, str]]:
         """{datum id: (hash, state, detail job)} for a finished job."""
         prefix = pps_prefix("dsum", project, pipeline, job_id)
@@ -244,8 +275,10 @@ class PpsStore:
         raw = self.meta.get(pps_key("ddet", project, pipeline, detail_job, datum_id))
         return None if raw is None else _unpack(raw)
 
-    def _record(self, project: str, pipeline: str, datum_id: str, summary) -> DatumRecord:
+    def _record(self, project: str, pipeline: str, datum_id: str, summary, job_id: str = "") -> DatumRecord:
         h, state, detail_job = summary
+        if job_id and detail_job != job_id:
+            state = D_SKIPPED  # inherited from the run of an earlier job
         det = self.details(project, pipeline, detail_job, datum_id) or [[], [], "", 0.0, 0.0, 0.0, 0, 0, 0]
         rec = DatumRecord(datum_id, h, state, *det, detail_job=detail_job)
         if state == D_SKIPPED:  # this job did not run it: no time or bytes of its own
@@ -255,13 +288,13 @@ class PpsStore:
 
     def get_datum(self, project: str, pipeline: str, job_id: str, datum_id: str) -> Optional[DatumRecord]:
         raw = self.meta.get(pps_key("dsum", project, pipeline, job_id, datum_id))
-        return None if raw is None else self._record(project, pipeline, datum_id, _unpack(raw))
+        return None if raw is None else self._record(project, pipeline, datum_id, _unpack(raw), job_id)
 
     def datums(self, project: str, pipeline: str, job_id: str) -> Iterator[DatumRecord]:
         prefix = pps_prefix("dsum", project, pipeline, job_id)
         n = len(prefix)
         for k, v in self.meta.scan(prefix=prefix):
-            yield self._record(project, pipeline, k[n:].decode(), _unpack(v))
+            yield self._record(project, pipeline, k[n:].decode(), _unpack(v), job_id)
 
     # ---- logs --------------------------------------------------------------------------------
     def add_logs(self, logs: list[LogRecord]) -> None:

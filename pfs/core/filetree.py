@@ -189,24 +189,16 @@ class FileTree:
 
 def diff(index: IndexTree, new_root: Optional[bytes], old_root: Optional[bytes],
          key: str = "/") -> Iterator[tuple[Optional[tuple[str, Entry]], Optional[tuple[str, Entry]]]]:
-    """(new, old) pairs for every key under `key` whose entry differs, in path order."""
+    """(new, old) pairs for every key under `key` whose entry differs, in path order (shared
+    subtrees of the two indexes are skipped, so the cost follows the size of the change)."""
     hi = prefix_end(key) if key.endswith("/") else key + "\x00"
-    a = iter(index.items(new_root, key, hi))
-    b = iter(index.items(old_root, key, hi))
-    x, y = next(a, None), next(b, None)
-    while x is not None or y is not None:
-        if y is None or (x is not None and x[0] < y[0]):
-            yield (x[0], decode_entry(x[1])), None
-            x = next(a, None)
-        elif x is None or y[0] < x[0]:
-            yield None, (y[0], decode_entry(y[1]))
-            y = next(b, None)
-        else:
-            if x[1] != y[1]:
-                ex, ey = decode_entry(x[1]), decode_entry(y[1])
-                if ex.hash != ey.hash or ex.size != ey.size or ex.is_dir != ey.is_dir:
-                    yield (x[0], ex), (y[0], ey)
-            x, y = next(a, None), next(b, None)
+    for k, x, y in index.diff(new_root, old_root, key, hi):
+        ex = decode_entry(x) if x is not None else None
+        ey = decode_entry(y) if y is not None else None
+        if ex is not None and ey is not None and ex.hash == ey.hash and ex.size == ey.size \
+                and ex.is_dir == ey.is_dir:
+            continue  # same content (e.g. only the datum tag differs)
+        yield ((k, ex) if ex is not None else None), ((k, ey) if ey is not None else None)
 
 
 class WriteSession:

@@ -26,6 +26,7 @@ keys and values their meaning.
 from __future__ import annotations
 
 import bisect
+import collections
 import threading
 import zlib
 from collections import OrderedDict
@@ -211,6 +212,59 @@ class IndexTree:
                 if start is not None and j > 0 and n.keys[j - 1] < start:
                     return
         yield from walk(root)
+
+    def diff(self, a_root: Optional[bytes], b_root: Optional[bytes], start: Optional[str] = None,
+             end: Optional[str] = None) -> Iterator[tuple[str, Optional[bytes], Optional[bytes]]]:
+        """(key, value in a, value in b) for every key in [start, end) whose value differs.
+
+        Walks both trees together and skips every subtree the two share (equal node hashes),
+        so two versions that differ in k keys cost O(k log N) node reads, not O(N)."""
+        a = collections.deque([("n", a_root)] if a_root is not None else [])
+        b = collections.deque([("n", b_root)] if b_root is not None else [])
+
+        def level(item) -> int:
+            return self.node(item[1]).level if item[0] == "n" else -1
+
+        def expand(q: collections.deque) -> None:
+            _, h = q.popleft()
+            n = self.node(h)
+            if n.level == 0:
+                items = [("e", k, v) for k, v in zip(n.keys, n.vals)
+                         if (start is None or k >= start) and (end is None or k < end)]
+            else:
+                items = []
+                for i, (k, (child, _)) in enumerate(zip(n.keys, n.vals)):
+                    if start is not None and k < start:
+                        continue  # the child's keys all sort before start
+                    items.append(("n", child))
+                    if end is not None and k >= end:
+                        break  # later children start at or after end
+            q.extendleft(reversed(items))
+
+        while a or b:
+            if a and b and a[0][0] == "n" and b[0][0] == "n" and a[0][1] == b[0][1]:
+                a.popleft()
+                b.popleft()
+                continue
+            la = level(a[0]) if a else -2
+            lb = level(b[0]) if b else -2
+            if la >= 0 and la >= lb:
+                expand(a)
+                continue
+            if lb >= 0:
+                expand(b)
+                continue
+            if b and (not a or b[0][1] < a[0][1]):
+                _, k, v = b.popleft()
+                yield k, None, v
+            elif a and (not b or a[0][1] < b[0][1]):
+                _, k, v = a.popleft()
+                yield k, v, None
+            else:
+                _, k, va = a.popleft()
+                _, _, vb = b.popleft()
+                if va != vb:
+                    yield k, va, vb
 
     def hashes(self, root: Optional[bytes]) -> Iterator[bytes]:
         """Every node hash reachable from root (for garbage collection and accounting)."""

@@ -134,3 +134,40 @@ def test_deep_trees_random_stress(monkeypatch):
         apply(model, edits)
         assert list(t.items(root)) == sorted(model.items()), step
         assert root == t.build(sorted(model.items())), step
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(keys, st.binary(max_size=3), max_size=150),
+       st.dictionaries(keys, st.one_of(st.none(), st.binary(max_size=3)), max_size=40), keys, keys)
+def test_structural_diff_matches_a_full_comparison(content, edits, a, b):
+    store = DictNodes()
+    t = IndexTree(store, cache_nodes=8)
+    old = t.build(sorted(content.items()))
+    new = t.update(old, sorted(edits.items()))
+    model = dict(content)
+    apply(model, sorted(edits.items()))
+    lo, hi = min(a, b), max(a, b)
+    want = [(k, model.get(k), content.get(k)) for k in sorted(set(model) | set(content))
+            if lo <= k < hi and model.get(k) != content.get(k)]
+    assert list(t.diff(new, old, lo, hi)) == want
+    assert list(t.diff(old, new)) == [(k, y, x) for k, x, y in
+                                      [(k, model.get(k), content.get(k)) for k in sorted(set(model) | set(content))
+                                       if model.get(k) != content.get(k)]]
+
+
+def test_structural_diff_reads_few_nodes_on_a_large_tree():
+    class Counting(DictNodes):
+        reads = 0
+
+        def get_node(self, h):
+            Counting.reads += 1
+            return super().get_node(h)
+
+    store = Counting()
+    t = IndexTree(store, cache_nodes=1)  # every node access goes to the store
+    items = sorted((f"/f{i:07d}", b"v") for i in range(100_000))
+    root = t.build(items)
+    root2 = t.update(root, [("/f0050000", b"w"), ("/f0090001", None)])
+    Counting.reads = 0
+    assert list(t.diff(root2, root)) == [("/f0050000", b"w", b"v"), ("/f0090001", None, b"v")]
+    assert Counting.reads < 60, Counting.reads
