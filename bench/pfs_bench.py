@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from google.protobuf import empty_pb2, wrappers_pb2
+from google.protobuf import wrappers_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.common import (REPO_ROOT, Result, dir_bytes, file_chunks, pachd, percentile, run, timed, workdir,
@@ -124,7 +124,7 @@ def b2_many_small(quick: bool) -> list[Result]:
         out.append(Result("B2", f"pachctl put file -r, {n:,} x 4 KiB files, committed", t_put, "s",
                           t_cp, "cp -r + sync", "<= 10 s for 100,000", (t_put * (100_000 / n)) <= 10,
                           notes=f"{n / t_put:,.0f} files/s; {packs} stored objects for {n:,} files"))
-        out.append(Result("B2", f"the same put vs dvc add of the same tree", t_put, "s",
+        out.append(Result("B2", "the same put vs dvc add of the same tree", t_put, "s",
                           dvc_t, "dvc add", ">= 5x faster than dvc",
                           None if dvc_t is None else dvc_t / t_put >= 5,
                           notes=f"put {t_put:.2f}s, cp -r {t_cp:.2f}s, dvc add "
@@ -230,7 +230,7 @@ def b6_b8_big_commit(quick: bool) -> list[Result]:
 
 def b7_big_ingest(quick: bool) -> list[Result]:
     size = GiB if quick else 4 * GiB
-    with workdir() as d, pachd() as p:
+    with workdir(), pachd() as p:
         stub = pfs_pb2_grpc.APIStub(p.channel)
         stub.CreateRepo(pb.CreateRepoRequest(repo=_repo("huge")))
 
@@ -256,7 +256,7 @@ def _meta_bytes(root: Path) -> int:
 def b6_index_bytes(quick: bool) -> list[Result]:
     """New index data written when one file changes in a commit of N files, counted exactly on
     the index itself (node bytes), the part of B6 the metadata-directory figure overstates."""
-    from pfs.core.filetree import Entry, WriteSession, encode_entry
+    from pfs.core.filetree import Entry, WriteSession
     from pfs.core.index import IndexTree
 
     class Counting:

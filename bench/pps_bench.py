@@ -9,10 +9,7 @@ B5: add one file to an N-file input feeding a 3-stage chain: time from the input
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -115,7 +112,7 @@ def b4_datums(quick: bool) -> list[Result]:
                               ok and t2 < t_make, notes="" if ok else f"job {pps.JobState.Name(j2.state)}: {j2.reason}"))
         # skipping rate: a new commit that changes nothing re-runs the job with every datum skipped
         commit = pfs.Commit(repo=_repo("in"), branch=pfs.Branch(repo=_repo("in"), name="master"))
-        t0 = time.perf_counter()
+        time.perf_counter()
         pfs_stub.ModifyFile(iter([pfs.ModifyFileRequest(set_commit=commit),
                                   pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path="/nonexistent"))]))
         head = pfs_stub.InspectCommit(pfs.InspectCommitRequest(commit=commit))
@@ -171,7 +168,7 @@ def b5_chain(quick: bool) -> list[Result]:
         new = d / "new"
         new.write_bytes(b"new\n")
         commit = pfs.Commit(repo=_repo("raw"), branch=pfs.Branch(repo=_repo("raw"), name="master"))
-        t0 = time.time()
+        time.time()
         pfs_stub.ModifyFile(iter([pfs.ModifyFileRequest(set_commit=commit),
                                   pfs.ModifyFileRequest(add_file=pfs.AddFile(path="/fnew", url=pfs.AddFile.URLSource(
                                       URL="file://" + urllib.parse.quote(str(new)))))]))

@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from pfs.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PfsError
-from pfs.model import AUTO, Branch, Repo
+from pfs.model import Branch, Repo
 from pps import cron as cronlib
 from pps.jobs import JobRun
 from pps.spec import (CronInput, PfsInput, PipelineSpec, effective_parallelism, input_repos,
@@ -232,7 +232,7 @@ class PpsMaster:
 
     # ---- pfs events ------------------------------------------------------------------------
     def _on_event(self, kind: str, obj) -> None:
-        if kind == "commit_started" or (kind == "commit_finished" and obj.origin == AUTO):
+        if kind == "commit_started":  # a new open output commit is a new job
             ci = obj
             repo = ci.commit.repo
             if repo.type != "user":
@@ -285,9 +285,7 @@ class PpsMaster:
             effective.pop("dry_run", None)
             if dry_run:
                 return effective
-            if existing is not None and existing.spec.get("input", {}) and _has_cron(spec) and \
-                    json.dumps(existing.spec.get("input"), sort_keys=True) != json.dumps(effective.get("input"), sort_keys=True):
-                pass  # Pachyderm refuses cron updates; we allow them (the schedule restarts)
+            # (Pachyderm refuses to update cron pipelines; here an update simply restarts the schedule)
             now = time.time()
             if existing is None:
                 salt = spec.salt or uuid.uuid4().hex
@@ -612,7 +610,3 @@ class PpsMaster:
 def raise_killed(reason: str):
     from pps.jobs import JobKilled
     raise JobKilled(reason)
-
-
-def _has_cron(spec: PipelineSpec) -> bool:
-    return any(isinstance(i, CronInput) for i in iter_inputs(spec.input))

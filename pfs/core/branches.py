@@ -18,7 +18,7 @@ from typing import Optional
 from pfs import ancestry
 from pfs.core import keys, records
 from pfs.core.txn import Txn
-from pfs.errors import BranchNotFound, HasDependents, InvalidArgument
+from pfs.errors import HasDependents, InvalidArgument
 from pfs.model import AUTO, Branch, BranchInfo, CommitInfo, CommitRef, Repo
 
 

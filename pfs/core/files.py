@@ -24,11 +24,10 @@ import tarfile
 from typing import Iterable, Iterator, Optional
 
 from pfs import ancestry
-from pfs.core import keys, records
-from pfs.core.filetree import Entry, FileTree, WriteSession, diff, file_entry, prefix_end
+from pfs.core.filetree import Entry, FileTree, WriteSession, diff, file_entry
 from pfs.errors import (CommitFinished, CommitNotFound, Conflict, FailedPrecondition, FileNotFound, InvalidArgument,
                         InvalidPath, RepoNotFound)
-from pfs.model import USER, Branch, BranchInfo, CommitInfo, CommitRef, FileInfo, Repo
+from pfs.model import USER, Branch, BranchInfo, CommitInfo, FileInfo, Repo
 
 
 def checked_path(path: str) -> str:

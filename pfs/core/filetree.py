@@ -18,7 +18,7 @@ Invariants:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional
+from typing import Iterator, Optional
 
 import blake3
 import msgpack

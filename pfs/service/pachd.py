@@ -214,8 +214,11 @@ def main(argv=None) -> int:
     try:
         pachd = Pachd(args.root, args.port, args.storage, s3_port, args.auth_token, host=args.host)
     except Exception as e:  # noqa: BLE001 - a clear one-line reason for the person starting pachd
-        print(f"pachd: cannot start: {e}", file=sys.stderr)
-        return 1
+        print(f"pachd: cannot start: {e}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # exit now: tearing down the interpreter with gRPC's event engine half started can
+        # abort the process (SIGABRT) instead of exiting 1
+        os._exit(1)
     stop = threading.Event()
 
     def on_signal(signum, frame):

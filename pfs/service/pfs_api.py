@@ -11,7 +11,6 @@ import logging
 import os
 from typing import Iterator
 
-import grpc
 from google.protobuf import empty_pb2, wrappers_pb2
 
 from pfs.core import Pfs
