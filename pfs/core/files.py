@@ -78,17 +78,27 @@ class FileWriter:
         if data:
             self.content.feed(data)
 
-    def put(self, path: str, chunks: Iterable[bytes], append: bool = False, datum: str = "") -> None:
+    def _start_put(self, path: str, append: bool) -> str:
         p = checked_path(path)
         if p == "/":
             raise InvalidPath("cannot write to the root directory: give a file path")
         self._end_open_file()
         if not append:
             self.session.delete(p)
+        return p
+
+    def put(self, path: str, chunks: Iterable[bytes], append: bool = False, datum: str = "") -> None:
+        p = self._start_put(path, append)
         self._add_clean(p, b"", datum)
         for c in chunks:
             self._add_clean(p, c, datum)
         self._end_open_file()
+
+    def put_local(self, path: str, local_path: str, append: bool = False, datum: str = "") -> None:
+        """Put a file from this machine's filesystem: pachd reads it itself, a big one in large
+        blocks that its packs are written from (see ContentWriter.ingest_local)."""
+        p = self._start_put(path, append)
+        self.session.append(p, self.content.ingest_local(local_path), datum)
 
     def delete(self, path: str, datum: str = "", missing_ok: bool = True) -> None:
         self._end_open_file()

@@ -17,7 +17,7 @@ from pfs.core import Pfs
 from pfs.errors import InvalidArgument, Unimplemented
 from pfs.service import convert as cv
 from pfs.service.errors import rpc
-from pfs.service.urls import fetch_url
+from pfs.service.urls import fetch_url, local_file
 from pfs.model import DEFAULT_PROJECT
 from proto.pfs_v2 import pfs_pb2 as pb
 from proto.pfs_v2 import pfs_pb2_grpc
@@ -263,6 +263,8 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
                         local = _local_peer(ctx)
                         if af.url.recursive:
                             _put_url_recursive(writer, af, local)
+                        elif (lp := local_file(af.url.URL, local)) is not None:
+                            writer.put_local(af.path, lp, append=True, datum=af.datum)
                         else:
                             writer.put(af.path, fetch_url(af.url.URL, local), append=True, datum=af.datum)
                     else:
@@ -377,9 +379,7 @@ def _put_url_recursive(writer, af, local: bool) -> None:
     tree = local_tree(af.url.URL, local)
     if tree is not None:  # a local directory: walk and read it directly (no per-file URLs)
         for rel, full in tree:
-            with open(full, "rb") as f:
-                writer.put(f"{base}/{rel}" if base else rel, iter(lambda: f.read(16 << 20), b""),
-                           append=False, datum=af.datum)
+            writer.put_local(f"{base}/{rel}" if base else rel, full, append=False, datum=af.datum)
         return
     for rel, url in list_url(af.url.URL, local):
         writer.put(f"{base}/{rel}" if base else rel, fetch_url(url, local), append=False, datum=af.datum)

@@ -70,6 +70,17 @@ def fetch_url(url: str, allow_local: bool = False) -> Iterator[bytes]:
         raise InvalidArgument(f"unsupported URL scheme {u.scheme!r} in {url} (use http, https or s3)")
 
 
+def local_file(url: str, allow_local: bool) -> Optional[str]:
+    """The path of a file:// URL naming a regular local file (None for anything else)."""
+    u = urllib.parse.urlparse(url)
+    if u.scheme != "file":
+        return None
+    path = _local_path(u, allow_local)
+    if not os.path.isfile(path):
+        raise InvalidArgument(f"cannot read {path}: not a regular file")
+    return path
+
+
 def local_tree(url: str, allow_local: bool) -> Optional[Iterator[tuple[str, str]]]:
     """For a file:// URL of a local directory: (relative path, absolute path) of every file
     below it, in sorted order; None for any other URL."""

@@ -65,6 +65,32 @@ def test_put_fsyncs_file_and_directories(store, monkeypatch):
     assert len(calls) == 2, "the file and its directory"
 
 
+def test_put_parts_stores_the_concatenation_atomically(store, tmp_path, monkeypatch):
+    parts = [os.urandom(i % 5) for i in range(3000)]  # more buffers than one writev takes
+    parts.append(memoryview(bytearray(b"tail")))
+    store.put_parts("packs/ab/parts", parts)
+    assert store.get("packs/ab/parts") == b"".join(bytes(p) for p in parts)
+    real = os.writev
+    sizes = []
+
+    def short_writes(fd, bufs):  # the kernel may take less than asked: the rest must follow
+        sizes.append(sum(len(b) for b in bufs))
+        return real(fd, [memoryview(bufs[0])[:3]])
+    monkeypatch.setattr(os, "writev", short_writes)
+    store.put_parts("packs/ab/short", [b"hello ", b"", b"world", b"!"])
+    assert store.get("packs/ab/short") == b"hello world!" and sizes == [12, 9, 6, 3, 1]
+
+    def boom(fd, bufs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "writev", boom)
+    with pytest.raises(StorageError, match="No space left"):
+        store.put_parts("packs/ab/parts", [b"new"])
+    monkeypatch.undo()
+    assert store.get("packs/ab/parts") == b"".join(bytes(p) for p in parts), "old object intact"
+    names = [n for _, _, fs in os.walk(tmp_path / "chunks") for n in fs]
+    assert sorted(names) == ["parts", "short"], f"no temp files left: {names}"
+
+
 def test_not_durable_skips_fsync(tmp_path, monkeypatch):
     s = LocalChunkStore(tmp_path / "c", durable=False)
     monkeypatch.setattr(os, "fsync", lambda fd: pytest.fail("fsync called"))
