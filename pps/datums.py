@@ -34,7 +34,7 @@ import posixpath
 import struct
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable, Iterable, Mapping, Optional
+from typing import Callable, Iterable, Mapping, NamedTuple, Optional
 
 from pfs.glob import Glob, clean_glob, compile_glob
 from pps.spec import CronInput, CrossInput, GroupInput, Input, JoinInput, PfsInput, UnionInput
@@ -58,9 +58,9 @@ Listing = Callable[[PfsInput], Iterable[Entry]]
 SUCCESS_STATES = frozenset({"success", "processed", "skipped"})
 
 
-@dataclass(frozen=True)
-class InputFile:
-    """One input of a datum: which file of which input, plus what the worker needs."""
+class InputFile(NamedTuple):
+    """One input of a datum: which file of which input, plus what the worker needs.
+    (A NamedTuple: a job builds one per listed file, and this is the cheapest immutable.)"""
 
     name: str
     project: str

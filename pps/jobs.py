@@ -273,13 +273,12 @@ class JobRun:
             for path in (det[1] if det else []):
                 session.delete(path)
         self.pfs.set_commit_root(self.out_repo, j.id, session.apply())
-        if plan is not None:  # every other datum of the base carries over unchanged
+        n_skipped = 0
+        if base_job is not None and (plan is not None or to_skip):
+            # every other datum of the base carries over unchanged: its summary row is copied
+            # verbatim (it names the job that ran it, so it reads as skipped here)
             n_skipped = self.store.copy_summaries(j.project, j.pipeline, base_job.id, j.id,
                                                   set(to_delete) | {d.id for d in to_process})
-            skipped = []
-        else:
-            skipped = [(d.id, base[d.id][0], base[d.id][2]) for d in to_skip]
-            n_skipped = len(skipped)
         j.data_total = total
         j.data_skipped = n_skipped
         # a rerun (after a restart) starts over: counters from the interrupted run go
@@ -292,7 +291,7 @@ class JobRun:
             self._run_datums(to_process, salt)
         self._check()
         processed = list(self.results.values())
-        self.store.put_job_datums(j, processed, skipped)
+        self.store.put_job_datums(j, processed)
         failed = [r for r in processed if r.state == D_FAILED]
         if failed:
             collision = next((r.reason[r.reason.index("file / directory path collision"):].split(";")[0]

@@ -217,18 +217,14 @@ class PpsStore:
     # a details row (inputs, outputs, stats) only for datums the job itself ran; a skipped
     # datum's summary points at the job whose details it inherited. Copying a table forward
     # for a job that skips everything therefore writes a few bytes per datum.
-    def put_job_datums(self, j: JobRecord, processed: list[DatumRecord],
-                       skipped: list[tuple[str, str, str]]) -> None:
-        """processed: records run by this job; skipped: (datum id, hash, detail job)."""
+    def put_job_datums(self, j: JobRecord, processed: list[DatumRecord]) -> None:
+        """The rows of the datums this job ran (skipped ones come from `copy_summaries`)."""
         rows: list[tuple[bytes, bytes]] = []
         for d in processed:
             rows.append((pps_key("dsum", j.project, j.pipeline, j.id, d.id), _pack([d.hash, d.state, j.id])))
             rows.append((pps_key("ddet", j.project, j.pipeline, j.id, d.id), _pack(
                 [d.inputs, d.outputs, d.reason, d.download_time, d.process_time, d.upload_time,
                  d.download_bytes, d.upload_bytes, d.attempts])))
-        skip_state = D_SKIPPED
-        for datum_id, h, detail_job in skipped:
-            rows.append((pps_key("dsum", j.project, j.pipeline, j.id, datum_id), _pack([h, skip_state, detail_job])))
         for i in range(0, len(rows), 5000):
             with self.meta.batch() as b:
                 for k, v in rows[i:i + 5000]:
