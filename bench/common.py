@@ -176,3 +176,44 @@ def percentile(values: list[float], p: float) -> float:
         return 0.0
     k = min(len(s) - 1, max(0, int(round(p / 100 * (len(s) - 1)))))
     return s[k]
+
+
+_STREAM_SERVER = r'''
+import sys, time
+from concurrent import futures
+import grpc
+n, size = int(sys.argv[1]), int(sys.argv[2])
+payload = b"x" * size
+def stream(req, ctx):
+    for _ in range(n):
+        yield payload
+h = grpc.method_handlers_generic_handler("bench.Stream", {"List": grpc.unary_stream_rpc_method_handler(stream)})
+srv = grpc.server(futures.ThreadPoolExecutor(4))
+srv.add_generic_rpc_handlers((h,))
+print(srv.add_insecure_port("127.0.0.1:0"), flush=True)
+srv.start()
+sys.stdin.read()  # until the bench closes our stdin
+'''
+
+
+def grpc_stream_floor(n: int, size: int, runs: int = 7) -> float:
+    """Median seconds for a client here to receive `n` messages of `size` bytes from a bare
+    Python gRPC server streaming them from another process: the transport's own floor for a
+    streamed listing (what a ListFile of n entries costs before any pfs work)."""
+    proc = subprocess.Popen([sys.executable, "-c", _STREAM_SERVER, str(n), str(size)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(proc.stdout.readline())
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            call = ch.unary_stream("/bench.Stream/List")
+            list(call(b""))  # warm up
+            times = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                got = sum(1 for _ in call(b""))
+                times.append(time.perf_counter() - t0)
+                assert got == n, got
+        return percentile(times, 50)
+    finally:
+        proc.stdin.close()
+        proc.wait(10)

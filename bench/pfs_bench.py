@@ -16,8 +16,8 @@ from typing import Iterator
 from google.protobuf import wrappers_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.common import (REPO_ROOT, Result, dir_bytes, file_chunks, pachd, percentile, run, timed, workdir,
-                          write_random_file)
+from bench.common import (REPO_ROOT, Result, dir_bytes, file_chunks, grpc_stream_floor, pachd, percentile, run,
+                          timed, workdir, write_random_file)
 from proto.pfs_v2 import pfs_pb2 as pb
 from proto.pfs_v2 import pfs_pb2_grpc
 
@@ -69,7 +69,10 @@ def b1_b9_big_file(quick: bool) -> list[Result]:
                           (size / t_put) >= 0.8 * (size / t_cp),
                           notes="pachctl hands a local file to a local pachd as a file:// source"))
         stub.CreateRepo(pb.CreateRepoRequest(repo=_repo("big2")))
-        t_stream, _ = timed(stub.ModifyFile, put_stream("big2", iter([("/big.bin", file_chunks(src))])))
+        other = d / "other.bin"  # other bytes: the same file would be deduplicated, not stored
+        write_random_file(other, size, seed=2)
+        t_stream, _ = timed(stub.ModifyFile, put_stream("big2", iter([("/big.bin", file_chunks(other))])))
+        other.unlink()
         out.append(Result("B1", f"the same put streamed over gRPC (a remote client), {size // MiB} MiB",
                           size / t_stream / MiB, "MiB/s", size / t_cp / MiB, "cp + fsync of the same file",
                           "(informative)", None))
@@ -195,16 +198,23 @@ def b6_b8_big_commit(quick: bool) -> list[Result]:
             path = f"/d{(i * 37) % (n // 1000):04d}/f{((i * 37) % (n // 1000)) * 1000 + i % 1000:07d}"
             t, _ = timed(stub.InspectFile, pb.InspectFileRequest(file=pb.File(commit=_commit("million"), path=path)))
             lat_inspect.append(t)
-        t_list, res = timed(lambda: list(stub.ListFile(pb.ListFileRequest(file=pb.File(commit=_commit("million"), path="/d0003")))))
-        assert len(res) == 1000, len(res)
+        list_times = []
+        for _ in range(7):
+            t, res = timed(lambda: list(stub.ListFile(pb.ListFileRequest(file=pb.File(commit=_commit("million"), path="/d0003")))))
+            assert len(res) == 1000, len(res)
+            list_times.append(t)
+        t_list = percentile(list_times, 50)
+        t_floor = grpc_stream_floor(len(res), max(1, sum(m.ByteSize() for m in res) // len(res)))
         p50 = percentile(lat_inspect, 50)
         what = f"commit holding {n:,} files"
         out.append(Result("B6", f"{what}: put 1 file (one-off commit, end to end)", t_put * 1000, "ms", None, "-",
                           "<= 100 ms", t_put <= 0.1, notes=f"ingest of the {n:,} files: {n / t_ingest:,.0f} files/s "
                                                           "(raw gRPC stream, 3 messages a file)"))
         out.append(Result("B6", f"{what}: inspect file, p50 of 300", p50 * 1000, "ms", None, "-", "<= 5 ms", p50 <= 0.005))
-        out.append(Result("B6", f"{what}: list a 1,000-entry directory", t_list * 1000, "ms", None, "-", "<= 50 ms",
-                          t_list <= 0.05))
+        out.append(Result("B6", f"{what}: list a 1,000-entry directory (median of 7)", t_list * 1000, "ms",
+                          t_floor * 1000, "a bare Python gRPC server streaming 1,000 messages of the same size",
+                          "<= 50 ms", t_list <= 0.05,
+                          notes="the baseline is the transport alone: no pfs work, just 1,000 streamed messages"))
         out.append(Result("B6", f"{what}: metadata written by the 1-file commit (index nodes, records, RocksDB WAL)",
                           new_index / 1024, "KiB", None, "-", "<= 1 MiB new index data", new_index <= MiB,
                           notes="upper bound: the whole metadata directory's growth; see the next row for the index alone"))

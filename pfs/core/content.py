@@ -276,18 +276,28 @@ class ContentWriter:
         shared pack like any fed file. Either way the bytes stored are exactly the bytes
         hashed, even if the file changes meanwhile."""
         self._check()
-        with open(path, "rb", buffering=0) as f:
-            if os.fstat(f.fileno()).st_size < 4 * self.store.cdc[2]:
-                # small: the shared pack, so many small files still make few objects
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            size = os.fstat(fd).st_size
+            if size < 4 * self.store.cdc[2]:
+                # small: the shared pack, so many small files still make few objects. One
+                # read sized by the file (a fixed multi-MiB read allocates that much per file,
+                # which dominated 100k-file puts); a file grown since fstat is read to its end.
                 self.begin()
-                while piece := f.read(4 * self.store.cdc[2]):
-                    self.feed(piece)
+                piece = os.read(fd, size + 1)
+                self.feed(piece)
+                if len(piece) > size:
+                    while piece := os.read(fd, 4 * self.store.cdc[2]):
+                        self.feed(piece)
                 return self.end()
-            try:
-                return self._ingest_blocks(f)
-            except BaseException as e:
-                self._fail(e)
-                raise
+            with open(fd, "rb", buffering=0, closefd=False) as f:
+                try:
+                    return self._ingest_blocks(f)
+                except BaseException as e:
+                    self._fail(e)
+                    raise
+        finally:
+            os.close(fd)
 
     def _ingest_blocks(self, f) -> FileContent:
         lo, avg, hi = self.store.cdc
