@@ -15,6 +15,7 @@ import re
 import threading
 import time
 import uuid
+import weakref
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
@@ -71,7 +72,8 @@ class PfsBase:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._listeners: list[Callable[[str, object], None]] = []
-        self._write_locks: dict[tuple, threading.Lock] = {}
+        # weak values: a commit's lock lives while someone holds or waits for it, then goes
+        self._write_locks: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._closed = False
         raw = meta.get(keys.SEQUENCE_KEY)
         self._seq = int(raw.decode()) if raw else 0

@@ -353,3 +353,15 @@ def test_origin_kinds(pfs, repo):
     user = put_files(pfs, repo, "master", {"/x": b"1"}).commit.id
     assert pfs.inspect_commit(repo, auto).origin == AUTO
     assert pfs.inspect_commit(repo, user).origin == USER
+
+
+def test_per_commit_write_locks_do_not_accumulate(pfs, repo):
+    """Each commit written gets a lock while it is written; finished commits leave none."""
+    import gc
+    for i in range(50):
+        ci = pfs.start_commit(B(repo))
+        put_files(pfs, repo, ci.commit.id, {f"/f{i}": b"x"})
+        pfs.finish_commit(repo, ci.commit.id)
+    assert read(pfs, repo, "master", "/f49") == b"x"
+    gc.collect()
+    assert len(pfs._write_locks) <= 2, len(pfs._write_locks)
