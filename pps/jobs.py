@@ -188,43 +188,58 @@ class JobRun:
         return None, None
 
     def _incremental_plan(self, ci, base_ci, base_job, commits: dict):
-        """For a single pfs input: the datums that changed since the base job, from a diff of
-        the two input commits (shared index subtrees are skipped), instead of enumerating and
-        hashing every datum. None when this shortcut does not apply (the full classification
-        then runs): other input shapes, no base, a new salt, or recovered datums to retry.
+        """For inputs of pfs/cron leaves under cross and union (`dm.is_monotone`): the datums
+        that changed since the base job, from a structural diff of each leaf's two input
+        commits (shared index subtrees are skipped), instead of enumerating and hashing every
+        datum. None when this shortcut does not apply (the full classification then runs):
+        joins and groups, no base, a new salt, or recovered datums to retry.
 
         Returns (to_process, to_delete ids, ids of changed datums the base had, total)."""
         inp = self.spec.input
-        if not isinstance(inp, PfsInput) or base_ci is None or base_job is None:
+        if base_ci is None or base_job is None or not dm.is_monotone(inp):
             return None
         if base_job.salt != self.pipeline.salt or base_job.data_recovered or not base_job.salt:
             return None
-        key = (inp.project, inp.repo, inp.branch)
-        new_id = commits.get(key)
-        old_id = next((p.id for p in base_ci.direct_provenance
-                       if (p.repo.project, p.repo.name, p.branch) == key), None)
-        if not new_id or not old_id:
-            return None
-        repo = Repo(inp.project, inp.repo, inp.repo_type or "user")
-        new_ci, old_ci = self.pfs.get_commit(repo, new_id), self.pfs.get_commit(repo, old_id)
-        if new_ci is None or old_ci is None:
-            return None
-        g = compile_glob(clean_glob(inp.glob or "/"))
-        changed, deleted = [], []
-        for new, old in fdiff(self.pfs.index, new_ci.root, old_ci.root, "/"):
-            k = (new or old)[0]
-            if not g.match_path(k):
+        old_commits = _input_commits(self.spec, base_ci)
+        diffs: dict = {}
+        for leaf in iter_inputs(inp):
+            if not isinstance(leaf, (PfsInput, CronInput)):
                 continue
-            if new is None:
-                deleted.append(k)
-            else:
-                changed.append((k, new[1].hash, new[1].size))
-        to_process = dm.enumerate_datums(inp, lambda _: changed, commits)
-        gone = [d.id for d in dm.enumerate_datums(inp, lambda _: [(k, b"", 0) for k in deleted], commits)]
+            leaf = dm.cron_as_pfs(leaf) if isinstance(leaf, CronInput) else leaf
+            key = (leaf.project, leaf.repo, leaf.branch)
+            if key in diffs:
+                continue
+            new_id, old_id = commits.get(key), old_commits.get(key)
+            if not new_id or not old_id:
+                return None
+            if new_id == old_id:
+                diffs[key] = []
+                continue
+            repo = Repo(leaf.project, leaf.repo, leaf.repo_type or "user")
+            new_ci, old_ci = self.pfs.get_commit(repo, new_id), self.pfs.get_commit(repo, old_id)
+            if new_ci is None or old_ci is None:
+                return None
+            diffs[key] = list(fdiff(self.pfs.index, new_ci.root, old_ci.root, "/"))
+
+        def changes(leaf: PfsInput):
+            g = compile_glob(clean_glob(leaf.glob or "/"))
+            changed, deleted = [], []
+            for new, old in diffs[(leaf.project, leaf.repo, leaf.branch)]:
+                k = (new or old)[0]
+                if g.match_path(k) is None:
+                    continue
+                if new is None:
+                    deleted.append(k)
+                else:
+                    changed.append((k, new[1].hash, new[1].size))
+            return changed, deleted
+
+        to_process, gone = dm.incremental_datums(inp, self._listing(commits), self._listing(old_commits),
+                                                 changes, commits, old_commits)
         j = self.job
         had = [d.id for d in to_process
                if self.store.has_datum(j.project, j.pipeline, base_job.id, d.id) is not None]
-        to_delete = [i for i in gone if self.store.has_datum(j.project, j.pipeline, base_job.id, i) is not None]
+        to_delete = [d.id for d in gone if self.store.has_datum(j.project, j.pipeline, base_job.id, d.id) is not None]
         total = base_job.data_total + (len(to_process) - len(had)) - len(to_delete)
         return to_process, to_delete, had, total
 
@@ -241,12 +256,7 @@ class JobRun:
 
     def _process(self, ci) -> None:
         j = self.job
-        commits = {(p.repo.project, p.repo.name, p.branch): p.id for p in ci.direct_provenance}
-        for inp in iter_inputs(self.spec.input):  # a cron input reads its repo's master
-            if isinstance(inp, CronInput):
-                for p in ci.direct_provenance:
-                    if p.repo.name == inp.repo and p.repo.project == inp.project:
-                        commits[(inp.project, inp.repo, "master")] = p.id
+        commits = _input_commits(self.spec, ci)
         base_ci, base_job = self._base(ci)
         every_job = self.spec.reprocess_spec == "every_job" or bool(self.spec.s3_out)
         salt = self.pipeline.salt
@@ -435,6 +445,18 @@ class JobRun:
             j.started = j.finished
         self._save()
         self.master.job_finished(self, state)
+
+
+def _input_commits(spec: PipelineSpec, ci) -> dict:
+    """{(project, repo, branch): commit id} of the input commits an output commit has as its
+    direct provenance (a cron input reads its repo's master)."""
+    commits = {(p.repo.project, p.repo.name, p.branch): p.id for p in ci.direct_provenance}
+    for inp in iter_inputs(spec.input):
+        if isinstance(inp, CronInput):
+            for p in ci.direct_provenance:
+                if p.repo.name == inp.repo and p.repo.project == inp.project:
+                    commits[(inp.project, inp.repo, "master")] = p.id
+    return commits
 
 
 def _inputs(d: dm.Datum) -> list:

@@ -124,3 +124,47 @@ def test_reprocess_spec_every_job(pach):
     j = pach.job(p, cid)
     assert (j.state, j.data_processed, j.data_skipped) == (pps_pb2.JOB_SUCCESS, 3, 0)
     assert pach.files(p, cid) == {"/a": b"a", "/b": b"b", "/c": b"c"}
+
+
+# each datum's output names both its inputs and depends on both contents
+CROSS = ('for f in /pfs/in/*; do for c in /pfs/cfg/*; do n=$(basename $f)-$(basename $c); '
+         '(echo $n; cat $f $c) | md5sum | cut -c1-32 > /pfs/out/$n; done; done')
+
+
+def test_cross_and_union_inputs_are_planned_from_the_diff(pach):
+    """cross(in /*, cfg /*) and union(in /*, extra /*): one added file is one datum per
+    combination holding it; a changed cfg file reprocesses exactly its datums; a deleted file
+    removes its datums' outputs; the output always equals a from-scratch run."""
+    src = pach.repo("cin", {f"/f{i}": f"{i}\n" for i in range(20)})
+    cfg = pach.repo("ccfg", {"/a": "A\n", "/b": "B\n"})
+    cross = {"cross": [pfs_in(src, name="in"), pfs_in(cfg, name="cfg")]}
+    p = pach.pipeline("crossinc", cross, sh=CROSS, parallelism=2)
+    first = pach.first_job(p)
+    assert (first.state, first.data_total, first.data_processed) == (pps_pb2.JOB_SUCCESS, 40, 40), first.reason
+
+    def check(cid, total, processed):
+        j = pach.job(p, cid)
+        assert j.state == pps_pb2.JOB_SUCCESS, j.reason
+        assert (j.data_total, j.data_processed, j.data_skipped) == (total, processed, total - processed)
+        assert _states(pach, p, cid) == {k: v for k, v in (("SUCCESS", processed), ("SKIPPED", total - processed)) if v}
+        return pach.files(p, cid)
+
+    out = check(pach.put(src, {"/new": "n\n"}), 42, 2)  # new x {a, b}
+    assert {"/new-a", "/new-b"} <= set(out) and len(out) == 42
+    out2 = check(pach.put(cfg, {"/b": "B2\n"}), 42, 21)  # every in-file x the changed b
+    assert out2["/f3-b"] != out["/f3-b"] and out2["/f3-a"] == out["/f3-a"]
+    out3 = check(pach.put(src, {}, delete=["/f0"]), 40, 0)  # only removals
+    assert "/f0-a" not in out3 and "/f0-b" not in out3 and len(out3) == 40
+    scratch = pach.pipeline("crossscratch", cross, sh=CROSS, parallelism=2)
+    s = pach.first_job(scratch)
+    assert (s.state, s.data_processed) == (pps_pb2.JOB_SUCCESS, 40), s.reason
+    assert pach.files(scratch, s.job.id) == out3
+
+    extra = pach.repo("cextra", {"/x": "x\n"})
+    union = {"union": [pfs_in(src, name="in"), pfs_in(extra, name="in")]}
+    u = pach.pipeline("unioninc", union, sh=SUM, parallelism=2)
+    assert pach.first_job(u).data_processed == 21
+    cid = pach.put(extra, {"/y": "y\n"})
+    j = pach.job(u, cid)
+    assert (j.state, j.data_total, j.data_processed, j.data_skipped) == (pps_pb2.JOB_SUCCESS, 22, 1, 21), j.reason
+    assert "/y.sum" in pach.files(u, cid)
