@@ -8,6 +8,9 @@ Invariants (Pachyderm 2.x, see shared/reference/pps-semantics.md §3, §4, §6):
   job succeeded. Datums are classified against the base job's datum table: unchanged datums
   that succeeded are skipped (their outputs inherited), the rest are processed after the
   base's outputs for them are removed; datums gone from the input have their outputs removed.
+  For inputs of pfs/cron leaves under cross and union, the changed and gone datums are found
+  from a diff of each leaf's two input commits (`dm.incremental_datums`), with the same result
+  as classifying every datum; joins and groups classify every datum.
 - The output commit starts from the base's content minus removed outputs (set once, before
   any worker writes). Workers add outputs tagged with the datum id.
 - Two datums writing the same path is an error (the job fails with Pachyderm's text).
