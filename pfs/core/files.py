@@ -98,7 +98,11 @@ class FileWriter:
         """Put a file from this machine's filesystem: pachd reads it itself, a big one in large
         blocks that its packs are written from (see ContentWriter.ingest_local)."""
         p = self._start_put(path, append)
-        self.session.append(p, self.content.ingest_local(local_path), datum)
+        try:
+            content = self.content.ingest_local(local_path)
+        except OSError as e:  # unreadable, or gone since the caller looked (storage errors are not OSError)
+            raise InvalidArgument(f"cannot read {local_path}: {e.strerror or e}") from e
+        self.session.append(p, content, datum)
 
     def delete(self, path: str, datum: str = "", missing_ok: bool = True) -> None:
         self._end_open_file()

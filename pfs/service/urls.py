@@ -71,14 +71,13 @@ def fetch_url(url: str, allow_local: bool = False) -> Iterator[bytes]:
 
 
 def local_file(url: str, allow_local: bool) -> Optional[str]:
-    """The path of a file:// URL naming a regular local file (None for anything else)."""
+    """The path of a file:// URL naming a regular local file; None for anything else (other
+    schemes, and pipes or missing files, which `fetch_url` streams or reports)."""
     u = urllib.parse.urlparse(url)
     if u.scheme != "file":
         return None
     path = _local_path(u, allow_local)
-    if not os.path.isfile(path):
-        raise InvalidArgument(f"cannot read {path}: not a regular file")
-    return path
+    return path if os.path.isfile(path) else None
 
 
 def local_tree(url: str, allow_local: bool) -> Optional[Iterator[tuple[str, str]]]:

@@ -5,7 +5,7 @@ import os
 import random
 
 from pfs.core import keys
-from tests.core.helpers import R, put_files, read
+from tests.core.helpers import B, R, put_files, read
 
 
 def packs(p) -> dict:
@@ -183,3 +183,15 @@ def test_put_local_reuses_read_buffers_only_after_their_packs_are_written(make_p
     assert len(packs(p)) >= 3 * 13
     for name, body in bodies.items():
         assert read(p, R("a"), "master", name) == body
+
+
+def test_put_local_of_an_unreadable_file_is_invalid_argument(pfs, tmp_path):
+    from pfs.errors import InvalidArgument
+    import pytest
+    pfs.create_repo(R("a"))
+    c = put_files(pfs, R("a"), "master", {"/keep": b"k"})
+    with pytest.raises(InvalidArgument, match="cannot read .*gone.bin: No such file"):
+        with pfs.open_writer(R("a"), "master") as w:
+            w.put("/fine", [b"written before the bad file"])
+            w.put_local("/x", str(tmp_path / "gone.bin"))  # e.g. deleted after the caller looked
+    assert pfs.inspect_branch(B(R("a"))).head == c.commit.id  # nothing of the failed write

@@ -66,6 +66,32 @@ def test_put_file_from_local_file_url(client, repo, tmp_path):
     assert get_bytes(client, pfs.File(commit=head(repo), path="/imported/sub/b.txt")) == b"B"
 
 
+def test_put_file_from_local_file_url_single_files(client, repo, tmp_path):
+    """A file:// URL of one local file: a big one (read by pachd in blocks), a small one, a
+    named pipe (streamed), and a missing file's error, which writes nothing."""
+    import os
+    import random
+    big = random.Random(8).randbytes(20 * 1024 * 1024 + 3)
+    (tmp_path / "big.bin").write_bytes(big)
+    (tmp_path / "small.txt").write_bytes(b"small\n")
+    with client.pfs.commit(branch=branch_of(repo)) as c:
+        c.put_file_from_url(path="/big.bin", url=f"file://{tmp_path}/big.bin")
+        c.put_file_from_url(path="/small.txt", url=f"file://{tmp_path}/small.txt")
+        c.put_file_from_url(path="/small.txt", url=f"file://{tmp_path}/small.txt")  # the SDK overwrites
+    assert get_bytes(client, pfs.File(commit=head(repo), path="/big.bin")) == big
+    assert get_bytes(client, pfs.File(commit=head(repo), path="/small.txt")) == b"small\n"
+    d = expect_error(grpc.StatusCode.INVALID_ARGUMENT, client.pfs.put_file_from_url,
+                     commit=head(repo), path="/missing", url=f"file://{tmp_path}/nope.bin")
+    assert "nope.bin" in d and "No such file" in d
+    os.mkfifo(tmp_path / "pipe")
+    writer = threading.Thread(target=lambda: (tmp_path / "pipe").write_bytes(b"through a pipe"))
+    writer.start()
+    client.pfs.put_file_from_url(commit=head(repo), path="/piped", url=f"file://{tmp_path}/pipe")
+    writer.join(10)
+    assert get_bytes(client, pfs.File(commit=head(repo), path="/piped")) == b"through a pipe"
+    assert not client.pfs.path_exists(pfs.File(commit=head(repo), path="/missing"))
+
+
 def test_clear_commit(client, repo):
     client.pfs.put_file_from_bytes(commit=head(repo), path="/base", data=b"b")
     commit = client.pfs.start_commit(branch=branch_of(repo))
