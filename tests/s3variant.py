@@ -38,6 +38,7 @@ SUBSET = {
         "test_identical_content_stored_once_across_files_commits_branches_repos",
         "test_small_files_are_packed",
         "test_chunks_indexed_only_after_their_pack",
+        "test_put_local_stores_what_a_streamed_put_stores",
         "test_chunk_store_failure_publishes_nothing",
         "test_reopen_on_either_backend",
         "test_put_overwrite_append",
