@@ -195,7 +195,7 @@ class JobRun:
         that changed since the base job, from a structural diff of each leaf's two input
         commits (shared index subtrees are skipped), instead of enumerating and hashing every
         datum. None when this shortcut does not apply (the full classification then runs):
-        joins and groups, no base, a new salt, or recovered datums to retry.
+        joins and groups, no base, a new salt or pipeline version, or recovered datums to retry.
 
         Returns (to_process, to_delete ids, ids of changed datums the base had, total)."""
         inp = self.spec.input
@@ -203,6 +203,8 @@ class JobRun:
             return None
         if base_job.salt != self.pipeline.salt or base_job.data_recovered or not base_job.salt:
             return None
+        if base_job.pipeline_version != self.job.pipeline_version:
+            return None  # an update may have changed the input: its datums are not the base's
         old_commits = _input_commits(self.spec, base_ci)
         diffs: dict = {}
         for leaf in iter_inputs(inp):

@@ -176,10 +176,10 @@ class _BlockPool:
 
     Fresh multi-MiB buffers cost a page fault per 4 KiB on every use; reused ones do not. A
     buffer is in use while the reader holds it (`take`..`release`) and while a pack whose
-    parts point into it is being filled (`hold`) or written (`release_when_done(bufs, future)`);
-    it returns to the pool
-    only when all of those are done, so a buffer is never overwritten under a pending write.
-    At most `keep` idle buffers are kept. Thread-safe (futures complete on writer threads).
+    parts point into it is being filled (`hold`) or written (`release_when_done(bufs,
+    future)`); it returns to the pool only when all of those are done, so a buffer is never
+    overwritten under a pending write. At most `keep` idle buffers are kept. Thread-safe
+    (futures complete on writer threads).
     """
 
     def __init__(self, size: int, keep: int = 4):

@@ -101,6 +101,29 @@ def test_update_without_and_with_reprocess(pach):
     assert len(pach.job_ids(p)) == 4
 
 
+def test_update_that_changes_the_input_without_reprocess(pach):
+    """An update that keeps the salt but changes the input (here the glob, then a cross)
+    makes different datums on the same input commits: the job classifies them afresh
+    instead of carrying the old datums over."""
+    src = pach.repo("regl", {"/a": "1", "/b": "2"})
+    sh = "for f in /pfs/in/*; do cat $f >> /pfs/out/all; done"
+    p = pach.pipeline("regl", pfs_in(src, name="in"), sh="for f in /pfs/in/*; do cp $f /pfs/out/; done")
+    assert pach.first_job(p).data_processed == 2
+    pach.pipeline(p, pfs_in(src, glob="/", name="in"), update=True, sh=sh)  # one datum: the whole repo
+    info = pach.client.pps.inspect_pipeline(pipeline=pps.Pipeline(name=p), details=True)
+    j = pach.job(p, info.spec_commit.id)
+    assert j.state == pps_pb2.JOB_SUCCESS, j.reason
+    assert (j.data_total, j.data_processed, j.data_skipped) == (1, 1, 0)
+    assert pach.files(p, info.spec_commit.id) == {"/all": b"12"}
+    other = pach.repo("reglx", {"/x": "x"})
+    pach.pipeline(p, {"cross": [pfs_in(src, glob="/", name="in"), pfs_in(other, name="x")]}, update=True, sh=sh)
+    info = pach.client.pps.inspect_pipeline(pipeline=pps.Pipeline(name=p), details=True)
+    j = pach.job(p, info.spec_commit.id)
+    assert j.state == pps_pb2.JOB_SUCCESS, j.reason
+    assert (j.data_total, j.data_processed, j.data_skipped) == (1, 1, 0)
+    assert pach.files(p, info.spec_commit.id) == {"/all": b"12"}
+
+
 def test_a_reprocessed_datum_replaces_all_its_old_outputs(pach):
     """A datum's outputs from the base job are removed before it runs again, even when the
     new run writes different paths; other datums' outputs are inherited untouched."""
