@@ -72,6 +72,11 @@ def _commit_and_wait(pfs_stub, pps_stub, pipeline: str, change: pfs.ModifyFileRe
     return _wait_job(pps_stub, pipeline, head.commit.id)
 
 
+def _stop(pps_stub, name: str) -> None:
+    if name:
+        pps_stub.StopPipeline(pps.StopPipelineRequest(pipeline=pps.Pipeline(name=name)))
+
+
 def _skip_one_added(pfs_stub, pps_stub, name: str, inp: dict, cmd: list, path: str, what: str,
                     how: str) -> Result:
     """A pipeline over `inp` runs once; then one file is added to `in`: the skipping rate of
@@ -132,7 +137,10 @@ def b4_datums(quick: bool) -> list[Result]:
             out.append(Result("B4", f"{n:,} one-file datums, datum_batching (one user process per worker)",
                               t2, "s", t_make, "make -j2 running the same copies", "< 1x make",
                               ok and t2 < t_make, notes="" if ok else f"job {pps.JobState.Name(j2.state)}: {j2.reason}"))
-        # skipping rate: a new commit that changes nothing re-runs the job with every datum skipped
+        # skipping rate: a new commit that changes nothing re-runs the job with every datum skipped.
+        # Each skipping row measures its pipeline alone: the others reading `in` are stopped first
+        # (otherwise every pipeline on `in` runs a job on the same commit, at the same time).
+        _stop(pps_stub, "copy-batched" if helper else "")
         j3 = _commit_and_wait(pfs_stub, pps_stub, "copy", pfs.ModifyFileRequest(
             delete_file=pfs.DeleteFile(path="/nonexistent")))
         t_skip = _job_seconds(j3)
@@ -145,12 +153,14 @@ def b4_datums(quick: bool) -> list[Result]:
         pfs_stub.ModifyFile(iter([pfs.ModifyFileRequest(set_commit=pfs.Commit(repo=_repo("cfg"), branch=pfs.Branch(
             repo=_repo("cfg"), name="master"))), pfs.ModifyFileRequest(add_file=pfs.AddFile(path="/c", raw=_bytes(b"c")))]))
         crossed = {"cross": [{"pfs": {"repo": "in", "glob": "/*"}}, {"pfs": {"repo": "cfg", "glob": "/"}}]}
+        _stop(pps_stub, "copy")
         out.append(_skip_one_added(pfs_stub, pps_stub, "crossed", crossed, ["cp", "-r", "/pfs/in/.", "/pfs/out/"],
                                    "/one-more", "cross input",
                                    "changed datums planned from a diff of each input's commits"))
         # group input: not monotone (a new file changes its group's datum), so every datum is
         # enumerated, hashed and classified against the base job
         grouped = {"group": [{"pfs": {"repo": "in", "glob": "/(*)", "group_by": "$1"}}]}
+        _stop(pps_stub, "crossed")
         out.append(_skip_one_added(pfs_stub, pps_stub, "grouped", grouped, ["true"], "/one-more-still",
                                    "group input (full classification)", "every datum enumerated and hashed"))
     return out
