@@ -62,21 +62,25 @@ def free_port() -> int:
 class PachdProcess:
     """pachd as a subprocess; `.channel` for raw stubs; `.peak_rss()` from /proc."""
 
-    def __init__(self, root: Path, env: Optional[dict] = None, storage: Optional[str] = None):
+    def __init__(self, root: Path, env: Optional[dict] = None, storage: Optional[str] = None,
+                 launch: Optional[list[str]] = None, inherit_env: bool = True):
+        """`launch`: the program before pachd's flags (default `python -m pfs.service.pachd`);
+        `env` is added to this process's environment, or replaces it when not `inherit_env`."""
         self.root = root
         self.port = free_port()
-        cmd = [sys.executable, "-m", "pfs.service.pachd", "--port", str(self.port), "--root", str(root),
-               "--s3-gateway-port", "-1", "--host", "127.0.0.1", "--log-level", "WARNING"]
+        cmd = [*(launch or [sys.executable, "-m", "pfs.service.pachd"]), "--port", str(self.port),
+               "--root", str(root), "--s3-gateway-port", "-1", "--host", "127.0.0.1", "--log-level", "WARNING"]
         if storage:
             cmd += ["--storage", storage]
+        root.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(root.parent / f"pachd-{self.port}.log", "wb")
         self.proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **(env or {})})
+                                     env={**(os.environ if inherit_env else {}), **(env or {})})
         self.channel = grpc.insecure_channel(
             f"127.0.0.1:{self.port}",
             options=[("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)])
         try:
-            grpc.channel_ready_future(self.channel).result(timeout=30)
+            grpc.channel_ready_future(self.channel).result(timeout=60)
         except grpc.FutureTimeoutError as e:
             self.stop()
             raise RuntimeError(f"pachd did not start; see {self.log.name}") from e

@@ -23,14 +23,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import grpc
 
-from bench.common import REPO_ROOT, Result, free_port, workdir, write_random_file
+from bench.common import REPO_ROOT, PachdProcess, Result, workdir, write_random_file
 from bench.s3_gateway import client, s3_server
 from proto.pfs_v2 import pfs_pb2 as pb
 from proto.pfs_v2 import pfs_pb2_grpc
@@ -42,43 +40,15 @@ _LAUNCH = ("import sys; from pfs.core import readahead as R; from pfs.core.conte
            "from pfs.service.pachd import main; sys.exit(main(sys.argv[2:]))")
 
 
-class _Pachd:
-    """pachd in its own process, its read-ahead settings set before it starts."""
-
-    def __init__(self, d: Path, storage: str | None, server, read_settings: str):
-        """`d`: pachd's data directory (metadata); the same one for every run, so all read
-        the same commit (one pachd at a time)."""
-        self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PACHD_"))}
-        env.update(AWS_ACCESS_KEY_ID=server.access_key, AWS_SECRET_ACCESS_KEY=server.secret_key,
-                   AWS_ENDPOINT_URL=server.endpoint_url, AWS_DEFAULT_REGION=server.region,
-                   PYTHONPATH=str(REPO_ROOT))
-        d.mkdir(parents=True, exist_ok=True)
-        self.log = open(d.parent / f"pachd-{self.port}.log", "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _LAUNCH, read_settings, "--port", str(self.port), "--root", str(d),
-             *(["--storage", storage] if storage else []),
-             "--s3-gateway-port", "-1", "--host", "127.0.0.1", "--log-level", "WARNING"],
-            cwd=REPO_ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}",
-                                             options=[("grpc.max_receive_message_length", 64 * MiB)])
-        try:
-            grpc.channel_ready_future(self.channel).result(timeout=60)
-        except grpc.FutureTimeoutError as e:
-            self.stop()
-            raise RuntimeError(f"pachd did not start; see {self.log.name}") from e
-        self.stub = pfs_pb2_grpc.APIStub(self.channel)
-
-    def stop(self) -> None:
-        self.channel.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+def _pachd(d: Path, storage: str | None, server, read_settings: str) -> PachdProcess:
+    """pachd in its own process, its read-ahead settings set before it starts. `d`: pachd's
+    data directory (metadata); the same one for every run, so all read the same commit (one
+    pachd at a time). Only the server's AWS settings reach it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PACHD_"))}
+    env.update(AWS_ACCESS_KEY_ID=server.access_key, AWS_SECRET_ACCESS_KEY=server.secret_key,
+               AWS_ENDPOINT_URL=server.endpoint_url, AWS_DEFAULT_REGION=server.region,
+               PYTHONPATH=str(REPO_ROOT))
+    return PachdProcess(d, env, storage, launch=[sys.executable, "-c", _LAUNCH, read_settings], inherit_env=False)
 
 
 def _commit() -> pb.Commit:
@@ -162,17 +132,19 @@ def run(quick: bool = False, size_mib: int = 64, settings: tuple = ("1", "defaul
         figures = {}
         for i, spec in enumerate(settings):
             launch = shipped if spec == "default" else spec
-            p = _Pachd(d / "pachd", storage, srv, launch)
+            p = _pachd(d / "pachd", storage, srv, launch)
             try:
+                stub = pfs_pb2_grpc.APIStub(p.channel)
                 if i == 0:
-                    _put(p.stub, src)
-                figures[spec] = (launch, min(_get(p.stub, size, digest) for _ in range(repeats)))
+                    _put(stub, src)
+                figures[spec] = (launch, min(_get(stub, size, digest) for _ in range(repeats)))
             finally:
                 p.stop()
-        p = _Pachd(d / "pachd-local", None, srv, "1")  # reference: chunks on local disk
+        p = _pachd(d / "pachd-local", None, srv, "1")  # reference: chunks on local disk
         try:
-            _put(p.stub, src)
-            local = min(_get(p.stub, size, digest) for _ in range(repeats))
+            stub = pfs_pb2_grpc.APIStub(p.channel)
+            _put(stub, src)
+            local = min(_get(stub, size, digest) for _ in range(repeats))
         finally:
             p.stop()
         results.append(Result("R0", f"GetFile {size_mib} MiB, chunks on local disk (reference)", size / MiB / local,
