@@ -20,6 +20,7 @@ import pytest
 
 from tests.s3backend.faultproxy import FaultProxy
 from tests.s3pachd import PachdProc, s3_env
+from tests.sdk_clients import sdk_clients
 
 
 @pytest.fixture
@@ -56,19 +57,8 @@ def start_pachd(seaweed_server, tmp_path):
 
 @pytest.fixture
 def sdk():
-    from pachyderm_sdk import Client
-    clients = []
-
-    def make(pachd, **kw):
-        c = Client(host="localhost", port=pachd.port, **kw)
-        clients.append(c)
-        return c
-
-    try:
-        yield make
-    finally:
-        for c in clients:
-            c._channel.close()
+    with sdk_clients() as make:
+        yield lambda pachd, **kw: make(pachd.port, **kw)
 
 
 @pytest.fixture

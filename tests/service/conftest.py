@@ -24,6 +24,7 @@ if str(ROOT) not in sys.path:
 from pachyderm_sdk import Client  # noqa: E402
 
 from pfs.service.pachd import Pachd  # noqa: E402
+from tests.sdk_clients import sdk_clients  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -54,18 +55,8 @@ def pachd(request, tmp_path):
 
 @pytest.fixture
 def make_client(pachd):
-    clients: list = []
-
-    def make(**kw) -> Client:
-        c = Client(host="localhost", port=pachd.port, **kw)
-        clients.append(c)
-        return c
-
-    try:
-        yield make
-    finally:
-        for c in clients:
-            c._channel.close()
+    with sdk_clients() as make:
+        yield lambda **kw: make(pachd.port, **kw)
 
 
 @pytest.fixture

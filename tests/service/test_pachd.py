@@ -20,6 +20,7 @@ from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 
 from pfs.service.pachd import Pachd
+from tests.sdk_clients import sdk_clients
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,18 +29,10 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def auth_pachd(tmp_path):
     p = Pachd(tmp_path / "auth", port=0, host="127.0.0.1", enable_pps=False, auth_token="s3cret").start()
-    clients = []
-
-    def make(**kw):
-        c = Client(host="localhost", port=p.port, **kw)
-        clients.append(c)
-        return c
-
     try:
-        yield make
+        with sdk_clients() as make:
+            yield lambda **kw: make(p.port, **kw)
     finally:
-        for c in clients:
-            c._channel.close()
         p.stop(grace=0.5)
 
 
