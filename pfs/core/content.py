@@ -109,22 +109,15 @@ class ContentStore:
                 self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="pack-writer")
         return self._pool.submit(fn, *args)
 
-    def write_pack_parts(self, pack_id: bytes, parts: list, refs: list) -> list:
-        """Like write_pack, for a pack given as a list of buffers (views into read blocks):
-        written with one gathered write when the chunk store can (LocalChunkStore.put_parts)."""
+    def write_pack(self, pack_id: bytes, parts: list, refs: list) -> list:
+        """Store one pack -- the concatenation of `parts`, written with one gathered write where
+        the chunk store can (LocalChunkStore.put_parts) -- then index its chunks (in that order:
+        see the module invariants)."""
         put_parts = getattr(self.chunks, "put_parts", None)
         if put_parts is not None:
             put_parts(pack_key(pack_id), parts)
         else:
-            self.chunks.put(pack_key(pack_id), b"".join(parts))
-        with self.meta.batch() as b:
-            for r in refs:
-                b.put(keys.chunk_key(r.hash), msgpack.packb([r.pack, r.offset, r.length]))
-        return refs
-
-    def write_pack(self, pack_id: bytes, pack: bytearray, refs: list) -> list:
-        """Store one pack, then index its chunks (in that order: see the module invariants)."""
-        self.chunks.put(pack_key(pack_id), pack)
+            self.chunks.put(pack_key(pack_id), parts[0] if len(parts) == 1 else b"".join(parts))
         with self.meta.batch() as b:
             for r in refs:
                 b.put(keys.chunk_key(r.hash), msgpack.packb([r.pack, r.offset, r.length]))
@@ -311,7 +304,7 @@ class ContentWriter:
 
         def submit() -> None:
             nonlocal held
-            fut = self.store.submit(self.store.write_pack_parts, pack_id, parts, refs)
+            fut = self.store.submit(self.store.write_pack, pack_id, parts, refs)
             pool.release_when_done(held.values(), fut)  # reused once this pack is written
             held = {}
             self._inflight.append(fut)
@@ -430,7 +423,7 @@ class ContentWriter:
             return
         pack, refs, pack_id = self._pack, self._pack_refs, self._pack_id
         self._pack, self._pack_refs, self._pack_id = bytearray(), [], os.urandom(16)
-        self._inflight.append(self.store.submit(self.store.write_pack, pack_id, pack, refs))
+        self._inflight.append(self.store.submit(self.store.write_pack, pack_id, [pack], refs))
         while len(self._inflight) > self.MAX_INFLIGHT:
             self._reap(self._inflight.pop(0))
 

@@ -15,7 +15,7 @@ Invariants (on top of those of `pfs.storage.chunkstore`):
 - No lock is needed: every write goes through a uniquely named temp file and an atomic
   rename, so concurrent puts (even of the same key) are safe; the last rename wins, and for
   content-addressed keys all writers carry the same bytes.
-- Hot path: `put` hands the caller's buffer straight to `os.write` (no copy); `get` reads
+- Hot path: `put`/`put_parts` hand the caller's buffers straight to `os.writev` (no copy); `get` reads
   with one `readall` sized by fstat; `get_range` is a single `pread`.
 - ``durable=False`` skips the fsyncs (tests, scratch stores); atomicity against concurrent
   readers still holds, durability across a power cut does not.
@@ -97,16 +97,11 @@ class LocalChunkStore:
                 _fsync_dir(os.path.dirname(m))
 
     def put(self, key: str, data: bytes) -> None:
-        def write(fd: int) -> None:
-            mv = memoryview(data).cast("B")
-            while mv:
-                n = os.write(fd, mv)
-                mv = mv[n:]
-        self._atomic_write(key, write)
+        self.put_parts(key, [data])
 
     def put_parts(self, key: str, parts: list) -> None:
-        """Store the concatenation of `parts` (bytes-like), written with gathered writes.
-        Same atomicity as `put`."""
+        """Store the concatenation of `parts` (bytes-like), written with gathered writes
+        straight from the caller's buffers. Same atomicity as `put`."""
         def write(fd: int) -> None:
             views = [memoryview(p).cast("B") for p in parts if len(p)]
             i = 0
