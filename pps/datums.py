@@ -172,8 +172,8 @@ Commits = Mapping[tuple[str, str, str], str]
 
 
 def _enumerate(inp: Input, listing: Listing, commits: Commits) -> list[Datum]:
-    if isinstance(inp, (PfsInput, CronInput)):
-        pfs = inp if isinstance(inp, PfsInput) else cron_as_pfs(inp)
+    pfs = pfs_leaf(inp)
+    if pfs is not None:
         return _pfs_datums(pfs, listing, commits.get((pfs.project, pfs.repo, pfs.branch), ""))
     kids = [_enumerate(k, listing, commits) for k in inp.inputs]
     if isinstance(inp, CrossInput):
@@ -222,7 +222,8 @@ def enumerate_datums(inp: Optional[Input], listing: Listing,
 Changes = Callable[[PfsInput], tuple[Iterable[Entry], Iterable[str]]]
 
 
-def _leaf(inp: Input) -> Optional[PfsInput]:
+def pfs_leaf(inp: Input) -> Optional[PfsInput]:
+    """The pfs input a leaf reads (a cron input as `cron_as_pfs`); None for a compound."""
     if isinstance(inp, PfsInput):
         return inp
     if isinstance(inp, CronInput):
@@ -237,7 +238,7 @@ def is_monotone(inp: Optional[Input]) -> bool:
     adding a file to a group replaces the group's datum, which held only other files."""
     if inp is None:
         return True
-    leaf = _leaf(inp)
+    leaf = pfs_leaf(inp)
     if leaf is not None:
         return not (leaf.join_on or leaf.group_by)
     if isinstance(inp, (CrossInput, UnionInput)):
@@ -249,7 +250,7 @@ def _touching(inp: Input, part: Callable[[PfsInput, str], list[Datum]], listing:
               commits: Commits) -> list[Datum]:
     """The datums of `inp`'s enumeration (over `listing`) that hold at least one of the files
     `part(leaf, commit)` gives as that leaf's datums. Deduplicated by id."""
-    leaf = _leaf(inp)
+    leaf = pfs_leaf(inp)
     if leaf is not None:
         return part(leaf, commits.get((leaf.project, leaf.repo, leaf.branch), ""))
     parts = [_touching(k, part, listing, commits) for k in inp.inputs]

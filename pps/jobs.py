@@ -207,10 +207,10 @@ class JobRun:
             return None  # an update may have changed the input: its datums are not the base's
         old_commits = _input_commits(self.spec, base_ci)
         diffs: dict = {}
-        for leaf in iter_inputs(inp):
-            if not isinstance(leaf, (PfsInput, CronInput)):
+        for node in iter_inputs(inp):
+            leaf = dm.pfs_leaf(node)
+            if leaf is None:
                 continue
-            leaf = dm.cron_as_pfs(leaf) if isinstance(leaf, CronInput) else leaf
             key = (leaf.project, leaf.repo, leaf.branch)
             if key in diffs:
                 continue
