@@ -35,7 +35,7 @@ def machine_facts() -> dict:
     du = shutil.disk_usage(os.environ.get("BENCH_TMP", "/tmp"))
     facts["disk_free_gib"] = round(du.free / (1 << 30), 1)
     pkgs = {}
-    for name in ("grpcio", "protobuf", "rocksdict", "blake3", "fastcdc", "msgpack", "pachyderm-sdk", "dvc"):
+    for name in ("grpcio", "protobuf", "rocksdict", "blake3", "pyfastcdc", "msgpack", "pachyderm-sdk", "dvc"):
         try:
             pkgs[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

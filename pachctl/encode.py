@@ -16,9 +16,8 @@ import json
 import math
 import re
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Iterable, TextIO
-
-import yaml
 
 __all__ = ["validate_output_flags", "json_number", "yaml_number", "encode_json", "encode_json_list",
            "encode_yaml", "encode_yaml_list", "yaml_less", "Encoder", "proto_to_dict"]
@@ -191,15 +190,6 @@ def yaml_less(a: str, b: str) -> bool:
     return len(a) < len(b)
 
 
-class _YamlV3Dumper(yaml.SafeDumper):
-    """PyYAML configured to emit what yaml.v3 (SetIndent(2)) emits."""
-
-    yaml_implicit_resolvers: dict = {}  # every scalar we emit is tagged str; we pick styles
-
-    def increase_indent(self, flow=False, indentless=False):
-        return super().increase_indent(flow, False)  # v3 indents sequences inside mappings
-
-
 _STR_TAG = "tag:yaml.org,2002:str"
 
 
@@ -222,18 +212,32 @@ def _rep_dict(dumper, d):
     return dumper.represent_mapping("tag:yaml.org,2002:map", keyed)
 
 
-_YamlV3Dumper.add_representer(str, _rep_str)
-_YamlV3Dumper.add_representer(dict, _rep_dict)
-_YamlV3Dumper.add_representer(type(None), lambda d, _: d.represent_scalar(_STR_TAG, "null"))
-_YamlV3Dumper.add_representer(bool, lambda d, v: d.represent_scalar(_STR_TAG, "true" if v else "false"))
-_YamlV3Dumper.add_representer(int, lambda d, v: d.represent_scalar(_STR_TAG, yaml_number(v)))
-_YamlV3Dumper.add_representer(float, lambda d, v: d.represent_scalar(_STR_TAG, yaml_number(v)))
-_YamlV3Dumper.add_representer(tuple, lambda d, v: d.represent_list(list(v)))
+@lru_cache(maxsize=1)
+def _yaml_v3_dumper():
+    """PyYAML configured to emit what yaml.v3 (SetIndent(2)) emits. Built on first use: most
+    commands never print YAML, and importing PyYAML is a tenth of pachctl's start-up."""
+    import yaml
+
+    class YamlV3Dumper(yaml.SafeDumper):
+        yaml_implicit_resolvers: dict = {}  # every scalar we emit is tagged str; we pick styles
+
+        def increase_indent(self, flow=False, indentless=False):
+            return super().increase_indent(flow, False)  # v3 indents sequences inside mappings
+
+    YamlV3Dumper.add_representer(str, _rep_str)
+    YamlV3Dumper.add_representer(dict, _rep_dict)
+    YamlV3Dumper.add_representer(type(None), lambda d, _: d.represent_scalar(_STR_TAG, "null"))
+    YamlV3Dumper.add_representer(bool, lambda d, v: d.represent_scalar(_STR_TAG, "true" if v else "false"))
+    YamlV3Dumper.add_representer(int, lambda d, v: d.represent_scalar(_STR_TAG, yaml_number(v)))
+    YamlV3Dumper.add_representer(float, lambda d, v: d.represent_scalar(_STR_TAG, yaml_number(v)))
+    YamlV3Dumper.add_representer(tuple, lambda d, v: d.represent_list(list(v)))
+    return yaml, YamlV3Dumper
 
 
 def encode_yaml(obj: Any) -> str:
     """One yaml.v3 document (newline terminated, no `---`)."""
-    return yaml.dump(obj, Dumper=_YamlV3Dumper, default_flow_style=False, allow_unicode=True,
+    yaml, dumper = _yaml_v3_dumper()
+    return yaml.dump(obj, Dumper=dumper, default_flow_style=False, allow_unicode=True,
                      width=float("inf"), indent=2, sort_keys=False)
 
 

@@ -7,27 +7,92 @@ Each noun area lives in its own module and registers its commands on import:
 it imports `cmd_jobs` (jobs, datums), `cmd_logs` and `cmd_draw`). The hidden `next datum`
 (datum batching, `cmd_worker`) is added to the root as well.
 
-Invariants: `main()` never returns normally; it exits 0 on success and 1 (message on stderr)
-on any error. `cli` is the click root, for tests (`CliRunner().invoke(cli, [...])`).
+Invariants:
+- `main()` never returns normally; it exits 0 on success and 1 (message on stderr) on any
+  error. `cli` is the click root with every command registered, for tests
+  (`CliRunner().invoke(cli, [...])`).
+- A run of one command (`pachctl put file ...`) imports only the module that registers it
+  (`COMMAND_MODULES`, `VERB_MODULES`), so it starts sooner; anything else (help, an unknown
+  or partial command) imports them all first. A test keeps the tables equal to what the
+  modules register, and runs every command with only its module loaded.
 """
 from __future__ import annotations
 
 import importlib
-import importlib.util
+import sys
 
-from pachctl.cli import root as cli
+from pachctl.cli import _PLURALS
+from pachctl.cli import root as _root
 
-for _mod in ("cmd_repo", "cmd_commit", "cmd_file", "cmd_transfer", "cmd_config", "cmd_misc", "cmd_pps"):
-    if importlib.util.find_spec(f"pachctl.{_mod}") is not None:
-        importlib.import_module(f"pachctl.{_mod}")
+ALL_MODULES = ("cmd_repo", "cmd_commit", "cmd_file", "cmd_transfer", "cmd_config", "cmd_misc", "cmd_pps",
+               "cmd_worker")
+# `<verb> <noun>` -> the module that registers it
+COMMAND_MODULES = {
+    "cmd_file": ("copy file", "delete file", "diff file", "glob file", "inspect file", "list file"),
+    "cmd_repo": ("create branch", "create project", "create repo", "delete branch", "delete project",
+                 "delete repo", "inspect branch", "inspect project", "inspect repo", "list branch",
+                 "list project", "list repo", "update project", "update repo"),
+    "cmd_pps": ("create pipeline", "delete pipeline", "inspect pipeline", "list pipeline", "rerun pipeline",
+                "run cron", "start pipeline", "stop pipeline", "update pipeline"),
+    "cmd_misc": ("daemon start", "daemon status", "daemon stop"),
+    "cmd_commit": ("delete commit", "find commit", "finish commit", "inspect commit", "list commit",
+                   "squash commit", "start commit", "subscribe commit", "wait commit"),
+    "cmd_jobs": ("delete job", "inspect datum", "inspect job", "list datum", "list job", "restart datum",
+                 "stop job", "wait job"),
+    "cmd_draw": ("draw lineage", "draw pipeline"),
+    "cmd_transfer": ("get file", "put file"),
+}
+# verbs that are one module's entirely
+VERB_MODULES = {"config": "cmd_config", "version": "cmd_misc", "shutdown": "cmd_misc", "logs": "cmd_logs",
+                "next": "cmd_worker"}
+_FLAGS = ("-v", "--verbose", "--no-color")  # the root's own options, which may come first
+# modules imported through another one (they import each other; cmd_pps is the way in)
+_VIA = {"cmd_jobs": "cmd_pps", "cmd_logs": "cmd_pps", "cmd_draw": "cmd_pps"}
 
-from pachctl.cmd_worker import next_group  # noqa: E402
 
-cli.add_command(next_group)
+def _module_for(args: list[str]):
+    """The one module that registers the command `args` names, or None if not sure."""
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        if args[i] == "--rpc-timeout":
+            i += 2
+        elif args[i] in _FLAGS or args[i].startswith("--rpc-timeout="):
+            i += 1
+        else:
+            return None
+    words = args[i:i + 2]
+    if not words:
+        return None
+    if words[0] in VERB_MODULES:
+        return VERB_MODULES[words[0]]
+    if len(words) < 2:
+        return None
+    noun = words[1]
+    for name in (noun, _PLURALS.get(noun) or (noun[:-1] if noun.endswith("s") else None)):
+        for module, commands in COMMAND_MODULES.items():
+            if f"{words[0]} {name}" in commands:
+                return module
+    return None
+
+
+def load_commands(modules=ALL_MODULES):
+    for name in modules:
+        module = importlib.import_module(f"pachctl.{_VIA.get(name, name)}")
+        if name == "cmd_worker" and "next" not in _root.commands:
+            _root.add_command(module.next_group)
+    return _root
+
+
+def __getattr__(name: str):
+    if name == "cli":  # the whole tree, for tests and other importers
+        return load_commands()
+    raise AttributeError(name)
 
 
 def main(argv=None) -> None:
-    cli.main(args=argv, prog_name="pachctl")
+    args = sys.argv[1:] if argv is None else list(argv)
+    one = _module_for(args)
+    load_commands((one,) if one else ALL_MODULES).main(args=args, prog_name="pachctl")
 
 
 if __name__ == "__main__":

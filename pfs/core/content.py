@@ -3,7 +3,7 @@
 Invariants:
 - A file's content is a list of `ChunkRef`s; each names the chunk's BLAKE3 hash and where
   its bytes live (pack object, offset, length). Chunk boundaries come from FastCDC over the
-  file's bytes, so an insertion in the middle of a big file changes only the chunks around it.
+  file's bytes (`pfs.core.chunking`), so an insertion in the middle of a big file changes only the chunks around it.
 - Identical chunks are stored once across files, commits, branches and repos: the chunk
   index (metadata key `chunk_key(hash)`) maps a hash to its stored location and is consulted
   before anything is written.
@@ -20,10 +20,9 @@ Invariants:
   flush successfully and publish references to it; the failed pack gets no chunk-index
   entries (a pack is indexed only after its own put returned).
 - Memory is bounded by the pack size plus the chunker's window, whatever the file size.
-  `ingest_local` (a big file pachd reads from its own disk) keeps no pack buffer: its packs
-  are lists of views into pooled 16 MiB read blocks, so it holds the blocks of at most
-  `MAX_INFLIGHT` + 1 packs plus the block being read, and the bytes it stores are the very
-  bytes it hashed.
+  `ingest_local` of a big file (pachd reading its own disk) keeps no pack buffer: its packs
+  are views of pooled read blocks (`pfs.core.local_ingest`, with its own invariants), so it
+  holds the blocks of at most `MAX_INFLIGHT` + 1 packs plus the blocks being cut and hashed.
 - Reads (`ContentStore.read`) fetch one chunk range at a time from a local store; from a
   remote one (anything but `LocalChunkStore`: every read is a request) `pfs.core.readahead`
   merges back-to-back chunk ranges into requests of up to 4 MiB and keeps a few in flight.
@@ -39,9 +38,9 @@ from typing import Iterable, Iterator, NamedTuple, Optional
 
 import blake3
 import msgpack
-from fastcdc.fastcdc_cy import fastcdc_cy
 
 from pfs.core import keys
+from pfs.core.chunking import cuts as chunk_cuts
 from pfs.storage.local import LocalChunkStore
 
 CDC_MIN = 256 * 1024
@@ -109,13 +108,13 @@ class ContentStore:
                 self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="pack-writer")
         return self._pool.submit(fn, *args)
 
-    def write_pack(self, pack_id: bytes, parts: list, refs: list) -> list:
+    def write_pack(self, pack_id: bytes, parts: list, refs: list, page_aligned: bool = False) -> list:
         """Store one pack -- the concatenation of `parts`, written with one gathered write where
-        the chunk store can (LocalChunkStore.put_parts) -- then index its chunks (in that order:
-        see the module invariants)."""
+        the chunk store can (LocalChunkStore.put_parts; `page_aligned` parts around the page
+        cache) -- then index its chunks (in that order: see the module invariants)."""
         put_parts = getattr(self.chunks, "put_parts", None)
         if put_parts is not None:
-            put_parts(pack_key(pack_id), parts)
+            put_parts(pack_key(pack_id), parts, direct=page_aligned)
         else:
             self.chunks.put(pack_key(pack_id), parts[0] if len(parts) == 1 else b"".join(parts))
         with self.meta.batch() as b:
@@ -164,49 +163,6 @@ class ContentStore:
             yield data
 
 
-class _BlockPool:
-    """Reusable read buffers of one size for `ContentWriter.ingest_local`.
-
-    Fresh multi-MiB buffers cost a page fault per 4 KiB on every use; reused ones do not. A
-    buffer is in use while the reader holds it (`take`..`release`) and while a pack whose
-    parts point into it is being filled (`hold`) or written (`release_when_done(bufs,
-    future)`); it returns to the pool only when all of those are done, so a buffer is never
-    overwritten under a pending write. At most `keep` idle buffers are kept. Thread-safe
-    (futures complete on writer threads).
-    """
-
-    def __init__(self, size: int, keep: int = 4):
-        self.size, self.keep = size, keep
-        self._free: list[bytearray] = []
-        self._uses: dict[int, int] = {}
-        self._lock = threading.Lock()
-
-    def take(self) -> bytearray:
-        with self._lock:
-            buf = self._free.pop() if self._free else bytearray(self.size)
-            self._uses[id(buf)] = 1
-        return buf
-
-    def release(self, buf: bytearray) -> None:
-        with self._lock:
-            left = self._uses[id(buf)] - 1
-            if left:
-                self._uses[id(buf)] = left
-                return
-            del self._uses[id(buf)]
-            if len(self._free) < self.keep:
-                self._free.append(buf)
-
-    def hold(self, buf: bytearray) -> None:
-        """One more use of a buffer already taken (a pack being filled points into it)."""
-        with self._lock:
-            self._uses[id(buf)] += 1
-
-    def release_when_done(self, bufs, fut) -> None:
-        bufs = list(bufs)
-        fut.add_done_callback(lambda _f: [self.release(b) for b in bufs])
-
-
 class ContentWriter:
     """Turns byte streams into FileContent. One writer per upload session; not thread-safe.
 
@@ -232,7 +188,7 @@ class ContentWriter:
         self._pending: dict[bytes, ChunkRef] = {}  # hash -> ref for chunks not yet indexed
         self._inflight: list = []  # futures of pack writes
         self._error: Optional[BaseException] = None  # the first failed write (or the abort)
-        self._blocks: Optional[_BlockPool] = None  # ingest_local's read buffers
+        self._blocks = None  # ingest_local's read buffers (a local_ingest.BlockPool)
         self.bytes_written = 0  # new bytes stored (after dedup), for accounting and benchmarks
         self.bytes_seen = 0
 
@@ -283,91 +239,15 @@ class ContentWriter:
                     while piece := os.read(fd, 4 * self.store.cdc[2]):
                         self.feed(piece)
                 return self.end()
+            from pfs.core.local_ingest import ingest_blocks  # it imports this module
             with open(fd, "rb", buffering=0, closefd=False) as f:
                 try:
-                    return self._ingest_blocks(f)
+                    return ingest_blocks(self, f, self.LOCAL_BLOCK)
                 except BaseException as e:
                     self._fail(e)
                     raise
         finally:
             os.close(fd)
-
-    def _ingest_blocks(self, f) -> FileContent:
-        lo, avg, hi = self.store.cdc
-        block = max(self.LOCAL_BLOCK, 4 * hi)
-        if self._blocks is None or self._blocks.size != block + 2 * hi:
-            self._blocks = _BlockPool(block + 2 * hi)  # room for a block plus the carried tail
-        pool = self._blocks
-        fc = FileContent()
-        buf, carry = None, memoryview(b"")
-        pack_id, parts, refs, used, held = os.urandom(16), [], [], 0, {}
-
-        def submit() -> None:
-            nonlocal held
-            fut = self.store.submit(self.store.write_pack, pack_id, parts, refs)
-            pool.release_when_done(held.values(), fut)  # reused once this pack is written
-            held = {}
-            self._inflight.append(fut)
-            while len(self._inflight) > self.MAX_INFLIGHT:
-                self._reap(self._inflight.pop(0))
-
-        try:
-            while True:
-                old, buf = buf, pool.take()
-                n = len(carry)
-                view = memoryview(buf)
-                view[:n] = carry
-                carry.release()
-                if old is not None:
-                    pool.release(old)
-                end = n + block
-                while n < end:  # fill the block (short reads: pipes, network filesystems)
-                    k = f.readinto(view[n:end])
-                    if not k:
-                        break
-                    n += k
-                final = n < end
-                self.bytes_seen += n - (end - block)
-                view = view[:n]
-                consumed = 0
-                if n and (final or n > hi):
-                    if n <= lo:
-                        cuts = [(0, n)]
-                    else:
-                        cuts = ((c.offset, c.length) for c in fastcdc_cy(view, lo, avg, hi))
-                    for off, length in cuts:
-                        if not final and off + hi > n:  # not final until a full window follows
-                            break
-                        piece = view[off:off + length]
-                        h = blake3.blake3(piece).digest()
-                        ref = self._pending.get(h) or self.store.lookup(h)
-                        if ref is None:
-                            ref = ChunkRef(h, pack_id, used, length)
-                            parts.append(piece)
-                            if id(buf) not in held:
-                                pool.hold(buf)
-                                held[id(buf)] = buf
-                            used += length
-                            refs.append(ref)
-                            self._pending[h] = ref
-                            self.bytes_written += length
-                        fc.refs.append(ref)
-                        fc.size += length
-                        consumed = off + length
-                        if used >= self.store.pack_target or len(refs) >= PACK_MAX_CHUNKS:
-                            submit()
-                            pack_id, parts, refs, used, held = os.urandom(16), [], [], 0, {}
-                if final:
-                    break
-                carry = view[consumed:]
-            if refs:
-                submit()
-        finally:
-            for b in held.values():  # a pack never submitted (an error): its holds end here
-                pool.release(b)
-            if buf is not None:
-                pool.release(buf)
-        return fc
 
     def _cut(self, final: bool) -> None:
         buf = self._buf
@@ -383,15 +263,14 @@ class ContentWriter:
                     self._add_chunk(view)
                     consumed = n
             else:
-                gen = fastcdc_cy(view, lo, avg, hi)
+                gen = chunk_cuts(view, lo, avg, hi)
                 try:
-                    for c in gen:
-                        end = c.offset + c.length
+                    for off, length in gen:
                         # A cut is final only when the chunker saw a full window behind it.
-                        if not final and c.offset + hi > n:
+                        if not final and off + hi > n:
                             break
-                        self._add_chunk(view[c.offset:end])
-                        consumed = end
+                        self._add_chunk(view[off:off + length])
+                        consumed = off + length
                 finally:
                     gen.close()
         finally:

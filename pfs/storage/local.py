@@ -17,11 +17,18 @@ Invariants (on top of those of `pfs.storage.chunkstore`):
   content-addressed keys all writers carry the same bytes.
 - Hot path: `put`/`put_parts` hand the caller's buffers straight to `os.writev` (no copy); `get` reads
   with one `readall` sized by fstat; `get_range` is a single `pread`.
+- `put_parts(..., direct=True)` (parts page-aligned in memory and whole pages long, as
+  `pfs.core.local_ingest` makes them) writes around the page cache with O_DIRECT: no copy
+  into the cache and no cache pages to find for a big pack. Where the file system or a part
+  refuses it (EINVAL), the same bytes go through the cache instead; the stored object and
+  its atomicity are the same either way.
 - ``durable=False`` skips the fsyncs (tests, scratch stores); atomicity against concurrent
   readers still holds, durability across a power cut does not.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import secrets
 import time
@@ -35,6 +42,18 @@ __all__ = ["LocalChunkStore"]
 
 _TMP = ".tmp-"
 _MISSING = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
+
+
+_O_DIRECT = getattr(os, "O_DIRECT", 0)
+
+
+def _drop_direct(fd: int) -> bool:
+    """Switch `fd` from O_DIRECT to cached writes; False if it was not direct."""
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    if not flags & _O_DIRECT:
+        return False
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~_O_DIRECT)
+    return True
 
 
 def _fsync_dir(path: str) -> None:
@@ -61,6 +80,7 @@ class LocalChunkStore:
         if not self.root.is_dir():
             raise StorageError(f"chunk store root {self.root} exists but is not a directory")
         self._root = str(self.root)
+        self._direct_io = bool(_O_DIRECT)  # until the file system refuses it
 
     def __repr__(self) -> str:
         return f"LocalChunkStore({self._root!r})"
@@ -99,14 +119,20 @@ class LocalChunkStore:
     def put(self, key: str, data: bytes) -> None:
         self.put_parts(key, [data])
 
-    def put_parts(self, key: str, parts: list) -> None:
+    def put_parts(self, key: str, parts: list, *, direct: bool = False) -> None:
         """Store the concatenation of `parts` (bytes-like), written with gathered writes
-        straight from the caller's buffers. Same atomicity as `put`."""
+        straight from the caller's buffers. Same atomicity as `put`. `direct`: the parts are
+        page-aligned whole pages, so they may be written around the page cache (O_DIRECT)."""
         def write(fd: int) -> None:
             views = [memoryview(p).cast("B") for p in parts if len(p)]
             i = 0
             while i < len(views):
-                n = os.writev(fd, views[i:i + 1024])  # at most IOV_MAX buffers per call
+                try:
+                    n = os.writev(fd, views[i:i + 1024])  # at most IOV_MAX buffers per call
+                except OSError as e:
+                    if e.errno != errno.EINVAL or not _drop_direct(fd):
+                        raise
+                    continue  # refused as unaligned: the same write through the page cache
                 while n:  # a short write: skip what went out, resume mid-buffer
                     if n >= len(views[i]):
                         n -= len(views[i])
@@ -114,19 +140,21 @@ class LocalChunkStore:
                     else:
                         views[i] = views[i][n:]
                         n = 0
-        self._atomic_write(key, write)
+        self._atomic_write(key, write, direct=direct and self._direct_io)
 
-    def _atomic_write(self, key: str, write) -> None:
+    def _atomic_write(self, key: str, write, direct: bool = False) -> None:
         final = self._path(key)
         d = os.path.dirname(final)
         tmp = os.path.join(d, _TMP + secrets.token_hex(8))
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        if direct:
+            flags |= _O_DIRECT
         try:
             try:
-                fd = os.open(tmp, flags, 0o644)
+                fd = self._open_new(tmp, flags)
             except FileNotFoundError:
                 self._ensure_dir(d)
-                fd = os.open(tmp, flags, 0o644)
+                fd = self._open_new(tmp, flags)
         except OSError as e:
             raise self._error("put", key, e) from e
         try:
@@ -150,6 +178,15 @@ class LocalChunkStore:
                 _fsync_dir(d)
             except OSError as e:
                 raise self._error("put", key, e) from e
+
+    def _open_new(self, path: str, flags: int) -> int:
+        try:
+            return os.open(path, flags, 0o644)
+        except OSError as e:
+            if not flags & _O_DIRECT or e.errno != errno.EINVAL:
+                raise
+        self._direct_io = False  # this file system has no O_DIRECT (e.g. an old tmpfs)
+        return os.open(path, flags & ~_O_DIRECT, 0o644)
 
     def delete(self, key: str) -> None:
         try:

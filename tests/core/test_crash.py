@@ -79,7 +79,7 @@ def test_chunk_store_failure_publishes_nothing(pfs, monkeypatch):
     pfs.create_repo(R("a"))
     c = put_files(pfs, R("a"), "master", {"/keep": b"k"})
 
-    def broken_put(key, data):
+    def broken_put(key, data, **_):
         raise StorageError("disk on fire")
 
     monkeypatch.setattr(pfs.chunks, "put", broken_put)
