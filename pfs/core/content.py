@@ -3,7 +3,8 @@
 Invariants:
 - A file's content is a list of `ChunkRef`s; each names the chunk's BLAKE3 hash and where
   its bytes live (pack object, offset, length). Chunk boundaries come from FastCDC over the
-  file's bytes (`pfs.core.chunking`), so an insertion in the middle of a big file changes only the chunks around it.
+  file's bytes (`pfs.core.chunking`), so an insertion in the middle of a big file changes
+  only the chunks around it.
 - Identical chunks are stored once across files, commits, branches and repos: the chunk
   index (metadata key `chunk_key(hash)`) maps a hash to its stored location and is consulted
   before anything is written.
@@ -279,7 +280,7 @@ class ContentWriter:
 
     def _add_chunk(self, data: memoryview) -> None:
         h = blake3.blake3(data).digest()
-        ref = self._pending.get(h) or self.store.lookup(h)
+        ref = self.known(h)
         size = len(data)
         if ref is None:
             ref = ChunkRef(h, self._pack_id, len(self._pack), size)
@@ -302,7 +303,15 @@ class ContentWriter:
             return
         pack, refs, pack_id = self._pack, self._pack_refs, self._pack_id
         self._pack, self._pack_refs, self._pack_id = bytearray(), [], os.urandom(16)
-        self._inflight.append(self.store.submit(self.store.write_pack, pack_id, [pack], refs))
+        self.track(self.store.submit(self.store.write_pack, pack_id, [pack], refs))
+
+    def known(self, chunk_hash: bytes) -> Optional[ChunkRef]:
+        """Where a chunk already is: stored and indexed, or in a pack of this writer's."""
+        return self._pending.get(chunk_hash) or self.store.lookup(chunk_hash)
+
+    def track(self, fut) -> None:
+        """A pack write in flight; waits for the oldest beyond `MAX_INFLIGHT` (raising its error)."""
+        self._inflight.append(fut)
         while len(self._inflight) > self.MAX_INFLIGHT:
             self._reap(self._inflight.pop(0))
 

@@ -68,7 +68,7 @@ class BlockPool:
     buffers are kept. Thread-safe (futures complete on writer threads).
     """
 
-    def __init__(self, size: int, keep: int = 12):
+    def __init__(self, size: int, keep: int = 4):
         self.size, self.keep = page_up(size), keep
         self._free: list[mmap.mmap] = []
         self._uses: dict[int, int] = {}
@@ -131,7 +131,7 @@ class _Packer:
         view = memoryview(block.buf)
         run_lo = run_end = None  # the current run of new chunks: buffer offsets
         for (off, length), h in zip(block.cuts, block.hashes.result()):
-            ref = w._pending.get(h) or store.lookup(h)
+            ref = w.known(h)
             if ref is None:
                 at = block.start + off
                 if run_lo is None:
@@ -170,10 +170,8 @@ class _Packer:
         fut = store.submit(store.write_pack, self.pack_id, self.parts, self.refs, True)
         self.pool.release_when_done(self.held.values(), fut)  # reused once this pack is written
         self.held = {}
-        w._inflight.append(fut)
         self._new_pack()
-        while len(w._inflight) > w.MAX_INFLIGHT:
-            w._reap(w._inflight.pop(0))
+        w.track(fut)
 
     def drop(self) -> None:
         """A pack never submitted (an error): its holds end here."""
