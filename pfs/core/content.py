@@ -22,8 +22,8 @@ Invariants:
   entries (a pack is indexed only after its own put returned).
 - Memory is bounded by the pack size plus the chunker's window, whatever the file size.
   `ingest_local` of a big file (pachd reading its own disk) keeps no pack buffer: its packs
-  are views of pooled read blocks (`pfs.core.local_ingest`, with its own invariants), so it
-  holds the blocks of at most `MAX_INFLIGHT` + 1 packs plus the blocks being cut and hashed.
+  are views of pooled read buffers (`pfs.core.local_ingest`, with its own invariants), so it
+  holds the buffers of at most `MAX_INFLIGHT` packs plus the segments being read and stitched.
 - Reads (`ContentStore.read`) fetch one chunk range at a time from a local store; from a
   remote one (anything but `LocalChunkStore`: every read is a request) `pfs.core.readahead`
   merges back-to-back chunk ranges into requests of up to 4 MiB and keeps a few in flight.
@@ -177,7 +177,7 @@ class ContentWriter:
     """
 
     MAX_INFLIGHT = 6
-    LOCAL_BLOCK = 16 * 1024 * 1024  # ingest_local's read size
+    LOCAL_BLOCK = 16 * 1024 * 1024  # ingest_local's segment step (see pfs.core.local_ingest)
 
     def __init__(self, store: ContentStore):
         self.store = store
