@@ -240,10 +240,10 @@ class ContentWriter:
                     while piece := os.read(fd, 4 * self.store.cdc[2]):
                         self.feed(piece)
                 return self.end()
-            from pfs.core.local_ingest import ingest_blocks  # it imports this module
+            from pfs.core.local_ingest import ingest_segments  # it imports this module
             with open(fd, "rb", buffering=0, closefd=False) as f:
                 try:
-                    return ingest_blocks(self, f, self.LOCAL_BLOCK)
+                    return ingest_segments(self, f, self.LOCAL_BLOCK)
                 except BaseException as e:
                     self._fail(e)
                     raise

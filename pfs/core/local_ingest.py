@@ -210,7 +210,7 @@ class _Packer:
         self.held = {}
 
 
-def ingest_blocks(writer: "ContentWriter", f: BinaryIO, block_size: int) -> FileContent:
+def ingest_segments(writer: "ContentWriter", f: BinaryIO, block_size: int) -> FileContent:
     """The content of the open file `f`, read from its current position to its end."""
     lo, avg, hi = writer.store.cdc
     seg_size = page_up(max(block_size, 4 * hi))
