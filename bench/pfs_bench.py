@@ -62,6 +62,7 @@ def b1_b9_big_file(quick: bool) -> list[Result]:
         for i in range(rounds):
             src = d / "big.bin"
             write_random_file(src, size, seed=10 + i)  # new bytes each round: nothing deduplicates
+            _fsync_file(src)  # on disk first: neither timed copy shares the disk with its writeback
             dst.unlink(missing_ok=True)
             t_cp = run(["cp", str(src), str(dst)])  # baseline: cp + fsync
             t0 = time.perf_counter()

@@ -13,7 +13,9 @@ Invariants:
 - A pack object is fully written (atomically, by the chunk store) BEFORE its chunk index
   entries are committed, and callers must `flush()` before they persist anything that refers
   to the chunks. A crash therefore leaves, at worst, an unreferenced pack (garbage), never a
-  reference to missing bytes.
+  reference to missing bytes. The index entries are written non-durably
+  (`batch(durable=False)`): what refers to them is written durably after them, and that
+  write makes them durable too.
 - A failed pack write poisons its writer: the failure is raised (the store's own error,
   e.g. `StorageError` -> UNAVAILABLE) from the call that notices it -- `feed`, `end` or
   `flush` -- after the writer's other queued writes are cancelled and its running ones have
@@ -118,7 +120,9 @@ class ContentStore:
             put_parts(pack_key(pack_id), parts, direct=page_aligned)
         else:
             self.chunks.put(pack_key(pack_id), parts[0] if len(parts) == 1 else b"".join(parts))
-        with self.meta.batch() as b:
+        # Not synced on its own: a commit pointing at these chunks is written durably after
+        # them, which syncs them too (and a lost entry only costs a duplicate chunk later).
+        with self.meta.batch(durable=False) as b:
             for r in refs:
                 b.put(keys.chunk_key(r.hash), msgpack.packb([r.pack, r.offset, r.length]))
         return refs

@@ -15,6 +15,11 @@ Invariants every implementation keeps (checked by tests/storage/test_metadata.py
   writes to the same key win), else `pfs.errors.Conflict` is raised and nothing is written.
   Leaving the ``with`` block normally commits; leaving it by an exception discards the batch.
   A batch commits at most once.
+- `batch(durable=False)` makes a batch that is just as atomic but need not be on stable
+  storage when `commit()` returns: it survives a crash of this process, and it is made
+  durable by the next durable write (a store keeps one ordered log). For writes whose
+  durability can wait for a later write that depends on them (the chunk index: a commit
+  pointing at those chunks is written durably after them). Stores without a log ignore it.
 - Every single-key write (`put`, `delete`) takes the same write lock, so a compare-and-swap
   can never interleave with another writer of this process. `put_if(key, expected, new)` is
   a one-key CAS (new=None deletes) returning whether it won.
@@ -44,7 +49,7 @@ class MetadataStore(Protocol):
     def scan(self, prefix: bytes = b"", start: bytes | None = None, end: bytes | None = None,
              reverse: bool = False, limit: int | None = None) -> Iterator[tuple[bytes, bytes]]: ...
 
-    def batch(self) -> "WriteBatch": ...
+    def batch(self, *, durable: bool = True) -> "WriteBatch": ...
 
     def put_if(self, key: bytes, expected: bytes | None, new: bytes | None) -> bool: ...
 
@@ -175,7 +180,7 @@ class MemoryMetadataStore:
         with self._lock:
             self._set(key, None)
 
-    def batch(self) -> WriteBatch:
+    def batch(self, *, durable: bool = True) -> WriteBatch:
         self._alive()
         return WriteBatch(self._apply)
 

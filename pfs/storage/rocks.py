@@ -9,6 +9,11 @@ Invariants (on top of those of `pfs.storage.metadata`):
   10,000 single-key sync puts ≈ 2.0-2.4 s (≈ 0.2 ms each, one WAL fsync per write);
   100,000 puts in batches of 1,000 ≈ 0.13 s. Callers that write many keys should batch. ``sync=False`` keeps atomicity and survives a process
   crash (the WAL is in the OS page cache) but may lose the last writes on a power cut.
+- ``batch(durable=False)`` writes without that fsync even when ``sync=True``: the WAL is one
+  ordered log and a synced write syncs every record before it, so such a batch is durable
+  once any later durable write returns. It matters beyond the fsync's own cost: rocksdict
+  keeps the GIL through a write, so a synced write under heavy disk load (a big put writing
+  packs) froze every Python thread of pachd for up to ~50 ms at a time.
 - Scans never keep a RocksDB iterator alive between pages: each page opens an iterator,
   seeks (O(log N), bounded above by ``iterate_upper_bound``), reads at most `PAGE` items and
   deletes the iterator before yielding. A live iterator would pin the database and keep its
@@ -50,6 +55,8 @@ class RocksMetadataStore:
         self._wo = WriteOptions()
         self._wo.sync = sync
         self._db.set_write_options(self._wo)
+        self._wo_deferred = WriteOptions()  # batch(durable=False)
+        self._wo_deferred.sync = False
         self._lock = threading.Lock()
         self._closed = False
 
@@ -74,11 +81,13 @@ class RocksMetadataStore:
         with self._lock:
             self._alive().delete(key, self._wo)
 
-    def batch(self) -> WriteBatch:
+    def batch(self, *, durable: bool = True) -> WriteBatch:
         self._alive()
-        return WriteBatch(self._apply)
+        if durable:
+            return WriteBatch(self._apply)
+        return WriteBatch(lambda writes, expects: self._apply(writes, expects, self._wo_deferred))
 
-    def _apply(self, writes: dict, expects: list) -> None:
+    def _apply(self, writes: dict, expects: list, wo: WriteOptions | None = None) -> None:
         with self._lock:
             db = self._alive()
             for k, v in expects:
@@ -93,7 +102,7 @@ class RocksMetadataStore:
                     wb.delete(k)
                 else:
                     wb.put(k, v)
-            db.write(wb, self._wo)
+            db.write(wb, self._wo if wo is None else wo)
 
     def put_if(self, key: bytes, expected: bytes | None, new: bytes | None) -> bool:
         b = self.batch().expect(key, expected)

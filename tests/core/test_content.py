@@ -4,7 +4,9 @@ from __future__ import annotations
 import os
 import random
 
-from pfs.core import keys
+from pfs.core import Pfs, keys
+from pfs.storage.local import LocalChunkStore
+from pfs.storage.metadata import MemoryMetadataStore, WriteBatch
 from tests.core.helpers import B, R, put_files, read
 
 
@@ -271,3 +273,38 @@ def test_put_local_of_an_unreadable_file_is_invalid_argument(pfs, tmp_path):
             w.put("/fine", [b"written before the bad file"])
             w.put_local("/x", str(tmp_path / "gone.bin"))  # e.g. deleted after the caller looked
     assert pfs.inspect_branch(B(R("a"))).head == c.commit.id  # nothing of the failed write
+
+
+class _RecordingMeta(MemoryMetadataStore):
+    """Notes each batch's durability and whether it holds chunk-index keys, in order."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches: list[tuple[bool, bool]] = []  # (durable, has chunk keys)
+
+    def batch(self, *, durable: bool = True):
+        def apply(writes, expects):
+            self.batches.append((durable, any(k.startswith(keys.chunk_key(b"")) for k in writes)))
+            self._apply(writes, expects)
+        self._alive()
+        return WriteBatch(apply)
+
+
+def test_chunk_index_is_written_deferred_and_made_durable_by_the_commit(tmp_path):
+    meta = _RecordingMeta()
+    p = Pfs(meta, LocalChunkStore(tmp_path / "chunks", durable=False))
+    try:
+        p.create_repo(R("a"))
+        big = tmp_path / "big.bin"
+        big.write_bytes(random.Random(5).randbytes(12 * 1024 * 1024))  # the local-ingest path
+        with p.open_writer(R("a"), "master") as w:
+            w.put("/small", [b"x" * 1000])
+            w.put_local("/big", str(big))
+        chunk_batches = [i for i, (_, has_chunks) in enumerate(meta.batches) if has_chunks]
+        assert len(chunk_batches) >= 2, meta.batches
+        assert all(not meta.batches[i][0] for i in chunk_batches), "chunk entries are written deferred"
+        # the commit that refers to them is a durable write after the last of them
+        assert any(durable for durable, _ in meta.batches[chunk_batches[-1] + 1:]), meta.batches
+        assert read(p, R("a"), "master", "/big") == big.read_bytes()
+    finally:
+        p.close()

@@ -172,7 +172,7 @@ class FaultyMeta(MemoryMetadataStore):
         self._tick()
         super()._apply(writes, expects)
 
-    def batch(self):
+    def batch(self, *, durable: bool = True):
         self._alive()
         return WriteBatch(self._apply)
 

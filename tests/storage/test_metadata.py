@@ -139,6 +139,19 @@ def test_batch_conflict_writes_nothing(any_metadata):
     assert m.get(b"x") is None
 
 
+def test_deferred_batch_is_as_atomic_as_a_durable_one(any_metadata):
+    m = any_metadata
+    m.put(b"head", b"c1")
+    with m.batch(durable=False) as b:
+        b.put(b"chunk/a", b"1").put(b"chunk/b", b"2").expect(b"head", b"c1")
+        assert m.get(b"chunk/a") is None, "nothing visible before commit"
+    assert (m.get(b"chunk/a"), m.get(b"chunk/b")) == (b"1", b"2")
+    with pytest.raises(Conflict):
+        with m.batch(durable=False) as b:
+            b.put(b"chunk/c", b"3").expect(b"head", b"c0")
+    assert m.get(b"chunk/c") is None
+
+
 def test_batch_expect_holds(any_metadata):
     m = any_metadata
     m.put(b"head", b"c1")

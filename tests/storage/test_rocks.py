@@ -62,6 +62,8 @@ CRASHER = r"""
 import os, signal, sys
 from pfs.storage.rocks import RocksMetadataStore
 m = RocksMetadataStore(sys.argv[1])
+with m.batch(durable=False) as b:  # made durable by the synced writes after it
+    b.put(b"chunk/h1", b"pack-a").expect(b"chunk/h1", None)
 with m.batch() as b:
     b.put(b"head", b"c2").put(b"commit/c2", b"info").expect(b"head", None)
 m.put(b"single", b"x")
@@ -78,6 +80,7 @@ def test_commit_survives_a_crash(tmp_path):
     m = RocksMetadataStore(tmp_path / "db")
     try:
         assert m.get(b"head") == b"c2" and m.get(b"commit/c2") == b"info" and m.get(b"single") == b"x"
+        assert m.get(b"chunk/h1") == b"pack-a"
     finally:
         m.close()
 
