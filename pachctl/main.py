@@ -15,6 +15,11 @@ Invariants:
   (`COMMAND_MODULES`, `VERB_MODULES`), so it starts sooner; anything else (help, an unknown
   or partial command) imports them all first. A test keeps the tables equal to what the
   modules register, and runs every command with only its module loaded.
+- Run as a program (`argv` None), it ends the process itself once the command is done:
+  stdout and stderr flushed, `atexit` handlers run, then `os._exit`. Skipping the
+  interpreter's teardown of gRPC and its modules saves about 30 ms a command. Every file a
+  command writes is closed by then (`with` blocks); called with `argv` (tests), it raises
+  `SystemExit` as usual.
 """
 from __future__ import annotations
 
@@ -92,7 +97,30 @@ def __getattr__(name: str):
 def main(argv=None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     one = _module_for(args)
-    load_commands((one,) if one else ALL_MODULES).main(args=args, prog_name="pachctl")
+    try:
+        load_commands((one,) if one else ALL_MODULES).main(args=args, prog_name="pachctl")
+    except SystemExit as e:
+        if argv is not None:
+            raise
+        _end_process(e.code)
+
+
+def _end_process(code) -> None:
+    """Exit now with `code` (as `sys.exit` would take it), without the interpreter's teardown."""
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    import atexit
+    import os
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can reach the reader
+            pass
+    atexit._run_exitfuncs()
+    os._exit(code)
 
 
 if __name__ == "__main__":

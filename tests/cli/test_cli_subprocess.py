@@ -113,3 +113,28 @@ def test_autostart_failure_points_at_log(console_script, isolated):
     assert f"pachd exited while starting; see its log at {log}" in r.stderr
     assert "Traceback" not in r.stderr.splitlines()[0]
     assert time.monotonic() - start < 20
+
+
+def test_process_ends_with_all_output_written(console_script, env, ok, tmp_path):
+    """The console script ends itself with os._exit (pachctl.main): nothing buffered may be
+    lost on the way, whether the output is a pipe or a file, and the exit code stays."""
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    e = subprocess_env(env)
+    ok("create", "repo", "r")
+    assert subprocess.run(console_script + ["put", "file", "r@master:/d/x.bin", "-f", str(src)], env=e,
+                          capture_output=True, timeout=60).returncode == 0
+    got = subprocess.run(console_script + ["get", "file", "r@master:/d/x.bin"], env=e, capture_output=True,
+                         timeout=60)
+    assert got.returncode == 0 and got.stdout == data, got.stderr
+    out = tmp_path / "out.bin"
+    r = subprocess.run(console_script + ["get", "file", "r@master:/d/x.bin", "-o", str(out)], env=e,
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0 and out.read_bytes() == data, r.stderr
+    listing = subprocess.run(console_script + ["list", "file", "r@master:/d/"], env=e, capture_output=True,
+                             text=True, timeout=60)
+    assert listing.returncode == 0 and listing.stdout.splitlines()[1].endswith("/d/x.bin"), listing
+    r = subprocess.run(console_script + ["get", "file", "r@master:/d/nope"], env=e, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1 and "nope" in r.stderr and r.stdout == ""
