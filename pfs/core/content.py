@@ -9,7 +9,10 @@ Invariants:
   index (metadata key `chunk_key(hash)`) maps a hash to its stored location and is consulted
   before anything is written.
 - Chunks are appended to an in-memory pack (several MiB) and written as one object, so a
-  hundred thousand tiny files become a few dozen objects.
+  hundred thousand tiny files become a few dozen objects. For the local chunk store the
+  pack is a pooled page-aligned buffer (`pfs.core.buffers`), zero-padded to a whole page and
+  written around the page cache (O_DIRECT); chunk refs never reach into the padding. For
+  remote stores it is a plain bytearray.
 - A pack object is fully written (atomically, by the chunk store) BEFORE its chunk index
   entries are committed, and callers must `flush()` before they persist anything that refers
   to the chunks. A crash therefore leaves, at worst, an unreferenced pack (garbage), never a
@@ -43,6 +46,7 @@ import blake3
 import msgpack
 
 from pfs.core import keys
+from pfs.core.buffers import BlockPool, page_up
 from pfs.core.chunking import cuts as chunk_cuts
 from pfs.storage.local import LocalChunkStore
 
@@ -187,7 +191,10 @@ class ContentWriter:
         self.store = store
         self._buf = bytearray()
         self._file: Optional[FileContent] = None
-        self._pack = bytearray()
+        self._direct = isinstance(store.chunks, LocalChunkStore)  # packs in pooled page-aligned buffers
+        self._pack_pool: Optional[BlockPool] = None
+        self._pack = None  # the pack being filled: a pooled buffer (direct) or a bytearray, or None
+        self._pack_len = 0
         self._pack_id = os.urandom(16)
         self._pack_refs: list[ChunkRef] = []
         self._pending: dict[bytes, ChunkRef] = {}  # hash -> ref for chunks not yet indexed
@@ -287,15 +294,37 @@ class ContentWriter:
         ref = self.known(h)
         size = len(data)
         if ref is None:
-            ref = ChunkRef(h, self._pack_id, len(self._pack), size)
-            self._pack += data
+            if self._pack is None:
+                self._pack = self._new_pack()
+            at = self._pack_len
+            ref = ChunkRef(h, self._pack_id, at, size)
+            if self._direct:
+                self._pack[at:at + size] = data
+            else:
+                self._pack += data
+            self._pack_len = at + size
             self._pending[h] = ref
             self._pack_refs.append(ref)
             self.bytes_written += size
         self._file.refs.append(ref)
         self._file.size += size
-        if len(self._pack) >= self.store.pack_target or len(self._pack_refs) >= PACK_MAX_CHUNKS:
+        if self._pack_len >= self.store.pack_target or len(self._pack_refs) >= PACK_MAX_CHUNKS:
             self._submit_pack()
+
+    def _new_pack(self):
+        if not self._direct:
+            return bytearray()
+        size = page_up(self.store.pack_target + self.store.cdc[2])  # a pack ends below target + one chunk
+        if self._pack_pool is None or self._pack_pool.size != size:
+            # not populated: a small pack touches only its own few pages
+            self._pack_pool = BlockPool(size, populate=False)
+        return self._pack_pool.take()
+
+    def _drop_pack(self) -> None:
+        """Forget the pack being filled (its buffer goes back to the pool)."""
+        pack, self._pack, self._pack_len, self._pack_refs = self._pack, None, 0, []
+        if self._direct and pack is not None:
+            self._pack_pool.release(pack)
 
     # ---- durability ------------------------------------------------------------------
     def _check(self) -> None:
@@ -303,11 +332,18 @@ class ContentWriter:
             raise self._error
 
     def _submit_pack(self) -> None:
-        if not self._pack:
+        if not self._pack_len:
             return
-        pack, refs, pack_id = self._pack, self._pack_refs, self._pack_id
-        self._pack, self._pack_refs, self._pack_id = bytearray(), [], os.urandom(16)
-        self.track(self.store.submit(self.store.write_pack, pack_id, [pack], refs))
+        pack, n, refs, pack_id = self._pack, self._pack_len, self._pack_refs, self._pack_id
+        self._pack, self._pack_len, self._pack_refs, self._pack_id = None, 0, [], os.urandom(16)
+        if not self._direct:
+            self.track(self.store.submit(self.store.write_pack, pack_id, [pack], refs))
+            return
+        end = page_up(n)
+        pack[n:end] = bytes(end - n)  # whole pages: no bytes of an earlier use of the buffer
+        fut = self.store.submit(self.store.write_pack, pack_id, [memoryview(pack)[:end]], refs, True)
+        self._pack_pool.release_when_done([pack], fut)
+        self.track(fut)
 
     def known(self, chunk_hash: bytes) -> Optional[ChunkRef]:
         """Where a chunk already is: stored and indexed, or in a pack of this writer's."""
@@ -343,7 +379,7 @@ class ContentWriter:
                 except BaseException:  # noqa: BLE001 - the first error is the one reported
                     pass
         self._pending.clear()
-        self._pack, self._pack_refs = bytearray(), []
+        self._drop_pack()
 
     def flush(self) -> None:
         """Write every pack and index its chunks; returns when all of it is durable."""
@@ -361,7 +397,7 @@ class ContentWriter:
             fut.cancel()
         self._inflight = []
         self._pending.clear()
-        self._pack, self._pack_refs = bytearray(), []
+        self._drop_pack()
         self._buf = bytearray()  # rebound, not cleared: a traceback may still hold a view of it
 
 

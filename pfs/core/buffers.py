@@ -1,0 +1,78 @@
+"""Page-aligned buffers for writing around the page cache, reused through a pool.
+
+Invariants:
+- Every buffer is an anonymous mapping, so it starts on a page and its length is a whole
+  number of pages (`page_up`): views from a page boundary to a page boundary may be written
+  with O_DIRECT (`LocalChunkStore.put_parts(direct=True)`).
+- A pooled buffer is reused only after every use of it has ended (`BlockPool`): the reader
+  or filler that took it, and every pending write pointing into it.
+"""
+from __future__ import annotations
+
+import mmap
+import threading
+
+PAGE = 4096  # O_DIRECT alignment: a multiple of every common logical block size
+
+
+def page_down(n: int) -> int:
+    return n & ~(PAGE - 1)
+
+
+def page_up(n: int) -> int:
+    return (n + PAGE - 1) & ~(PAGE - 1)
+
+
+# Filled by the kernel at mmap time: on the dev VM that halves the cost of a fresh 18 MiB
+# buffer's first fill (about 22 -> 11 ms) against faulting it in page by page.
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+
+
+def _new_buffer(size: int, populate: bool) -> mmap.mmap:
+    if populate and _POPULATE:
+        return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _POPULATE)
+    return mmap.mmap(-1, size)
+
+
+class BlockPool:
+    """Reusable page-aligned buffers of one size.
+
+    Fresh multi-MiB buffers cost a page fault per 4 KiB on every use; reused ones do not. A
+    buffer is in use while the reader holds it (`take`..`release`) and while a pack whose
+    parts point into it is being filled (`hold`) or written (`release_when_done(bufs,
+    future)`); it returns to the pool only when all of those are done. At most `keep` idle
+    buffers are kept. Thread-safe (futures complete on writer threads). `populate`: new
+    buffers are filled in by the kernel at once (for buffers that will be filled whole);
+    else their pages appear as they are first touched (a small pack touches few).
+    """
+
+    def __init__(self, size: int, keep: int = 4, *, populate: bool = True):
+        self.size, self.keep, self.populate = page_up(size), keep, populate
+        self._free: list[mmap.mmap] = []
+        self._uses: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self) -> mmap.mmap:
+        with self._lock:
+            buf = self._free.pop() if self._free else _new_buffer(self.size, self.populate)
+            self._uses[id(buf)] = 1
+        return buf
+
+    def release(self, buf: mmap.mmap) -> None:
+        with self._lock:
+            left = self._uses[id(buf)] - 1
+            if left:
+                self._uses[id(buf)] = left
+                return
+            del self._uses[id(buf)]
+            if len(self._free) < self.keep:
+                self._free.append(buf)
+
+    def hold(self, buf: mmap.mmap) -> None:
+        """One more use of a buffer already taken (a pack being filled points into it)."""
+        with self._lock:
+            self._uses[id(buf)] += 1
+
+    def release_when_done(self, bufs, fut) -> None:
+        bufs = list(bufs)
+        fut.add_done_callback(lambda _f: [self.release(b) for b in bufs])
