@@ -25,7 +25,9 @@ Invariants:
   finished, and again from every later call. So a session whose pack was lost can never
   flush successfully and publish references to it; the failed pack gets no chunk-index
   entries (a pack is indexed only after its own put returned).
-- Memory is bounded by the pack size plus the chunker's window, whatever the file size.
+- Memory is bounded by the pack size plus the chunker's window, whatever the file size:
+  the pack being filled, at most `MAX_INFLIGHT` packs being written, and (local store) at
+  most 4 idle pooled pack buffers for the writer's next packs.
   `ingest_local` of a big file (pachd reading its own disk) keeps no pack buffer: its packs
   are views of pooled read buffers (`pfs.core.local_ingest`, with its own invariants), so it
   holds the buffers of at most `MAX_INFLIGHT` packs plus the segments being read and stitched.
