@@ -202,7 +202,7 @@ class ContentWriter:
         self._pending: dict[bytes, ChunkRef] = {}  # hash -> ref for chunks not yet indexed
         self._inflight: list = []  # futures of pack writes
         self._error: Optional[BaseException] = None  # the first failed write (or the abort)
-        self._blocks = None  # ingest_local's read buffers (a local_ingest.BlockPool)
+        self._blocks: Optional[BlockPool] = None  # ingest_local's read buffers (`read_pool`)
         self.bytes_written = 0  # new bytes stored (after dedup), for accounting and benchmarks
         self.bytes_seen = 0
 
@@ -305,9 +305,8 @@ class ContentWriter:
             else:
                 self._pack += data
             self._pack_len = at + size
-            self._pending[h] = ref
+            self.added(ref)
             self._pack_refs.append(ref)
-            self.bytes_written += size
         self._file.refs.append(ref)
         self._file.size += size
         if self._pack_len >= self.store.pack_target or len(self._pack_refs) >= PACK_MAX_CHUNKS:
@@ -346,6 +345,18 @@ class ContentWriter:
         fut = self.store.submit(self.store.write_pack, pack_id, [memoryview(pack)[:end]], refs, True)
         self._pack_pool.release_when_done([pack], fut)
         self.track(fut)
+
+    def added(self, ref: ChunkRef) -> None:
+        """A new chunk is in a pack being filled or written: later copies of it in this
+        session point at it (`known`) until the pack's index entries are written."""
+        self._pending[ref.hash] = ref
+        self.bytes_written += ref.length
+
+    def read_pool(self, size: int) -> BlockPool:
+        """The writer's pool of read buffers of `size` bytes (local ingest's segments)."""
+        if self._blocks is None or self._blocks.size != page_up(size):
+            self._blocks = BlockPool(size)
+        return self._blocks
 
     def known(self, chunk_hash: bytes) -> Optional[ChunkRef]:
         """Where a chunk already is: stored and indexed, or in a pack of this writer's."""

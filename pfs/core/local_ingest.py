@@ -113,8 +113,7 @@ class _Packer:
             ref = ChunkRef(h, self.pack_id, self.run_file_start + at - self.run_lo, length)
             self.run_end = at + length
             self.refs.append(ref)
-            w._pending[h] = ref
-            w.bytes_written += length
+            w.added(ref)
             if (self.run_file_start + page_up(self.run_end) - self.run_lo >= w.store.pack_target
                     or len(self.refs) >= PACK_MAX_CHUNKS):
                 self.close_run()
@@ -161,9 +160,7 @@ def ingest_segments(writer: "ContentWriter", f: BinaryIO, block_size: int) -> Fi
     lo, avg, hi = writer.store.cdc
     seg_size = page_up(max(block_size, 4 * hi))
     overlap = page_up(2 * hi)  # a segment reads this far into the next, where the cuts meet
-    if writer._blocks is None or writer._blocks.size != seg_size + overlap:
-        writer._blocks = BlockPool(seg_size + overlap)
-    pool = writer._blocks
+    pool = writer.read_pool(seg_size + overlap)
     fd, base = f.fileno(), f.tell()
     fc = FileContent()
     packer = _Packer(writer, pool, fc)

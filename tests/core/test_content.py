@@ -245,45 +245,67 @@ def test_put_local_packs_hold_no_stale_bytes_of_an_earlier_file(pfs, tmp_path, m
     assert read(pfs, R("a"), "master", "/second") == second
 
 
-def test_put_local_packs_are_written_around_the_page_cache(make_pfs, tmp_path):
+class _RecordingLocalStore(LocalChunkStore):
+    """The real local chunk store, noting how each pack was handed to it."""
+
+    def __init__(self, root):
+        super().__init__(root, durable=False)
+        self.puts: list[tuple[str, bool, list[int]]] = []  # (key, direct, part lengths)
+
+    def put_parts(self, key, parts, *, direct=False):
+        self.puts.append((key, direct, [len(memoryview(x).cast("B")) for x in parts]))
+        super().put_parts(key, parts, direct=direct)
+
+
+def _pfs_recording_packs(tmp_path):
+    store = _RecordingLocalStore(tmp_path / "chunks")
+    return Pfs(MemoryMetadataStore(), store), store
+
+
+def _assert_direct_whole_pages(store):
+    """Every pack went to the store as whole pages with O_DIRECT asked for (the store's own
+    tests check that such a write stays out of the page cache: tests/storage/test_local.py)."""
+    packs_put = [x for x in store.puts if x[0].startswith("packs/")]
+    assert packs_put
+    for key, direct, lengths in packs_put:
+        assert direct, key
+        assert all(n % 4096 == 0 for n in lengths), (key, lengths)
+
+
+def test_put_local_packs_are_written_around_the_page_cache(tmp_path):
     """A big local put's packs are whole pages written with O_DIRECT (where the file
     system has it): they do not fill the page cache with a second copy of the file."""
-    from tests.storage.test_local import _cached, _direct_io_bypasses_cache
-    p = make_pfs()
-    root = getattr(p.chunks, "root", None)
-    if root is None:  # S3: no page cache of ours to spare
-        return
-    body = random.Random(9).randbytes(24 * 1024 * 1024)
-    (tmp_path / "big").write_bytes(body)
-    p.create_repo(R("a"))
-    with p.open_writer(R("a"), "master") as w:
-        w.put_local("/big", str(tmp_path / "big"))
-    stored = packs(p)
-    assert stored and all(size % 4096 == 0 for size in stored.values())
-    bypass = _direct_io_bypasses_cache(tmp_path)
-    assert all(_cached(root / k) is not bypass for k in stored)
-    assert read(p, R("a"), "master", "/big") == body
+    p, store = _pfs_recording_packs(tmp_path)
+    try:
+        body = random.Random(9).randbytes(24 * 1024 * 1024)
+        (tmp_path / "big").write_bytes(body)
+        p.create_repo(R("a"))
+        with p.open_writer(R("a"), "master") as w:
+            w.put_local("/big", str(tmp_path / "big"))
+        _assert_direct_whole_pages(store)
+        assert len(store.puts) >= 3
+        assert read(p, R("a"), "master", "/big") == body
+    finally:
+        p.close()
 
 
-def test_streamed_packs_are_whole_pages_written_around_the_page_cache(make_pfs, tmp_path):
+def test_streamed_packs_are_whole_pages_written_around_the_page_cache(tmp_path):
     """Fed bytes (a gRPC upload) go into pooled page-aligned pack buffers on the local store:
-    whole pages, written with O_DIRECT where the file system has it."""
-    from tests.storage.test_local import _cached, _direct_io_bypasses_cache
-    p = make_pfs(pack_target=1024 * 1024)
-    root = getattr(p.chunks, "root", None)
-    if root is None:  # S3: packs are plain byte strings there
-        return
-    body = random.Random(10).randbytes(9 * 1024 * 1024 + 333)
-    p.create_repo(R("a"))
-    with p.open_writer(R("a"), "master") as w:
-        w.put("/big", [body[i:i + 100_000] for i in range(0, len(body), 100_000)])
-        w.put("/small", [b"tail"])
-    stored = packs(p)
-    assert len(stored) >= 4 and all(size % 4096 == 0 for size in stored.values())
-    bypass = _direct_io_bypasses_cache(tmp_path)
-    assert all(_cached(root / k) is not bypass for k in stored)
-    assert read(p, R("a"), "master", "/big") == body
-    assert read(p, R("a"), "master", "/small") == b"tail"
+    whole pages, written with O_DIRECT, including a last pack of a few bytes."""
+    p, store = _pfs_recording_packs(tmp_path)
+    try:
+        p.content.pack_target = 1024 * 1024
+        body = random.Random(10).randbytes(9 * 1024 * 1024 + 333)
+        p.create_repo(R("a"))
+        with p.open_writer(R("a"), "master") as w:
+            w.put("/big", [body[i:i + 100_000] for i in range(0, len(body), 100_000)])
+            w.put("/small", [b"tail"])
+        _assert_direct_whole_pages(store)
+        assert len(store.puts) >= 4
+        assert read(p, R("a"), "master", "/big") == body
+        assert read(p, R("a"), "master", "/small") == b"tail"
+    finally:
+        p.close()
 
 
 def test_streamed_packs_hold_no_stale_bytes_of_an_earlier_pack(make_pfs):
