@@ -6,11 +6,16 @@ Invariants:
   with O_DIRECT (`LocalChunkStore.put_parts(direct=True)`).
 - A pooled buffer is reused only after every use of it has ended (`BlockPool`): the reader
   or filler that took it, and every pending write pointing into it.
+- A pool with `idle_seconds` lets go of its idle buffers once nothing has used it for that
+  long, so a long-lived pool (one per store, shared by its uploads) costs memory only
+  around its busy times.
 """
 from __future__ import annotations
 
 import mmap
 import threading
+import time
+from typing import Optional
 
 PAGE = 4096  # O_DIRECT alignment: a multiple of every common logical block size
 
@@ -44,18 +49,29 @@ class BlockPool:
     buffers are kept. Thread-safe (futures complete on writer threads). `populate`: new
     buffers are filled in by the kernel at once (for buffers that will be filled whole);
     else their pages appear as they are first touched (a small pack touches few).
+    `idle_seconds`: drop the idle buffers once no buffer has been taken or released for that
+    long (checked by a timer started when the last buffer in use comes back).
     """
 
-    def __init__(self, size: int, keep: int = 4, *, populate: bool = True):
+    def __init__(self, size: int, keep: int = 4, *, populate: bool = True,
+                 idle_seconds: Optional[float] = None):
         self.size, self.keep, self.populate = page_up(size), keep, populate
+        self.idle_seconds = idle_seconds
         self._free: list[mmap.mmap] = []
         self._uses: dict[int, int] = {}
         self._lock = threading.Lock()
+        self._last_use = time.monotonic()
+        self._timer: Optional[threading.Timer] = None
+
+    def idle_buffers(self) -> int:
+        with self._lock:
+            return len(self._free)
 
     def take(self) -> mmap.mmap:
         with self._lock:
             buf = self._free.pop() if self._free else _new_buffer(self.size, self.populate)
             self._uses[id(buf)] = 1
+            self._last_use = time.monotonic()
         return buf
 
     def release(self, buf: mmap.mmap) -> None:
@@ -67,6 +83,25 @@ class BlockPool:
             del self._uses[id(buf)]
             if len(self._free) < self.keep:
                 self._free.append(buf)
+            self._last_use = time.monotonic()
+            if self.idle_seconds is not None and not self._uses and self._timer is None:
+                self._trim_later(self.idle_seconds)
+
+    def _trim_later(self, delay: float) -> None:  # the caller holds the lock
+        self._timer = threading.Timer(delay, self._trim_if_idle)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _trim_if_idle(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self._uses:  # busy again: the release that ends it starts a new timer
+                return
+            idle = time.monotonic() - self._last_use
+            if idle >= self.idle_seconds:
+                self._free.clear()
+            else:
+                self._trim_later(self.idle_seconds - idle)
 
     def hold(self, buf: mmap.mmap) -> None:
         """One more use of a buffer already taken (a pack being filled points into it)."""

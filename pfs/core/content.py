@@ -107,9 +107,25 @@ class ContentStore:
         self.read_ahead = (not isinstance(chunks, LocalChunkStore)) if read_ahead is None else read_ahead
         self._flush_lock = threading.Lock()
         self._pool: Optional[ThreadPoolExecutor] = None
+        self._read_buffers: Optional[BlockPool] = None
 
     def writer(self) -> "ContentWriter":
         return ContentWriter(self)
+
+    # Local ingest of a 1 GiB file has about 7 read buffers in use at its peak.
+    READ_BUFFERS_KEPT = 8
+    READ_BUFFERS_IDLE_SECONDS = 30.0
+
+    def read_buffers(self, size: int) -> BlockPool:
+        """The store's pool of local-ingest read buffers, shared by its uploads: a put after
+        another reuses filled-in buffers instead of mapping new ones (about 11 ms per 18 MiB
+        buffer here); they are let go after `READ_BUFFERS_IDLE_SECONDS` without a put."""
+        with self._flush_lock:
+            pool = self._read_buffers
+            if pool is None or pool.size != page_up(size):
+                pool = self._read_buffers = BlockPool(size, self.READ_BUFFERS_KEPT,
+                                                      idle_seconds=self.READ_BUFFERS_IDLE_SECONDS)
+            return pool
 
     def submit(self, fn, *args):
         with self._flush_lock:
@@ -202,7 +218,6 @@ class ContentWriter:
         self._pending: dict[bytes, ChunkRef] = {}  # hash -> ref for chunks not yet indexed
         self._inflight: list = []  # futures of pack writes
         self._error: Optional[BaseException] = None  # the first failed write (or the abort)
-        self._blocks: Optional[BlockPool] = None  # ingest_local's read buffers (`read_pool`)
         self.bytes_written = 0  # new bytes stored (after dedup), for accounting and benchmarks
         self.bytes_seen = 0
 
@@ -353,10 +368,8 @@ class ContentWriter:
         self.bytes_written += ref.length
 
     def read_pool(self, size: int) -> BlockPool:
-        """The writer's pool of read buffers of `size` bytes (local ingest's segments)."""
-        if self._blocks is None or self._blocks.size != page_up(size):
-            self._blocks = BlockPool(size)
-        return self._blocks
+        """The pool of read buffers of `size` bytes for local ingest's segments (the store's)."""
+        return self.store.read_buffers(size)
 
     def known(self, chunk_hash: bytes) -> Optional[ChunkRef]:
         """Where a chunk already is: stored and indexed, or in a pack of this writer's."""
