@@ -150,8 +150,11 @@ def b2_many_small(quick: bool) -> list[Result]:
 
 
 def pachctl(p, *args: str) -> float:
-    """Run the real CLI against this pachd; seconds it took."""
-    env = {**os.environ, "PACHD_ADDRESS": f"127.0.0.1:{p.port}", "PACHCTL_NO_AUTOSTART": "1"}
+    """Run the real CLI against this pachd; seconds it took. Its own config file next to the
+    pachd's data: the user's active context (say, the tutorial's project) does not apply."""
+    env = {k: v for k, v in os.environ.items() if k != "PACH_CONTEXT"}
+    env.update({"PACHD_ADDRESS": f"127.0.0.1:{p.port}", "PACHCTL_NO_AUTOSTART": "1",
+                "PACH_CONFIG": str(p.root.parent / "pachctl-config.json")})
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "pachctl", *args], check=True, env=env, cwd=REPO_ROOT,
                    stdout=subprocess.DEVNULL)

@@ -20,3 +20,26 @@ def test_bench_quick_smoke(tmp_path):
     assert [row["id"] for row in rows] == ["B6"]
     assert rows[0]["figure"] > 0 and rows[0]["met"] in (True, False)
     assert "| B6 |" in out.read_text() and report["machine"]["cores"] >= 1
+
+
+def test_bench_pachctl_ignores_the_users_pachctl_context(tmp_path, monkeypatch):
+    """The bench's pachctl runs talk to the bench's own pachd and default project, whatever
+    context the user's config has active (after the tutorial: another project)."""
+    from bench.common import pachd
+    from bench.pfs_bench import _repo, pachctl
+    from proto.pfs_v2 import pfs_pb2 as pb
+    from proto.pfs_v2 import pfs_pb2_grpc
+    cfg = tmp_path / "user-config.json"
+    cfg.write_text(json.dumps({"v2": {"active_context": "mine", "contexts": {
+        "mine": {"pachd_address": "grpc://127.0.0.1:1", "project": "no-such-project"}}}}))
+    monkeypatch.setenv("PACH_CONFIG", str(cfg))
+    monkeypatch.setenv("PACH_CONTEXT", "mine")
+    src = tmp_path / "f.txt"
+    src.write_text("hello")
+    with pachd() as p:
+        pfs_pb2_grpc.APIStub(p.channel).CreateRepo(pb.CreateRepoRequest(repo=_repo("r")))
+        assert pachctl(p, "put", "file", "r@master:/f.txt", "-f", str(src)) > 0  # raises if pachctl failed
+        info = pfs_pb2_grpc.APIStub(p.channel).InspectFile(pb.InspectFileRequest(
+            file=pb.File(commit=pb.Commit(repo=_repo("r"), branch=pb.Branch(repo=_repo("r"), name="master")),
+                         path="/f.txt")))
+        assert info.size_bytes == 5
