@@ -26,8 +26,9 @@ Invariants:
   flush successfully and publish references to it; the failed pack gets no chunk-index
   entries (a pack is indexed only after its own put returned).
 - Memory is bounded by the pack size plus the chunker's window, whatever the file size:
-  the pack being filled, at most `MAX_INFLIGHT` packs being written, and (local store) at
-  most 4 idle pooled pack buffers for the writer's next packs.
+  the pack being filled, at most `MAX_INFLIGHT` packs being written, and (local store) the
+  store's idle pooled buffers (`ContentStore.buffer_pool`: at most `BUFFERS_KEPT` a size,
+  let go after `BUFFERS_IDLE_SECONDS` without an upload).
   `ingest_local` of a big file (pachd reading its own disk) keeps no pack buffer: its packs
   are views of pooled read buffers (`pfs.core.local_ingest`, with its own invariants), so it
   holds the buffers of at most `MAX_INFLIGHT` packs plus the segments being read and stitched.
@@ -107,24 +108,27 @@ class ContentStore:
         self.read_ahead = (not isinstance(chunks, LocalChunkStore)) if read_ahead is None else read_ahead
         self._flush_lock = threading.Lock()
         self._pool: Optional[ThreadPoolExecutor] = None
-        self._read_buffers: Optional[BlockPool] = None
+        self._buffer_pools: dict[tuple[int, bool], BlockPool] = {}
 
     def writer(self) -> "ContentWriter":
         return ContentWriter(self)
 
-    # Local ingest of a 1 GiB file has about 7 read buffers in use at its peak.
-    READ_BUFFERS_KEPT = 8
-    READ_BUFFERS_IDLE_SECONDS = 30.0
+    # Local ingest of a 1 GiB file has about 7 read buffers in use at its peak; a streamed
+    # upload, MAX_INFLIGHT + 1 pack buffers.
+    BUFFERS_KEPT = 8
+    BUFFERS_IDLE_SECONDS = 30.0
 
-    def read_buffers(self, size: int) -> BlockPool:
-        """The store's pool of local-ingest read buffers, shared by its uploads: a put after
-        another reuses filled-in buffers instead of mapping new ones (about 11 ms per 18 MiB
-        buffer here); they are let go after `READ_BUFFERS_IDLE_SECONDS` without a put."""
+    def buffer_pool(self, size: int, *, populate: bool) -> BlockPool:
+        """The store's pool of page-aligned buffers of `size` bytes (local-ingest reads,
+        pack buffers), shared by its uploads: an upload after another reuses filled-in
+        buffers instead of mapping new ones (about 11 ms per 18 MiB buffer here). Idle
+        buffers are let go after `BUFFERS_IDLE_SECONDS` without an upload."""
+        key = (page_up(size), populate)
         with self._flush_lock:
-            pool = self._read_buffers
-            if pool is None or pool.size != page_up(size):
-                pool = self._read_buffers = BlockPool(size, self.READ_BUFFERS_KEPT,
-                                                      idle_seconds=self.READ_BUFFERS_IDLE_SECONDS)
+            pool = self._buffer_pools.get(key)
+            if pool is None:
+                pool = self._buffer_pools[key] = BlockPool(size, self.BUFFERS_KEPT, populate=populate,
+                                                           idle_seconds=self.BUFFERS_IDLE_SECONDS)
             return pool
 
     def submit(self, fn, *args):
@@ -210,7 +214,7 @@ class ContentWriter:
         self._buf = bytearray()
         self._file: Optional[FileContent] = None
         self._direct = isinstance(store.chunks, LocalChunkStore)  # packs in pooled page-aligned buffers
-        self._pack_pool: Optional[BlockPool] = None
+        self._pack_pool: Optional[BlockPool] = None  # the pool the pack being filled came from
         self._pack = None  # the pack being filled: a pooled buffer (direct) or a bytearray, or None
         self._pack_len = 0
         self._pack_id = os.urandom(16)
@@ -330,10 +334,8 @@ class ContentWriter:
     def _new_pack(self):
         if not self._direct:
             return bytearray()
-        size = page_up(self.store.pack_target + self.store.cdc[2])  # a pack ends below target + one chunk
-        if self._pack_pool is None or self._pack_pool.size != size:
-            # not populated: a small pack touches only its own few pages
-            self._pack_pool = BlockPool(size, populate=False)
+        # a pack ends below target + one chunk; not populated: a small pack touches few pages
+        self._pack_pool = self.store.buffer_pool(self.store.pack_target + self.store.cdc[2], populate=False)
         return self._pack_pool.take()
 
     def _drop_pack(self) -> None:
@@ -357,8 +359,13 @@ class ContentWriter:
             return
         end = page_up(n)
         pack[n:end] = bytes(end - n)  # whole pages: no bytes of an earlier use of the buffer
-        fut = self.store.submit(self.store.write_pack, pack_id, [memoryview(pack)[:end]], refs, True)
-        self._pack_pool.release_when_done([pack], fut)
+        self.write_direct(pack_id, [memoryview(pack)[:end]], refs, self._pack_pool, [pack])
+
+    def write_direct(self, pack_id: bytes, parts: list, refs: list, pool: BlockPool, bufs) -> None:
+        """Write a pack of page-aligned whole-page `parts` (views of `pool`'s buffers `bufs`,
+        each held once for this pack) around the page cache; the holds end when it is written."""
+        fut = self.store.submit(self.store.write_pack, pack_id, parts, refs, True)
+        pool.release_when_done(bufs, fut)
         self.track(fut)
 
     def added(self, ref: ChunkRef) -> None:
@@ -369,7 +376,7 @@ class ContentWriter:
 
     def read_pool(self, size: int) -> BlockPool:
         """The pool of read buffers of `size` bytes for local ingest's segments (the store's)."""
-        return self.store.read_buffers(size)
+        return self.store.buffer_pool(size, populate=True)
 
     def known(self, chunk_hash: bytes) -> Optional[ChunkRef]:
         """Where a chunk already is: stored and indexed, or in a pack of this writer's."""

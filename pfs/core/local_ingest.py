@@ -140,12 +140,10 @@ class _Packer:
         self.close_run()
         if not self.refs:
             return
-        store = self.w.store
-        fut = store.submit(store.write_pack, self.pack_id, self.parts, self.refs, True)
-        self.pool.release_when_done(self.held.values(), fut)  # reused once this pack is written
-        self.held = {}
+        pack_id, parts, refs, held = self.pack_id, self.parts, self.refs, list(self.held.values())
+        self.held = {}  # the write holds them now: reused once this pack is written
         self._new_pack()
-        self.w.track(fut)
+        self.w.write_direct(pack_id, parts, refs, self.pool, held)
 
     def drop(self) -> None:
         """A pack never submitted (an error): its holds end here."""

@@ -64,6 +64,8 @@ def test_uploads_of_one_store_share_its_read_buffers(tmp_path):
         size = 18 * 1024 * 1024
         pool = store.writer().read_pool(size)
         assert store.writer().read_pool(size) is pool  # a second upload reuses the first one's buffers
-        assert pool.idle_seconds == store.READ_BUFFERS_IDLE_SECONDS
+        assert pool.idle_seconds == store.BUFFERS_IDLE_SECONDS and pool.populate
+        packs = store.buffer_pool(size, populate=False)  # pack buffers: same size, not populated
+        assert packs is not pool and store.buffer_pool(size, populate=False) is packs
     finally:
         store.close()
