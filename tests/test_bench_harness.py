@@ -43,3 +43,18 @@ def test_bench_pachctl_ignores_the_users_pachctl_context(tmp_path, monkeypatch):
             file=pb.File(commit=pb.Commit(repo=_repo("r"), branch=pb.Branch(repo=_repo("r"), name="master")),
                          path="/f.txt")))
         assert info.size_bytes == 5
+
+
+def test_paired_rounds_alternate_which_side_goes_first_and_drop_the_warmup():
+    from bench.pfs_bench import paired_rounds
+    calls, clock = [], iter(range(100))
+
+    def side(name):
+        def run():
+            calls.append(name)
+            return float(next(clock))
+        return run
+
+    base, ours = paired_rounds(3, 1, lambda i: calls.append(f"input{i}"), side("cp"), side("put"))
+    assert calls == ["input0", "cp", "put", "input1", "put", "cp", "input2", "cp", "put", "input3", "put", "cp"]
+    assert base == [3.0, 4.0, 7.0] and ours == [2.0, 5.0, 6.0]  # the warm-up round (0.0, 1.0) is not counted
