@@ -361,9 +361,10 @@ class ContentWriter:
         pack[n:end] = bytes(end - n)  # whole pages: no bytes of an earlier use of the buffer
         self.write_direct(pack_id, [memoryview(pack)[:end]], refs, self._pack_pool, [pack])
 
-    def write_direct(self, pack_id: bytes, parts: list, refs: list, pool: BlockPool, bufs) -> None:
-        """Write a pack of page-aligned whole-page `parts` (views of `pool`'s buffers `bufs`,
-        each held once for this pack) around the page cache; the holds end when it is written."""
+    def write_direct(self, pack_id: bytes, parts: list, refs: list, pool, bufs) -> None:
+        """Write a pack of page-aligned whole-page `parts` (views of the buffers `bufs`, each
+        held once for this pack in `pool`: a `BlockPool`, or a `LeasedFile` whose windows they
+        are) around the page cache; the holds end when it is written."""
         fut = self.store.submit(self.store.write_pack, pack_id, parts, refs, True)
         pool.release_when_done(bufs, fut)
         self.track(fut)
@@ -373,6 +374,12 @@ class ContentWriter:
         session point at it (`known`) until the pack's index entries are written."""
         self._pending[ref.hash] = ref
         self.bytes_written += ref.length
+
+    def dropped(self, refs) -> None:
+        """Chunks `added` to a pack that will never be written: not found there any more."""
+        for r in refs:
+            if self._pending.get(r.hash) is r:
+                del self._pending[r.hash]
 
     def read_pool(self, size: int) -> BlockPool:
         """The pool of read buffers of `size` bytes for local ingest's segments (the store's)."""
