@@ -32,10 +32,11 @@ Invariants:
   `ingest_local` of a big file (pachd reading its own disk) keeps no pack buffer: its packs
   are views of pooled read buffers (`pfs.core.local_ingest`, with its own invariants), so it
   holds the buffers of at most `MAX_INFLIGHT` packs plus the segments being read and stitched.
-- Reads (`ContentStore.read`) fetch one chunk range at a time from a local store; from a
-  remote one (anything but `LocalChunkStore`: every read is a request) `pfs.core.readahead`
-  merges back-to-back chunk ranges into requests of up to 4 MiB and keeps a few in flight.
-  The bytes, and the chunk-sized pieces they come in, are the same either way.
+- Reads (`ContentStore.read`) go through `pfs.core.readahead`, which merges back-to-back
+  chunk ranges into requests of up to 4 MiB and keeps a few in flight: on S3 every read is
+  a request, and local packs are written around the page cache, so their first read comes
+  from the disk. `read_sequential` fetches one chunk range at a time. The bytes, and the
+  chunk-sized pieces they come in, are the same either way.
 """
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ def pack_key(pack_id: bytes) -> str:
 class ContentStore:
     """Reads and writes chunked content over a ChunkStore (bytes) and a MetadataStore (index)."""
 
-    # Reading ahead (remote stores): threads per file read, and requests fetched or in
+    # Reading ahead: threads per file read, and requests fetched or in
     # flight ahead of the reader, each at most readahead.MAX_SPAN (4 MiB): <= 24 MiB a read.
     READ_WORKERS = 4
     READ_WINDOW = 6
@@ -104,8 +105,10 @@ class ContentStore:
         self.meta = meta
         self.pack_target = pack_target
         self.cdc = (cdc_min, cdc_avg, cdc_max)
-        # Read ahead when each range read is a round trip (S3); a local pread is not.
-        self.read_ahead = (not isinstance(chunks, LocalChunkStore)) if read_ahead is None else read_ahead
+        # Read ahead: every range read is a round trip, to S3 or (packs are written around
+        # the page cache) to the local disk. B9 (get of a 1 GiB file just put): 321-334 MiB/s
+        # one range at a time, 447-594 MiB/s reading ahead.
+        self.read_ahead = True if read_ahead is None else read_ahead
         self._flush_lock = threading.Lock()
         self._pool: Optional[ThreadPoolExecutor] = None
         self._buffer_pools: dict[tuple[int, bool], BlockPool] = {}

@@ -7,7 +7,8 @@ bytes in the same order, but
   new chunks are appended to packs in order) into one request of at most `max_span` bytes,
   and
 - keeps up to `window` such requests in flight on `workers` threads.
-`ContentStore.read` uses it whenever the chunk store is remote (see pfs.core.content).
+`ContentStore.read` uses it on every chunk store (see pfs.core.content): local packs
+are written around the page cache, so their reads are disk round trips too.
 
 Invariants:
 - Output is byte-for-byte `ContentStore.read_sequential(refs, offset, length)`, and still

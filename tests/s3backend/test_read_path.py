@@ -43,12 +43,14 @@ def s3pfs(seaweed_server, bucket):
         meta.close()
 
 
-def test_remote_store_reads_ahead_local_does_not(s3pfs, tmp_path):
+def test_every_store_reads_ahead(s3pfs, tmp_path):
+    """S3 reads are requests; local packs are written around the page cache, so their reads
+    go to the disk: both read ahead."""
     assert s3pfs.content.read_ahead
     local = LocalChunkStore(tmp_path / "c")
     meta = MemoryMetadataStore()
     try:
-        assert not Pfs(meta, local).content.read_ahead
+        assert Pfs(meta, local).content.read_ahead
     finally:
         local.close()
         meta.close()
