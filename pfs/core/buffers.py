@@ -5,7 +5,8 @@ Invariants:
   number of pages (`page_up`): views from a page boundary to a page boundary may be written
   with O_DIRECT (`LocalChunkStore.put_parts(direct=True)`).
 - A pooled buffer is reused only after every use of it has ended (`BlockPool`): the reader
-  or filler that took it, and every pending write pointing into it.
+  or filler that took it, and every pending write pointing into it. The uses are counted by
+  `HeldBuffers`, which `pfs.core.leased_file` shares for windows of a leased file.
 - A pool with `idle_seconds` lets go of its idle buffers once nothing has used it for that
   long, so a long-lived pool (one per store, shared by its uploads) costs memory only
   around its busy times.
@@ -39,7 +40,43 @@ def _new_buffer(size: int, populate: bool) -> mmap.mmap:
     return mmap.mmap(-1, size)
 
 
-class BlockPool:
+class HeldBuffers:
+    """Use counts of buffers, by identity: a buffer is in use from `_start_use` until as many
+    `release`s as it had `_start_use` + `hold`s; then `_last_use_ended(buf)` runs, under
+    `self._lock` (a Condition). Uses end on any thread (a pending write's future completes
+    on a writer thread: `release_when_done`). The holders keep the buffer alive meanwhile."""
+
+    def __init__(self):
+        self._uses: dict[int, int] = {}
+        self._lock = threading.Condition()
+
+    def _start_use(self, buf) -> None:  # the caller holds the lock
+        self._uses[id(buf)] = 1
+
+    def hold(self, buf) -> None:
+        """One more use of a buffer already taken (a pack being filled points into it)."""
+        with self._lock:
+            self._uses[id(buf)] += 1
+
+    def release(self, buf) -> None:
+        with self._lock:
+            left = self._uses[id(buf)] - 1
+            if left:
+                self._uses[id(buf)] = left
+                return
+            del self._uses[id(buf)]
+            self._last_use_ended(buf)
+
+    def release_when_done(self, bufs, fut) -> None:
+        """Release each of `bufs` once `fut` (a pending write from them) is done."""
+        bufs = list(bufs)
+        fut.add_done_callback(lambda _f: [self.release(b) for b in bufs])
+
+    def _last_use_ended(self, buf) -> None:
+        raise NotImplementedError
+
+
+class BlockPool(HeldBuffers):
     """Reusable page-aligned buffers of one size.
 
     Fresh multi-MiB buffers cost a page fault per 4 KiB on every use; reused ones do not. A
@@ -55,11 +92,10 @@ class BlockPool:
 
     def __init__(self, size: int, keep: int = 4, *, populate: bool = True,
                  idle_seconds: Optional[float] = None):
+        super().__init__()
         self.size, self.keep, self.populate = page_up(size), keep, populate
         self.idle_seconds = idle_seconds
         self._free: list[mmap.mmap] = []
-        self._uses: dict[int, int] = {}
-        self._lock = threading.Lock()
         self._last_use = time.monotonic()
         self._timer: Optional[threading.Timer] = None
 
@@ -70,22 +106,16 @@ class BlockPool:
     def take(self) -> mmap.mmap:
         with self._lock:
             buf = self._free.pop() if self._free else _new_buffer(self.size, self.populate)
-            self._uses[id(buf)] = 1
+            self._start_use(buf)
             self._last_use = time.monotonic()
         return buf
 
-    def release(self, buf: mmap.mmap) -> None:
-        with self._lock:
-            left = self._uses[id(buf)] - 1
-            if left:
-                self._uses[id(buf)] = left
-                return
-            del self._uses[id(buf)]
-            if len(self._free) < self.keep:
-                self._free.append(buf)
-            self._last_use = time.monotonic()
-            if self.idle_seconds is not None and not self._uses and self._timer is None:
-                self._trim_later(self.idle_seconds)
+    def _last_use_ended(self, buf: mmap.mmap) -> None:
+        if len(self._free) < self.keep:
+            self._free.append(buf)
+        self._last_use = time.monotonic()
+        if self.idle_seconds is not None and not self._uses and self._timer is None:
+            self._trim_later(self.idle_seconds)
 
     def _trim_later(self, delay: float) -> None:  # the caller holds the lock
         self._timer = threading.Timer(delay, self._trim_if_idle)
@@ -102,12 +132,3 @@ class BlockPool:
                 self._free.clear()
             else:
                 self._trim_later(self.idle_seconds - idle)
-
-    def hold(self, buf: mmap.mmap) -> None:
-        """One more use of a buffer already taken (a pack being filled points into it)."""
-        with self._lock:
-            self._uses[id(buf)] += 1
-
-    def release_when_done(self, bufs, fut) -> None:
-        bufs = list(bufs)
-        fut.add_done_callback(lambda _f: [self.release(b) for b in bufs])

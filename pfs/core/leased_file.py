@@ -32,9 +32,10 @@ import fcntl
 import mmap
 import os
 import signal
-import threading
 from functools import lru_cache
 from typing import Optional
+
+from pfs.core.buffers import HeldBuffers
 
 
 # Filesystems whose every change goes through this kernel, so a lease sees every writer.
@@ -58,14 +59,12 @@ def _filesystem_of_device(dev: int) -> Optional[str]:
     return None
 
 
-class LeasedFile:
+class LeasedFile(HeldBuffers):
     """Read-only windows of one open file, valid while this holds a read lease on it."""
 
     def __init__(self, fd: int, size: int):
+        super().__init__()
         self.fd, self.size = fd, size
-        self._uses: dict[int, int] = {}
-        self._windows: dict[int, object] = {}
-        self._idle = threading.Condition()
         self._leased = True
 
     @classmethod
@@ -96,34 +95,19 @@ class LeasedFile:
             window = mmap.mmap(self.fd, n, mmap.MAP_SHARED, mmap.PROT_READ, offset=start)
         else:
             window = bytearray()
-        with self._idle:
-            self._uses[id(window)] = 1
-            self._windows[id(window)] = window
+        with self._lock:
+            self._start_use(window)
         return window, n, n < length
 
-    def hold(self, window) -> None:
-        with self._idle:
-            self._uses[id(window)] += 1
-
-    def release(self, window) -> None:
-        with self._idle:
-            left = self._uses[id(window)] - 1
-            if left:
-                self._uses[id(window)] = left
-                return
-            del self._uses[id(window)]
-            del self._windows[id(window)]  # unmapped when the last view of it goes
-            if not self._uses:
-                self._idle.notify_all()
-
-    def release_when_done(self, windows, fut) -> None:
-        windows = list(windows)
-        fut.add_done_callback(lambda _f: [self.release(w) for w in windows])
+    def _last_use_ended(self, window) -> None:
+        # unmapped once the holders' last view of it goes; `close` waits for the last one
+        if not self._uses:
+            self._lock.notify_all()
 
     def close(self) -> None:
         """Wait until no window is in use, then give up the lease. Idempotent."""
-        with self._idle:
-            self._idle.wait_for(lambda: not self._uses)
+        with self._lock:
+            self._lock.wait_for(lambda: not self._uses)
         if self._leased:
             self._leased = False
             fcntl.fcntl(self.fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
