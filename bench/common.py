@@ -64,11 +64,11 @@ class PachdProcess:
 
     def __init__(self, root: Path, env: Optional[dict] = None, storage: Optional[str] = None,
                  launch: Optional[list[str]] = None, inherit_env: bool = True):
-        """`launch`: the program before pachd's flags (default `python -m pfs.service.pachd`);
+        """`launch`: the program before pachd's flags (default `python -m pachd`);
         `env` is added to this process's environment, or replaces it when not `inherit_env`."""
         self.root = root
         self.port = free_port()
-        cmd = [*(launch or [sys.executable, "-m", "pfs.service.pachd"]), "--port", str(self.port),
+        cmd = [*(launch or [sys.executable, "-m", "pachd"]), "--port", str(self.port),
                "--root", str(root), "--s3-gateway-port", "-1", "--host", "127.0.0.1", "--log-level", "WARNING"]
         if storage:
             cmd += ["--storage", storage]

@@ -66,7 +66,7 @@ def s3_server(kind: str, d: Path):
 def pachd_with_gateway(d: Path, storage: str | None, server) -> Iterator[str]:
     """pachd in a subprocess, gateway on; yields the gateway's endpoint URL."""
     grpc_port, s3_port = free_port(), free_port()
-    cmd = [sys.executable, "-m", "pfs.service.pachd", "--port", str(grpc_port), "--root", str(d / "pachd"),
+    cmd = [sys.executable, "-m", "pachd", "--port", str(grpc_port), "--root", str(d / "pachd"),
            "--s3-gateway-port", str(s3_port), "--host", "127.0.0.1", "--log-level", "WARNING"]
     env = dict(os.environ)
     if storage:

@@ -37,7 +37,7 @@ MiB = 1 << 20
 _LAUNCH = ("import sys; from pfs.core import readahead as R; from pfs.core.content import ContentStore as C; "
            "w, win, span = (sys.argv[1].split('/') + ['', ''])[:3]; C.READ_WORKERS = int(w); "
            "C.READ_WINDOW = int(win or C.READ_WINDOW); R.MAX_SPAN = int(float(span or 0) * 2**20) or R.MAX_SPAN; "
-           "from pfs.service.pachd import main; sys.exit(main(sys.argv[2:]))")
+           "from pachd.server import main; sys.exit(main(sys.argv[2:]))")
 
 
 def _pachd(d: Path, storage: str | None, server, read_settings: str) -> PachdProcess:

@@ -25,7 +25,7 @@ def _pretty_version(v) -> str:
 
 
 def client_version():
-    from pfs.service.misc_api import version_message
+    from pachd.misc_api import version_message
     return version_message()
 
 

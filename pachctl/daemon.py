@@ -14,7 +14,7 @@ Invariants:
   sockets never autostart. `PACHCTL_AUTOSTART_TIMEOUT` (seconds, default 20) bounds the wait.
 - Starting is serialised by an flock on `~/.pachyderm/pachd.lock`, and the port is probed
   again under the lock, so concurrent pachctl invocations start at most one pachd.
-- pachd runs as `<this python> -m pfs.service.pachd`, with this checkout on PYTHONPATH, so it
+- pachd runs as `<this python> -m pachd`, with this checkout on PYTHONPATH, so it
   is always the pachd that matches this pachctl, installed or not.
 - The pid file is only trusted for a live process whose command line is a pachd.
 """
@@ -206,7 +206,7 @@ def start(addr: PachdAddress, env: Optional[Mapping[str, str]] = None,
 
 
 def _spawn(addr: PachdAddress, env: Mapping[str, str], p: Paths) -> int:
-    argv = [sys.executable, "-m", "pfs.service.pachd", "--port", str(addr.port),
+    argv = [sys.executable, "-m", "pachd", "--port", str(addr.port),
             "--root", str(p.data), "--host", _bind_host(addr)]
     if addr.port != DEFAULT_PORT and not env.get("PACHD_S3_GATEWAY_PORT"):
         argv += ["--s3-gateway-port", "-1"]  # 30600 belongs to the default pachd

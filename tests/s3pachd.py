@@ -3,7 +3,7 @@ process, credentials and endpoint in the standard AWS_* variables.
 
 - `s3_env(server, endpoint=None, **extra)`: the environment a user would export (every
   inherited AWS_*/PACHD_* variable removed first, so the host's settings cannot leak in).
-- `PachdProc(root, storage, env)`: starts `python -m pfs.service.pachd --port 0 ...`, waits for
+- `PachdProc(root, storage, env)`: starts `python -m pachd --port 0 ...`, waits for
   "pachd listening on", exposes `.port`/`.address`; `stop()` sends SIGTERM (then SIGKILL) and
   returns the exit code; its stderr goes to `<root>.log` (`log_tail()` for failure messages).
   The child gets a parent-death signal, so it dies with the test process.
@@ -38,7 +38,7 @@ def s3_env(server: Optional[S3Server], endpoint: Optional[str] = None, **extra: 
 
 
 def pachd_argv(root: Path, storage: Optional[str], port: int = 0) -> list[str]:
-    argv = [sys.executable, "-m", "pfs.service.pachd", "--port", str(port), "--root", str(root),
+    argv = [sys.executable, "-m", "pachd", "--port", str(port), "--root", str(root),
             "--s3-gateway-port", "-1", "--host", "127.0.0.1"]
     if storage:
         argv += ["--storage", storage]
@@ -46,7 +46,7 @@ def pachd_argv(root: Path, storage: Optional[str], port: int = 0) -> list[str]:
 
 
 def run_pachd(argv_tail: list[str], env: dict, timeout: float = 60) -> subprocess.CompletedProcess:
-    argv, spawn_kw = spawn_dying_with_parent([sys.executable, "-m", "pfs.service.pachd", *argv_tail])
+    argv, spawn_kw = spawn_dying_with_parent([sys.executable, "-m", "pachd", *argv_tail])
     return subprocess.run(argv, cwd=str(ROOT), env=env, stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, timeout=timeout, **spawn_kw)
 

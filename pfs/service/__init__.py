@@ -3,7 +3,5 @@
 - convert.py  core records <-> pfs_v2 messages (the only place requests are normalised)
 - errors.py   core errors -> gRPC status codes (the only place)
 - pfs_api.py  pfs_v2.API
-- misc_api.py version, admin, auth, and the auth-token interceptor
 - urls.py     streaming http(s)/s3 sources for put file -f URL
-- pachd.py    the server process (flags, stores, health, reflection, shutdown)
 """

@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
 from pachctl.client import PachClient  # noqa: E402
 from pachctl.config import Config  # noqa: E402
 from pachctl.main import cli  # noqa: E402
-from pfs.service.pachd import Pachd  # noqa: E402
+from pachd.server import Pachd  # noqa: E402
 from tests.s3servers import moto_server  # noqa: E402,F401
 
 

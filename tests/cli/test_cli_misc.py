@@ -5,7 +5,7 @@ import pytest
 
 from pachctl import daemon
 from pachctl.config import Config
-from pfs.service.misc_api import version_string
+from pachd.misc_api import version_string
 
 V = version_string()
 

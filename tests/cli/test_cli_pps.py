@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from pfs.service.pachd import Pachd
+from pachd.server import Pachd
 
 AGO = r"(Less than a second|\d+ seconds?) ago"
 ID = r"[0-9a-f]{32}"

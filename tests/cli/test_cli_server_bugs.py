@@ -12,7 +12,7 @@ def test_file_url_accepted_from_ipv6_loopback(tmp_path):
     import socket
 
     from pachctl.client import PachClient
-    from pfs.service.pachd import Pachd
+    from pachd.server import Pachd
 
     try:
         socket.create_server(("::1", 0), family=socket.AF_INET6).close()

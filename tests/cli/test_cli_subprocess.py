@@ -12,7 +12,7 @@ import pytest
 
 from tests.cli.conftest import free_port, subprocess_env
 from pachctl import daemon
-from pfs.service.misc_api import version_string
+from pachd.misc_api import version_string
 
 
 def run(argv, env, input=None, timeout=60):

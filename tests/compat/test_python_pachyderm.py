@@ -9,7 +9,7 @@ import venv
 
 import pytest
 
-from pfs.service.pachd import Pachd
+from pachd.server import Pachd
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pfs.service.pachd import Pachd
+from pachd.server import Pachd
 
 REPO = Path(__file__).resolve().parents[2]
 EX = REPO / "examples" / "image_quality"

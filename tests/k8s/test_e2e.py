@@ -12,7 +12,7 @@ from kubernetes import client
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs, pps
 
-from pfs.service.pachd import Pachd
+from pachd.server import Pachd
 from pps.executors.kubernetes import KubernetesExecutor
 from proto.pps_v2 import pps_pb2, pps_pb2_grpc
 from tests.k8s.conftest import REAL_IMAGE, list_pods, wait_for

@@ -25,7 +25,7 @@ import pytest
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs, pps
 
-from pfs.service.pachd import Pachd
+from pachd.server import Pachd
 from pps.worker.sandbox import bwrap_usable
 from proto.pfs_v2 import pfs_pb2, pfs_pb2_grpc
 from proto.pps_v2 import pps_pb2, pps_pb2_grpc

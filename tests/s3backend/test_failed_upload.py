@@ -177,7 +177,7 @@ def test_pack_failure_while_others_in_flight_core(seaweed_server, bucket, tmp_pa
 
 def test_pack_failure_while_others_in_flight_reaches_modifyfile_as_unavailable(
         seaweed_server, bucket, tmp_path, monkeypatch):
-    from pfs.service.pachd import Pachd
+    from pachd.server import Pachd
     for k, v in {"AWS_ACCESS_KEY_ID": seaweed_server.access_key, "AWS_SECRET_ACCESS_KEY": seaweed_server.secret_key,
                  "AWS_ENDPOINT_URL": seaweed_server.endpoint_url, "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(k, v)

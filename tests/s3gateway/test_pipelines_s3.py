@@ -10,7 +10,7 @@ import pytest
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs, pps
 
-from pfs.service.pachd import Pachd
+from pachd.server import Pachd
 
 SCRIPT = r'''
 import os, boto3

@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:
 
 from pachyderm_sdk import Client  # noqa: E402
 
-from pfs.service.pachd import Pachd  # noqa: E402
+from pachd.server import Pachd  # noqa: E402
 from tests.sdk_clients import sdk_clients  # noqa: E402
 
 

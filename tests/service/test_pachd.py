@@ -19,7 +19,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs
 
-from pfs.service.pachd import Pachd
+from pachd.server import Pachd
 from tests.sdk_clients import sdk_clients
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,12 +175,12 @@ def test_config_session_token_reaches_auth_pachd(tmp_path):
 
 # ---- the real process ----------------------------------------------------------------------------
 def start_pachd_process(root: Path) -> tuple[subprocess.Popen, int]:
-    """`python -m pfs.service.pachd --port 0 ...`; returns the process and the port it bound."""
+    """`python -m pachd --port 0 ...`; returns the process and the port it bound."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for k in ("PACHD_PORT", "PACHD_ROOT", "PACHD_STORAGE", "PACHD_AUTH_TOKEN"):
         env.pop(k, None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pfs.service.pachd", "--port", "0", "--root", str(root),
+        [sys.executable, "-m", "pachd", "--port", "0", "--root", str(root),
          "--s3-gateway-port", "-1", "--host", "127.0.0.1"],
         cwd=str(ROOT), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -255,7 +255,7 @@ def test_pachd_process_refuses_a_busy_root(tmp_path):
     try:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         second = subprocess.run(
-            [sys.executable, "-m", "pfs.service.pachd", "--port", "0", "--root", str(root),
+            [sys.executable, "-m", "pachd", "--port", "0", "--root", str(root),
              "--s3-gateway-port", "-1", "--host", "127.0.0.1"],
             cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=60)
         assert second.returncode == 1
@@ -266,7 +266,7 @@ def test_pachd_process_refuses_a_busy_root(tmp_path):
 
 
 def test_pachd_flags_from_environment(monkeypatch, tmp_path):
-    from pfs.service.pachd import parse_args
+    from pachd.server import parse_args
     monkeypatch.setenv("PACHD_PORT", "31111")
     monkeypatch.setenv("PACHD_ROOT", str(tmp_path / "r"))
     monkeypatch.setenv("PACHD_STORAGE", "s3://bucket/prefix")

@@ -21,7 +21,7 @@ from typing import Optional
 import pytest
 
 from pfs.model import Branch, Repo
-from pfs.service.pachd import Pachd
+from pachd.server import Pachd
 from pps.executors.local import LocalExecutor
 from pps.worker.sandbox import bwrap_usable
 from proto.worker_v1 import tasks_pb2 as wpb

@@ -30,7 +30,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from pfs.core import Pfs
-from pfs.service.misc_api import (AdminServicer, AuthServicer, TokenInterceptor, VersionServicer,
+from pachd.misc_api import (AdminServicer, AuthServicer, TokenInterceptor, VersionServicer,
                                   version_string)
 from pfs.service.pfs_api import PfsServicer
 from proto.admin_v2 import admin_pb2, admin_pb2_grpc
@@ -112,10 +112,7 @@ class Pachd:
             raise OSError(f"pachd cannot listen on {host}:{port} (is another pachd running?)")
 
     def _add_pps(self) -> str:
-        try:
-            from pps.server import add_pps  # noqa: WPS433 - optional until pps lands
-        except ImportError:
-            return ""
+        from pachd.pps_runtime import add_pps  # noqa: WPS433 - pps loads only when enabled
         self.pps = add_pps(self)
         return "pps_v2.API"
 

@@ -1,0 +1,36 @@
+"""The layering rules of ARCHITECTURE.md, checked on the import statements of each package:
+data flows front ends -> services -> core -> stores, and pachd is the one composition root."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def imported_modules(package: str) -> dict[str, set[str]]:
+    """Every top-level module name imported anywhere in `package`, by file."""
+    found: dict[str, set[str]] = {}
+    for path in (ROOT / package).rglob("*.py"):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+@pytest.mark.parametrize("package, forbidden", [
+    ("pfs", {"pps", "pachd", "pachctl"}),
+    ("pps", {"pachd", "pachctl"}),
+    ("pfs/core", {"grpc", "google", "proto", "click", "boto3", "botocore", "kubernetes"}),
+    ("pfs/storage", {"grpc", "proto", "click", "kubernetes"}),
+])
+def test_package_does_not_import(package, forbidden):
+    offenders = {f: sorted(names & forbidden) for f, names in imported_modules(package).items()
+                 if names & forbidden}
+    assert not offenders, f"{package} must not import {sorted(forbidden)}: {offenders}"
