@@ -15,6 +15,7 @@ import time
 import pytest
 
 from pachd.server import Pachd
+from tests.tools import needs_sandbox
 
 AGO = r"(Less than a second|\d+ seconds?) ago"
 ID = r"[0-9a-f]{32}"
@@ -81,6 +82,7 @@ def rows(out: str) -> list[list[str]]:
 
 
 # ---- one pipeline, all the views -------------------------------------------------------------
+@needs_sandbox  # the logs show the /pfs paths user code sees
 def test_pipeline_runs_and_every_view(ok, pachctl, tmp_path):
     setup_input(ok)
     f = tmp_path / "cp.yaml"
@@ -227,6 +229,7 @@ def test_create_variants_dry_run_and_errors(ok, pachctl, tmp_path):
 FAILING = "echo processing $in; if grep -q bad $in; then echo oops >&2; exit 1; fi; cp $in /pfs/out/"
 
 
+@needs_sandbox  # the logs show the /pfs paths user code sees
 def test_failed_datums_and_logs_failed(ok, pachctl):
     setup_input(ok, [("a.txt", "hello"), ("b.txt", "bad")])
     ok("create", "pipeline", input=spec("f", FAILING, datum_tries=2))
