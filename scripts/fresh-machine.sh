@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The README's two commands on a fresh Debian 12 machine (issue 19), in a container:
+#   scripts/fresh-machine.sh [root|user|all]      (needs root, mmdebstrap and podman)
+#
+# 1. mmdebstrap makes a minimal Debian 12 (bookworm) with only python3, python3-venv, make,
+#    git and ca-certificates: no bubblewrap, graphviz, fuse3, gcc (made once, then reused).
+# 2. A fresh clone of this checkout's HEAD (from a git bundle), a fresh HOME, then exactly
+#    `make tutorial` and `make test`, as
+#      root - may install packages: scripts/bootstrap.sh installs them with apt-get;
+#      user - a user without sudo: nothing can be installed; workers use the user-namespace
+#             sandbox, the pictures are SVG drawn by pachctl, tests needing a tool skip.
+#    (PYTEST_ADDOPTS=-rs only lists each skip's reason.) The container is --privileged so that, like a real machine, it has /dev/fuse, an
+#    unmasked /proc and a root that may create namespaces.
+# Logs: $OUT/<scenario>.log (default OUT=/var/tmp/fresh-machine); the tutorial's pictures are
+# copied to $OUT/<scenario>-pictures/.
+# A machine whose TLS is intercepted needs its CA: set CA_BUNDLE (default: the host's bundle,
+# given to pip and Python inside as PIP_CERT / SSL_CERT_FILE; nothing is installed from it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/var/tmp/fresh-machine}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+CA_BUNDLE=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
+IMAGE=localhost/pachyderm-py-fresh-debian12
+mkdir -p "$OUT"
+
+if ! podman image exists "$IMAGE"; then
+  mmdebstrap --variant=minbase --include=python3,python3-venv,make,git,ca-certificates bookworm \
+    "$OUT/rootfs.tar" "deb $MIRROR bookworm main" "deb $MIRROR bookworm-updates main" \
+    "deb ${MIRROR%/debian}/debian-security bookworm-security main"
+  podman import "$OUT/rootfs.tar" "$IMAGE"
+fi
+git bundle create "$OUT/checkout.bundle" HEAD
+
+run() {  # scenario, the commands as that user
+  local scenario=$1 user=$2
+  local inner="set -e; git clone -q /in/checkout.bundle ~/pachyderm-py; cd ~/pachyderm-py
+echo \"== \$(id -un): which bwrap dot fusermount3 gcc: \$(which bwrap dot fusermount3 gcc | tr '\n' ' ')\"
+s=\$(date +%s); make tutorial; echo \"== make tutorial: exit \$? in \$((\$(date +%s)-s)) s\"
+mkdir -p /in/$scenario-pictures; cp out/tutorial/*.svg out/tutorial/*.png out/tutorial/*.dot /in/$scenario-pictures/ 2>/dev/null || true
+ls -la out/tutorial out/tutorial/collage | sed 's/^/   /'
+.venv/bin/pachctl shutdown
+echo \"== after: which bwrap dot fusermount3: \$(which bwrap dot fusermount3 | tr '\n' ' ')\"
+s=\$(date +%s); PYTEST_ADDOPTS=-rs make test; echo \"== make test: exit \$? in \$((\$(date +%s)-s)) s\""
+  local setup="true"
+  if [ "$user" != root ]; then
+    setup="useradd -m $user"
+    inner="su - $user -c $(printf %q "PIP_CERT=$PIP_CERT SSL_CERT_FILE=$PIP_CERT bash -c $(printf %q "$inner")")"
+  fi
+  podman run --rm --privileged --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 \
+    -v "$OUT:/in" -v "$CA_BUNDLE:/etc/ssl/ci-ca.crt:ro" -e PIP_CERT=/etc/ssl/ci-ca.crt \
+    -e SSL_CERT_FILE=/etc/ssl/ci-ca.crt "$IMAGE" bash -c "$setup; $inner" 2>&1 | tee "$OUT/$scenario.log"
+}
+
+PIP_CERT=/etc/ssl/ci-ca.crt
+case "${1:-all}" in
+  root) run root root ;;
+  user) run user pachuser ;;
+  all) run root root; run user pachuser ;;
+  *) echo "usage: $0 [root|user|all]" >&2; exit 2 ;;
+esac
