@@ -62,3 +62,23 @@ def path_without(names, bindir) -> str:
             if os.access(entry.path, os.X_OK) and not entry.is_dir():
                 os.symlink(entry.path, link)
     return str(bindir)
+
+
+def skip_unless_leases(directory) -> None:
+    """Skip, naming why, where the file system under `directory` grants no read leases
+    (`F_SETLEASE`; e.g. overlayfs in a container). pfs then copies files instead of reading
+    them in place (tests/core/test_leased_file.py checks that copy path everywhere)."""
+    import fcntl
+    probe = os.path.join(directory, ".lease-probe")
+    with open(probe, "wb") as f:
+        f.write(b"x")
+    fd = os.open(probe, os.O_RDONLY)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    except OSError as e:
+        pytest.skip(f"the file system under {directory} grants no read leases "
+                    f"(F_SETLEASE: {os.strerror(e.errno)}); pfs copies files there instead")
+    finally:
+        os.close(fd)
+        os.unlink(probe)
