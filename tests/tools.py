@@ -65,20 +65,21 @@ def path_without(names, bindir) -> str:
 
 
 def skip_unless_leases(directory) -> None:
-    """Skip, naming why, where the file system under `directory` grants no read leases
-    (`F_SETLEASE`; e.g. overlayfs in a container). pfs then copies files instead of reading
-    them in place (tests/core/test_leased_file.py checks that copy path everywhere)."""
-    import fcntl
+    """Skip, naming why, where pfs takes no read lease on files under `directory`
+    (`pfs.core.leased_file`: only local file systems whose writes it sees; e.g. not the
+    overlayfs of a container). pfs then copies files instead of reading them in place,
+    which tests/core/test_leased_file.py checks everywhere."""
+    from pfs.core.leased_file import LeasedFile
     probe = os.path.join(directory, ".lease-probe")
     with open(probe, "wb") as f:
         f.write(b"x")
     fd = os.open(probe, os.O_RDONLY)
     try:
-        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
-        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
-    except OSError as e:
-        pytest.skip(f"the file system under {directory} grants no read leases "
-                    f"(F_SETLEASE: {os.strerror(e.errno)}); pfs copies files there instead")
+        lf = LeasedFile.open(fd)
+        if lf is None:
+            pytest.skip(f"no read leases on the file system under {directory} "
+                        "(pfs.core.leased_file.LOCAL_FILESYSTEMS); pfs copies files there instead")
+        lf.close()
     finally:
         os.close(fd)
         os.unlink(probe)
