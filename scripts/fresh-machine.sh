@@ -35,12 +35,12 @@ run() {  # scenario, the commands as that user
   local scenario=$1 user=$2
   local inner="set -e; git clone -q /in/checkout.bundle ~/pachyderm-py; cd ~/pachyderm-py
 echo \"== \$(id -un): which bwrap dot fusermount3 gcc: \$(which bwrap dot fusermount3 gcc | tr '\n' ' ')\"
-s=\$(date +%s); make tutorial; echo \"== make tutorial: exit \$? in \$((\$(date +%s)-s)) s\"
+s=\$(date +%s); rc=0; make tutorial || rc=\$?; echo \"== make tutorial: exit \$rc in \$((\$(date +%s)-s)) s\"; [ \$rc = 0 ]
 mkdir -p /in/$scenario-pictures; cp out/tutorial/*.svg out/tutorial/*.png out/tutorial/*.dot /in/$scenario-pictures/ 2>/dev/null || true
 ls -la out/tutorial out/tutorial/collage | sed 's/^/   /'
 .venv/bin/pachctl shutdown
 echo \"== after: which bwrap dot fusermount3: \$(which bwrap dot fusermount3 | tr '\n' ' ')\"
-s=\$(date +%s); PYTEST_ADDOPTS=-rs make test; echo \"== make test: exit \$? in \$((\$(date +%s)-s)) s\""
+s=\$(date +%s); rc=0; PYTEST_ADDOPTS=-rs make test || rc=\$?; echo \"== make test: exit \$rc in \$((\$(date +%s)-s)) s\"; exit \$rc"
   local setup="true"
   if [ "$user" != root ]; then
     setup="useradd -m $user"
@@ -53,8 +53,18 @@ s=\$(date +%s); PYTEST_ADDOPTS=-rs make test; echo \"== make test: exit \$? in \
 
 PIP_CERT=/etc/ssl/ci-ca.crt
 case "${1:-all}" in
-  root) run root root ;;
-  user) run user pachuser ;;
-  all) run root root; run user pachuser ;;
+  root) scenarios=(root) ;;
+  user) scenarios=(user) ;;
+  all) scenarios=(root user) ;;
   *) echo "usage: $0 [root|user|all]" >&2; exit 2 ;;
 esac
+failed=()
+for s in "${scenarios[@]}"; do  # every scenario runs even when an earlier one failed
+  if [ "$s" = root ]; then user=root; else user=pachuser; fi
+  run "$s" "$user" || failed+=("$s")
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fresh-machine: failed: ${failed[*]} (logs in $OUT)"
+  exit 1
+fi
+echo "fresh-machine: passed: ${scenarios[*]} (logs in $OUT)"
