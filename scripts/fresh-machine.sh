@@ -31,24 +31,38 @@ if ! podman image exists "$IMAGE"; then
 fi
 git bundle create "$OUT/checkout.bundle" HEAD
 
-run() {  # scenario, the commands as that user
-  local scenario=$1 user=$2
-  local inner="set -e; git clone -q /in/checkout.bundle ~/pachyderm-py; cd ~/pachyderm-py
-echo \"== \$(id -un): which bwrap dot fusermount3 gcc: \$(which bwrap dot fusermount3 gcc | tr '\n' ' ')\"
-s=\$(date +%s); rc=0; make tutorial || rc=\$?; echo \"== make tutorial: exit \$rc in \$((\$(date +%s)-s)) s\"; [ \$rc = 0 ]
-mkdir -p /in/$scenario-pictures; cp out/tutorial/*.svg out/tutorial/*.png out/tutorial/*.dot /in/$scenario-pictures/ 2>/dev/null || true
+# What runs inside, as the scenario's user, from a fresh HOME ($1: the scenario's name).
+cat > "$OUT/inside.sh" <<'INSIDE'
+set -e
+scenario=$1
+git clone -q /in/checkout.bundle ~/pachyderm-py
+cd ~/pachyderm-py
+echo "== $(id -un): which bwrap dot fusermount3 gcc: $(which bwrap dot fusermount3 gcc | tr '\n' ' ')"
+s=$(date +%s); rc=0; make tutorial || rc=$?
+echo "== make tutorial: exit $rc in $(($(date +%s)-s)) s"; [ $rc = 0 ]
+mkdir -p "/in/$scenario-pictures"
+cp out/tutorial/*.svg out/tutorial/*.png out/tutorial/*.dot "/in/$scenario-pictures/" 2>/dev/null || true
 ls -la out/tutorial out/tutorial/collage | sed 's/^/   /'
 .venv/bin/pachctl shutdown
-echo \"== after: which bwrap dot fusermount3: \$(which bwrap dot fusermount3 | tr '\n' ' ')\"
-s=\$(date +%s); rc=0; PYTEST_ADDOPTS=-rs make test || rc=\$?; echo \"== make test: exit \$rc in \$((\$(date +%s)-s)) s\"; exit \$rc"
-  local setup="true"
-  if [ "$user" != root ]; then
-    setup="useradd -m $user"
-    inner="su - $user -c $(printf %q "PIP_CERT=$PIP_CERT SSL_CERT_FILE=$PIP_CERT bash -c $(printf %q "$inner")")"
+echo "== after: which bwrap dot fusermount3: $(which bwrap dot fusermount3 | tr '\n' ' ')"
+s=$(date +%s); rc=0; PYTEST_ADDOPTS=-rs make test || rc=$?
+echo "== make test: exit $rc in $(($(date +%s)-s)) s"; exit $rc
+INSIDE
+
+run() {  # scenario, user
+  local scenario=$1 user=$2 cmd
+  # /tmp from the host's disk: a container's own overlayfs lacks what a real machine's
+  # file system has (read leases, RWF_NOWAIT), and the tests would skip for that.
+  rm -rf "$OUT/tmp-$scenario"; mkdir -p "$OUT/tmp-$scenario"; chmod 1777 "$OUT/tmp-$scenario"
+  if [ "$user" = root ]; then
+    cmd="bash /in/inside.sh $scenario"
+  else
+    cmd="useradd -m -s /bin/bash $user && su - $user -c 'PIP_CERT=$PIP_CERT SSL_CERT_FILE=$PIP_CERT bash /in/inside.sh $scenario'"
   fi
   podman run --rm --privileged --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 \
-    -v "$OUT:/in" -v "$CA_BUNDLE:/etc/ssl/ci-ca.crt:ro" -e PIP_CERT=/etc/ssl/ci-ca.crt \
-    -e SSL_CERT_FILE=/etc/ssl/ci-ca.crt "$IMAGE" bash -c "$setup; $inner" 2>&1 | tee "$OUT/$scenario.log"
+    -v "$OUT:/in" -v "$OUT/tmp-$scenario:/tmp" -v "$CA_BUNDLE:/etc/ssl/ci-ca.crt:ro" \
+    -e PIP_CERT=/etc/ssl/ci-ca.crt -e SSL_CERT_FILE=/etc/ssl/ci-ca.crt "$IMAGE" \
+    bash -c "$cmd" 2>&1 | tee "$OUT/$scenario.log"
 }
 
 PIP_CERT=/etc/ssl/ci-ca.crt
