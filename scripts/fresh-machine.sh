@@ -35,12 +35,11 @@ git bundle create "$OUT/checkout.bundle" HEAD
 cat > "$OUT/inside.sh" <<'INSIDE'
 set -e
 scenario=$1
-git clone -q /in/checkout.bundle ~/pachyderm-py
+git -c advice.detachedHead=false clone -q /in/checkout.bundle ~/pachyderm-py
 cd ~/pachyderm-py
 echo "== $(id -un): which bwrap dot fusermount3 gcc: $(which bwrap dot fusermount3 gcc | tr '\n' ' ')"
 s=$(date +%s); rc=0; make tutorial || rc=$?
 echo "== make tutorial: exit $rc in $(($(date +%s)-s)) s"; [ $rc = 0 ]
-mkdir -p "/in/$scenario-pictures"
 cp out/tutorial/*.svg out/tutorial/*.png out/tutorial/*.dot "/in/$scenario-pictures/" 2>/dev/null || true
 ls -la out/tutorial out/tutorial/collage | sed 's/^/   /'
 .venv/bin/pachctl shutdown
@@ -53,7 +52,9 @@ run() {  # scenario, user
   local scenario=$1 user=$2 cmd
   # /tmp from the host's disk: a container's own overlayfs lacks what a real machine's
   # file system has (read leases, RWF_NOWAIT), and the tests would skip for that.
-  rm -rf "$OUT/tmp-$scenario"; mkdir -p "$OUT/tmp-$scenario"; chmod 1777 "$OUT/tmp-$scenario"
+  rm -rf "$OUT/tmp-$scenario" "$OUT/$scenario-pictures"
+  mkdir -p "$OUT/tmp-$scenario" "$OUT/$scenario-pictures"
+  chmod 1777 "$OUT/tmp-$scenario" "$OUT/$scenario-pictures"
   if [ "$user" = root ]; then
     cmd="bash /in/inside.sh $scenario"
   else
