@@ -166,7 +166,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
         if kind == "su":
             def client_stream(requests, context):
-                call = Call(auth, hooks, subject)
+                call = start(None, context)  # a rule's `need` here looks at no request
                 try:
                     resp = h.stream_unary(checked(call, requests), context)
                 except _Denied as d:
@@ -176,7 +176,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
             return _handler(kind, client_stream, h)
 
         def bidi(requests, context):
-            call = Call(auth, hooks, subject)
+            call = start(None, context)
             try:
                 yield from h.stream_stream(checked(call, requests), context)
             except _Denied as d:

@@ -146,7 +146,7 @@ def after_delete_repo(call, req) -> None:
 
 
 def need_delete_repos(call, req) -> Need:
-    if req.all:
+    if req.all or not req.projects:  # no projects named: the servicer deletes every repo
         return [(CLUSTER_RESOURCE, ADMIN)]
     return [(project_resource(_proj(p)), "PROJECT_DELETE") for p in req.projects]
 
@@ -158,7 +158,9 @@ def need_start_commit(call, req) -> Need:
 
 def need_commit_set(perm: str):
     def need(call, req) -> Need:
-        return [(r, perm) for r in call.hooks.commit_set_repos(req.commit_set.id)]
+        repos = call.hooks.commit_set_repos(req.commit_set.id)
+        # an unknown set: nothing to touch, but say no more to a stranger than to an admin
+        return [(r, perm) for r in repos] or [(CLUSTER_RESOURCE, ADMIN)]
     return need
 
 
@@ -465,6 +467,7 @@ RULES: dict[str, Rule] = {
     **{f"/auth_v2.API/{m}": r for m, r in AUTH.items()},
     "/versionpb_v2.API/GetVersion": OPEN,
     "/admin_v2.API/InspectCluster": OPEN,
+    "/admin_v2.API/RestartPachyderm": cluster(ADMIN),
     "/grpc.health.v1.Health/Check": OPEN,
     "/grpc.health.v1.Health/Watch": OPEN,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": OPEN,
