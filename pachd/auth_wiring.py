@@ -9,8 +9,8 @@ Invariants:
   through plain callables set on the master.
 - `--auth-token T` (the single shared token of earlier versions) still works: it activates
   auth with T as a root token (pach:root).
-- With TLS, workers reach pachd over TLS too: they get the certificate to trust in
-  PACHD_TLS_CA.
+- With TLS, workers reach pachd over TLS too: they get the certificate to trust (PEM
+  text) in PACHD_TLS_CA_PEM.
 """
 from __future__ import annotations
 
