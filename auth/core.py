@@ -175,7 +175,11 @@ class Auth:
             tok = self._pipeline_tokens.get(subject)
             if tok is not None and hash_token(tok) in self.state.tokens:
                 return tok
-            tok = self.issue_token(subject)
+            tok = new_token()
+            with self._change() as st:  # earlier tokens of this pipeline (a previous pachd's) go
+                for h in [h for h, t in st.tokens.items() if t.subject == subject]:
+                    del st.tokens[h]
+                st.tokens[hash_token(tok)] = TokenRecord(subject)
             self._pipeline_tokens[subject] = tok
             return tok
 

@@ -74,13 +74,17 @@ def rpc(fn):
 class AuthServicer(auth_pb2_grpc.APIServicer):
     def __init__(self, auth: Auth):
         self.auth = auth
+        self.on_activate = None  # set by pachd: give existing pipelines their bindings and tokens
 
     def _caller(self, context) -> str:
         return self.auth.authenticate(token_of(context.invocation_metadata()))
 
     @rpc
     def Activate(self, req, ctx):
-        return auth_pb2.ActivateResponse(pach_token=self.auth.activate(req.root_token))
+        token = self.auth.activate(req.root_token)
+        if self.on_activate is not None:
+            self.on_activate()
+        return auth_pb2.ActivateResponse(pach_token=token)
 
     @rpc
     def Deactivate(self, req, ctx):

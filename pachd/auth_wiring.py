@@ -62,11 +62,23 @@ class AuthSetup:
         self.s3_access = S3Access(self.auth, self.hooks.repo_exists)
 
     def add_servicer(self, server) -> None:
-        auth_pb2_grpc.add_APIServicer_to_server(AuthServicer(self.auth), server)
+        self.servicer = AuthServicer(self.auth)
+        auth_pb2_grpc.add_APIServicer_to_server(self.servicer, server)
 
     def wire_pps(self, master) -> None:
-        """Each pipeline's workers hold their own `pipeline:` token."""
+        """Each pipeline's workers hold their own `pipeline:` token; pipelines that exist when
+        auth is activated get their bindings and restart their workers with a token (what
+        Pachyderm's pps ActivateAuth does)."""
         master.worker_token = self.auth.pipeline_token
+        self.servicer.on_activate = lambda: self._activate_pipelines(master)
+
+    def _activate_pipelines(self, master) -> None:
+        from pps.spec import input_repos
+        for p in master.store.list_pipelines():
+            spec = master.spec_of(p)
+            self.auth.setup_pipeline(p.project, p.name, [(proj, repo) for proj, repo, _ in input_repos(spec)])
+            if not p.stopped:
+                master.ensure_workers(p, spec)
 
 
 class TLS:

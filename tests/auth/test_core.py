@@ -145,3 +145,14 @@ def test_pipeline_bindings_and_token(auth):
     with pytest.raises(BadToken):
         auth.authenticate(tok)
     assert not auth.has("pipeline:default/edges", "REPO_READ", repo_resource("default", "images"))
+
+
+def test_a_restarted_pachd_replaces_pipeline_tokens(auth, tmp_path, clock):
+    auth.activate()
+    old = auth.pipeline_token("default", "p")
+    again = Auth(tmp_path / "auth.json", clock=clock)  # pachd restarted: its workers start afresh
+    new = again.pipeline_token("default", "p")
+    assert new != old and again.authenticate(new) == "pipeline:default/p"
+    with pytest.raises(BadToken):
+        again.authenticate(old)
+    assert sum(t.subject == "pipeline:default/p" for t in again.state.tokens.values()) == 1

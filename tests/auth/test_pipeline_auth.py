@@ -109,3 +109,26 @@ def _repo_res(name):
 def _project_res(name):
     from pachyderm_sdk.api import auth
     return auth.Resource(type=auth.ResourceType.PROJECT, name=name)
+
+
+def test_pipeline_created_before_activation_keeps_running(pd):
+    with sdk_clients() as make:
+        c = make(pd.port)
+        c.pfs.create_repo(repo=pfs.Repo(name="images"))
+        c.pfs.put_file_from_bytes(commit=pfs.Commit.from_uri("images@master"), path="/a.png", data=b"A")
+        c.pps.create_pipeline(pipeline=pps.Pipeline(name="copies"),
+                              input=pps.Input(pfs=pps.PfsInput(repo="images", glob="/*")),
+                              transform=pps.Transform(cmd=[sys.executable, "-c", SCRIPT]))
+        job = next(iter(c.pps.list_job(pipeline=pps.Pipeline(name="copies"))))
+        assert c.pps.inspect_job(job=job.job, wait=True).state == pps.JobState.JOB_SUCCESS
+        root = c.auth.activate().pach_token
+        admin = make(pd.port, auth_token=root)
+        # the pipeline got its bindings, and its workers a token: new data still flows
+        binding = admin.auth.get_role_binding(resource=_repo_res("default/images")).binding
+        assert set(binding.entries["pipeline:default/copies"].roles) == {"repoReader"}
+        admin.pfs.put_file_from_bytes(commit=pfs.Commit.from_uri("images@master"), path="/b.png", data=b"B")
+        commit = admin.pfs.inspect_commit(commit=pfs.Commit.from_uri("images@master"))
+        info = admin.pps.inspect_job(job=pps.Job(pipeline=pps.Pipeline(name="copies"), id=commit.commit.id), wait=True)
+        assert info.state == pps.JobState.JOB_SUCCESS, info.reason
+        with admin.pfs.pfs_file(file=pfs.File.from_uri("copies@master:/b.png.copy")) as f:
+            assert f.read() == b"B"
