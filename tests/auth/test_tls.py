@@ -91,6 +91,13 @@ def test_pachctl_grpcs_context_with_server_cas(tls_pachd, certs, tmp_path):
         ctx = json.load(f)["v2"]["contexts"]
     (only,) = ctx.values()
     assert only["session_token"] == root and only["server_cas"] == cas
+    # pachyderm_sdk reads the same context: address, server_cas and the session token
+    sdk = Client.from_config(env["PACH_CONFIG"])
+    try:
+        assert sdk.auth.who_am_i().username == "pach:root"
+        assert [r.repo.name for r in sdk.pfs.list_repo()] == ["secure"]
+    finally:
+        sdk._channel.close()
     # without the CA the server's certificate is not trusted: a clear failure, not a hang
     r = pachctl("config", "update", "context", "--server-cas", "")
     r = pachctl("list", "repo")

@@ -34,6 +34,17 @@ SCRIPT = textwrap.dedent('''
         raise SystemExit("a reader deleted the repo")
     except grpc.RpcError as e:
         assert e.code() == grpc.StatusCode.PERMISSION_DENIED, e
+    # the token and the CA from a pachctl config file, as `pachctl auth login` leaves them
+    import base64, json, tempfile
+    cfg = {"v2": {"active_context": "tls", "contexts": {"tls": {
+        "pachd_address": "grpcs://localhost:%d" % port, "session_token": bot,
+        "server_cas": base64.b64encode(cert).decode()}}}}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(cfg, f)
+    with open(f.name) as cf:  # python-pachyderm takes an open file
+        fc = python_pachyderm.Client.new_from_config(cf)
+    assert fc.who_am_i().username == "robot:reader"
+    assert fc.get_file(("tls", "master"), "/a.txt").read() == b"over tls"
     print("ok")
 ''')
 
