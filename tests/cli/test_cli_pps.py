@@ -17,7 +17,7 @@ import pytest
 from pachd.server import Pachd
 from tests.tools import needs_sandbox
 
-AGO = r"(Less than a second|\d+ seconds?) ago"
+AGO = r"(Less than a second|\d+ seconds?|About a minute) ago"
 ID = r"[0-9a-f]{32}"
 DID = r"[0-9a-f]{64}"
 
@@ -122,7 +122,7 @@ def test_pipeline_runs_and_every_view(ok, pachctl, tmp_path):
     assert {untimed(ok("list", "job", "-x")), untimed(ok("list", "job", jid))} == {untimed(out)}
     sets = ok("list", "job").splitlines()
     assert re.fullmatch(rf"ID{' ' * 31}SUBJOBS PROGRESS CREATED +MODIFIED", sets[0]), sets
-    assert re.fullmatch(rf"{jid} 1       \u2587{{8}} {AGO} {AGO} ", sets[1]), sets
+    assert re.fullmatch(rf"{jid} 1       \u2587{{8}} {AGO} +{AGO} +", sets[1]), sets
 
     in_commit = first(ok("inspect", "commit", "in@master", "--raw"))["commit"]["id"]
     datums = ok("list", "datum", f"cp@{jid}").splitlines()
@@ -155,10 +155,10 @@ def test_pipeline_runs_and_every_view(ok, pachctl, tmp_path):
     assert first(ok("inspect", "pipeline", "cp", "--raw"))["pipeline"]["name"] == "cp"
     assert first(ok("list", "pipeline", "--spec"))["transform"]["cmd"][0] == "sh"
     assert "name: cp" in ok("list", "pipeline", "--spec", "-o", "yaml")
-    assert ok("list", "pipeline", "cp") == ok("list", "pipeline")
+    assert untimed(ok("list", "pipeline", "cp")) == untimed(ok("list", "pipeline"))
     assert len(ok("list", "pipeline", "--state", "paused").splitlines()) == 1
     assert len(ok("list", "pipeline", "--state", "PIPELINE_RUNNING").splitlines()) == 2
-    assert ok("list", "job", "-x", "-i", "in@master") == out
+    assert untimed(ok("list", "job", "-x", "-i", "in@master")) == untimed(out)
     assert ok("list", "job", "-x", "--state", "failure").count("\n") == 1
 
 
