@@ -3,7 +3,13 @@
 Invariants:
 - With no auth token configured every auth_v2 RPC answers UNIMPLEMENTED with the text
   `the auth service is not activated` (what both Pachyderm clients map to
-  AuthServiceNotActivated), and every other RPC is open.
+  AuthServiceNotActivated), and every other RPC is open. `Activate` answers as an
+  unlicensed Pachyderm does: auth is an Enterprise feature and the cluster has no license.
+  With the token on, `Activate` answers `the auth service is already activated`.
+- RestartPachyderm asks the process that runs pachd to restart it (the `pachd` command
+  stops cleanly and starts again with the same arguments); until then InspectCluster
+  reports `pending_restart` with the reason given. An embedded pachd whose host program
+  did not offer a restart refuses with FAILED_PRECONDITION.
 - With a token configured, every RPC except version/health/reflection requires the
   `authn-token` metadata to equal it, else UNAUTHENTICATED; WhoAmI answers `pach:root`.
 """
@@ -19,7 +25,11 @@ from proto.versionpb_v2 import version_pb2, version_pb2_grpc
 VERSION = (2, 12, 0)
 ADDITIONAL = "-py"
 NOT_ACTIVATED = "the auth service is not activated"
+ALREADY_ACTIVATED = "the auth service is already activated"
+ENTERPRISE_REQUIRED = ("Pachyderm Enterprise is not active in this cluster, and the Pachyderm auth API "
+                       "is an Enterprise-level feature")
 OPEN_METHODS = ("/versionpb_v2.API/GetVersion", "/grpc.health.v1.Health/",
+                "/admin_v2.API/InspectCluster", "/enterprise_v2.API/GetState", "/license_v2.API/Heartbeat",
                 "/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
 
 
@@ -40,11 +50,26 @@ class VersionServicer(version_pb2_grpc.APIServicer):
 
 
 class AdminServicer(admin_pb2_grpc.APIServicer):
-    def __init__(self, cluster_id: str):
+    def __init__(self, cluster_id: str, request_restart=None):
         self.cluster_id = cluster_id
+        self.request_restart = request_restart  # callable(reason) or None
+        self.restart_reason: str | None = None
 
     def InspectCluster(self, request, context):
-        return admin_pb2.ClusterInfo(id=self.cluster_id, deployment_id=self.cluster_id, warnings_ok=True)
+        info = admin_pb2.ClusterInfo(id=self.cluster_id, deployment_id=self.cluster_id, warnings_ok=True)
+        if self.restart_reason is not None:
+            info.pending_restart = True
+            info.restart_info = self.restart_reason
+        return info
+
+    def RestartPachyderm(self, request, context):
+        if self.request_restart is None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          "this pachd runs inside another program (embedded), which does not let it "
+                          "restart itself; restart that program instead")
+        self.restart_reason = request.reason or "restart requested"
+        self.request_restart(self.restart_reason)
+        return admin_pb2.RestartPachydermResponse()
 
 
 class AuthServicer(auth_pb2_grpc.APIServicer):
@@ -58,6 +83,11 @@ class AuthServicer(auth_pb2_grpc.APIServicer):
             context.abort(grpc.StatusCode.UNIMPLEMENTED, NOT_ACTIVATED)
         return auth_pb2.WhoAmIResponse(username="pach:root")
 
+    def Activate(self, request, context):
+        if self.token:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED, ALREADY_ACTIVATED)
+        context.abort(grpc.StatusCode.UNKNOWN, ENTERPRISE_REQUIRED)
+
 
 def _not_activated(name: str):
     def handler(self, request, context):
@@ -68,7 +98,7 @@ def _not_activated(name: str):
 
 # every other auth_v2 method answers "not activated" (auth is a single token, not an IAM)
 for _m in auth_pb2.DESCRIPTOR.services_by_name["API"].methods:
-    if _m.name != "WhoAmI":
+    if _m.name not in ("WhoAmI", "Activate"):
         setattr(AuthServicer, _m.name, _not_activated(_m.name))
 
 

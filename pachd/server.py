@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import uuid
 from concurrent import futures
 from pathlib import Path
@@ -89,12 +90,14 @@ class Pachd:
                      ("grpc.so_reuseport", 0)])
         pfs_pb2_grpc.add_APIServicer_to_server(PfsServicer(self.pfs), self.server)
         version_pb2_grpc.add_APIServicer_to_server(VersionServicer(), self.server)
-        admin_pb2_grpc.add_APIServicer_to_server(AdminServicer(self._cluster_id()), self.server)
+        self.admin = AdminServicer(self._cluster_id())
+        admin_pb2_grpc.add_APIServicer_to_server(self.admin, self.server)
         auth_pb2_grpc.add_APIServicer_to_server(AuthServicer(self.auth_token), self.server)
         services = [pfs_pb2.DESCRIPTOR.services_by_name["API"].full_name,
                     version_pb2.DESCRIPTOR.services_by_name["API"].full_name,
                     admin_pb2.DESCRIPTOR.services_by_name["API"].full_name,
                     auth_pb2.DESCRIPTOR.services_by_name["API"].full_name]
+        services += self._add_enterprise_services()
         if enable_pps:
             name = self._add_pps()
             if name:
@@ -110,6 +113,17 @@ class Pachd:
             self.port = 0
         if self.port == 0:
             raise OSError(f"pachd cannot listen on {host}:{port} (is another pachd running?)")
+
+    def _add_enterprise_services(self) -> list[str]:
+        """enterprise_v2, license_v2, identity_v2: an unlicensed Pachyderm's answers."""
+        from pachd.enterprise_api import EnterpriseServicer, IdentityServicer, LicenseServicer
+        from proto.enterprise_v2 import enterprise_pb2_grpc
+        from proto.identity_v2 import identity_pb2_grpc
+        from proto.license_v2 import license_pb2_grpc
+        enterprise_pb2_grpc.add_APIServicer_to_server(EnterpriseServicer(), self.server)
+        license_pb2_grpc.add_APIServicer_to_server(LicenseServicer(), self.server)
+        identity_pb2_grpc.add_APIServicer_to_server(IdentityServicer(self.auth_token), self.server)
+        return ["enterprise_v2.API", "license_v2.API", "identity_v2.API"]
 
     def _add_pps(self) -> str:
         from pachd.pps_runtime import add_pps  # noqa: WPS433 - pps loads only when enabled
@@ -217,6 +231,14 @@ def main(argv=None) -> int:
         # abort the process (SIGABRT) instead of exiting 1
         os._exit(1)
     stop = threading.Event()
+    restart = threading.Event()
+
+    def on_restart(reason: str) -> None:
+        log.info("restart requested: %s", reason)
+        restart.set()
+        stop.set()
+
+    pachd.admin.request_restart = on_restart
 
     def on_signal(signum, frame):
         log.info("received %s, shutting down", signal.Signals(signum).name)
@@ -228,7 +250,14 @@ def main(argv=None) -> int:
     print(f"pachd listening on {args.host}:{pachd.port}", file=sys.stderr, flush=True)
     while not stop.wait(1.0):
         pass
+    if restart.is_set():
+        time.sleep(0.5)  # let the RestartPachyderm call answer before the server stops
     pachd.stop()
+    if restart.is_set():
+        log.info("restarting pachd")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "pachd", *(sys.argv[1:] if argv is None else argv)])
     return 0
 
 
