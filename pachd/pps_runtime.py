@@ -26,7 +26,8 @@ class PpsRuntime:
         self.pachd = pachd
         self.master = PpsMaster(pachd.pfs)
         self.master.auth_token = pachd.auth_token
-        pps_pb2_grpc.add_APIServicer_to_server(PpsServicer(self.master), pachd.server)
+        self.servicer = PpsServicer(self.master)
+        pps_pb2_grpc.add_APIServicer_to_server(self.servicer, pachd.server)
         tasks_pb2_grpc.add_TasksServicer_to_server(self.master.board, pachd.server)
 
     def start(self) -> None:

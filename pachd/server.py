@@ -37,6 +37,7 @@ from pfs.service.pfs_api import PfsServicer
 from proto.admin_v2 import admin_pb2, admin_pb2_grpc
 from proto.auth_v2 import auth_pb2, auth_pb2_grpc
 from proto.pfs_v2 import pfs_pb2, pfs_pb2_grpc
+from proto.transaction_v2 import transaction_pb2_grpc
 from proto.versionpb_v2 import version_pb2, version_pb2_grpc
 
 log = logging.getLogger("pachd")
@@ -81,14 +82,19 @@ class Pachd:
         self.s3_gateway = None
         self.pps = None
         self._stopped = threading.Event()
+        from pachd.transactions import TransactionInterceptor, TransactionRunner, TransactionServicer
+        pfs_servicer = PfsServicer(self.pfs)
+        self.transactions = TransactionRunner(
+            self.pfs, pfs_servicer, lambda: self.pps.servicer if self.pps is not None else None)
         interceptors = [TokenInterceptor(self.auth_token)] if self.auth_token else []
+        interceptors.append(TransactionInterceptor(self.transactions))
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
             interceptors=interceptors,
             options=[("grpc.max_receive_message_length", MAX_MSG),
                      ("grpc.max_send_message_length", MAX_MSG),
                      ("grpc.so_reuseport", 0)])
-        pfs_pb2_grpc.add_APIServicer_to_server(PfsServicer(self.pfs), self.server)
+        pfs_pb2_grpc.add_APIServicer_to_server(pfs_servicer, self.server)
         version_pb2_grpc.add_APIServicer_to_server(VersionServicer(), self.server)
         self.admin = AdminServicer(self._cluster_id())
         admin_pb2_grpc.add_APIServicer_to_server(self.admin, self.server)
@@ -98,6 +104,8 @@ class Pachd:
                     admin_pb2.DESCRIPTOR.services_by_name["API"].full_name,
                     auth_pb2.DESCRIPTOR.services_by_name["API"].full_name]
         services += self._add_enterprise_services()
+        transaction_pb2_grpc.add_APIServicer_to_server(TransactionServicer(self.transactions), self.server)
+        services.append("transaction_v2.API")
         if enable_pps:
             name = self._add_pps()
             if name:

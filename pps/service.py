@@ -345,6 +345,27 @@ class PpsServicer(pps_pb2_grpc.APIServicer):
         return EMPTY
 
     @rpc
+    def UpdateJobState(self, req, ctx):
+        counters = {"restart": req.restart, "data_processed": req.data_processed,
+                    "data_skipped": req.data_skipped, "data_failed": req.data_failed,
+                    "data_recovered": req.data_recovered, "data_total": req.data_total}
+        if req.HasField("stats"):
+            st = req.stats
+            counters.update(download_time=st.download_time.ToNanoseconds() / 1e9,
+                            process_time=st.process_time.ToNanoseconds() / 1e9,
+                            upload_time=st.upload_time.ToNanoseconds() / 1e9,
+                            download_bytes=st.download_bytes, upload_bytes=st.upload_bytes)
+        self.m.update_job_state(_project(req.job.pipeline), req.job.pipeline.name, req.job.id,
+                                pb.JobState.Name(req.state), req.reason, counters)
+        return EMPTY
+
+    def check_pipeline_request(self, req: pb.CreatePipelineRequest, new_repos: set) -> None:
+        """Validate a pipeline queued in a transaction (see pachd.transactions)."""
+        d = json_format.MessageToDict(req, preserving_proto_field_name=True)
+        self.m.check_pipeline(d, project=_project(req.pipeline), update=req.update,
+                              new_repos=frozenset(new_repos))
+
+    @rpc
     def DeleteJob(self, req, ctx):
         self.m.delete_job(_project(req.job.pipeline), req.job.pipeline.name, req.job.id)
         return EMPTY

@@ -34,6 +34,10 @@ class CommitsMixin:
                     parent: Optional[str], finished: bool, provenance: Optional[list] = None,
                     base: Optional[CommitInfo] = None, description: str = "") -> CommitInfo:
         repo = branch.repo
+        if t.commit_info(repo, commit_id) is not None:  # one commit per repo per commit set
+            raise FailedPrecondition(
+                f"commit {repo}@{commit_id} already exists: commit set {commit_id} (one transaction) "
+                f"already has a commit in repo {repo}")
         now = self.clock()
         parent_ci = t.commit_info(repo, parent) if parent else None
         if base is None:
