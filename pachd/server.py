@@ -106,6 +106,8 @@ class Pachd:
         services += self._add_enterprise_services()
         transaction_pb2_grpc.add_APIServicer_to_server(TransactionServicer(self.transactions), self.server)
         services.append("transaction_v2.API")
+        from pachd.extra_services import add_extra_services
+        services += add_extra_services(self)
         if enable_pps:
             name = self._add_pps()
             if name:

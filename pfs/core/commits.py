@@ -139,6 +139,22 @@ class CommitsMixin:
                 t.events.append(("commit_finished", ci))
                 return ci
 
+    def forget_commit(self, repo: Repo, commit_id: str = "", branch: str = "") -> CommitInfo:
+        """Pachyderm's ForgetCommit: a finished commit keeps its record but loses its files
+        (their storage becomes garbage unless other commits share it); `is_forgotten` then
+        says so and readers refuse it. Its children are unaffected (they hold whole trees)."""
+        with self.txn() as t:
+            ci = self.resolve(t, repo, commit_id, branch)
+            if ci.finished is None:
+                raise FailedPrecondition(f"cannot forget commit {ci.commit}: it is not finished")
+            ci.root = None
+            t.put_commit(ci)
+            t.blind_put(keys.pachd_key("forgotten", repo.project, repo.name, repo.type, ci.commit.id), b"1")
+            return ci
+
+    def is_forgotten(self, repo: Repo, commit_id: str) -> bool:
+        return self.meta.get(keys.pachd_key("forgotten", repo.project, repo.name, repo.type, commit_id)) is not None
+
     # ---- reads -------------------------------------------------------------------------
     def inspect_commit(self, repo: Repo, commit_id: str = "", branch: str = "",
                        wait: str = "", timeout: Optional[float] = None,

@@ -55,7 +55,11 @@ def pps_client(pachd_pps):
 
 @pytest.fixture(scope="session")
 def pp_python(tmp_path_factory):
-    """The python of a venv holding python-pachyderm 7.6.0 (built once per session)."""
+    """The python of a venv holding python-pachyderm 7.6.0 (built once per session, or the one
+    named by $PP_PYTHON, e.g. to rerun tests quickly)."""
+    import os
+    if os.environ.get("PP_PYTHON"):
+        return Path(os.environ["PP_PYTHON"])
     d = tmp_path_factory.mktemp("python-pachyderm-venv")
     venv.create(d, with_pip=True)
     py = d / "bin" / "python"

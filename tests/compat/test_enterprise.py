@@ -97,13 +97,21 @@ PP_SCRIPT = textwrap.dedent('''
     assert c.get_enterprise_state().state == enterprise_proto.State.NONE
     assert c.get_activation_code().state == enterprise_proto.State.NONE
     assert c.get_pause_status().status == 0
-    assert c.list_clusters().clusters == [] and c.list_user_clusters().clusters == []
-    for fn in (c.delete_all_identity, c.deactivate_auth, c.who_am_i, c.list_idp_connectors):
+    assert list(c.list_clusters()) == [] and list(c.list_user_clusters()) == []
+    c.delete_all_license()  # an empty license registry: nothing to delete, no error
+    for fn in (c.delete_all_identity, c.deactivate_auth):
         try:
             fn()
             raise SystemExit(f"{fn.__name__} did not fail")
-        except AuthServiceNotActivated:
+        except AuthServiceNotActivated:  # the client turns Pachyderm's answer into this
             pass
+    for fn in (c.who_am_i, c.list_idp_connectors):  # these pass the gRPC error through
+        try:
+            fn()
+            raise SystemExit(f"{fn.__name__} did not fail")
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.UNIMPLEMENTED, e.code()
+            assert e.details() == "the auth service is not activated", e.details()
     try:
         c.activate_auth()
         raise SystemExit("activate_auth did not fail")

@@ -141,7 +141,8 @@ PP_SCRIPT = textwrap.dedent('''
     c.finish_commit(c2)
     assert sorted(r.repo.name for r in c.list_repo()) == ["bar", "foo"]
     assert sorted(ci.commit.repo.name for ci in c.inspect_commit(t.id)) == ["bar", "foo"]
-    t2 = c.start_transaction()
+    t2 = c.start_transaction()   # python-pachyderm does not switch to it by itself
+    c.transaction_id = t2.id
     c.create_repo("later")
     c.transaction_id = None
     assert [i.transaction.id for i in c.list_transaction()] == [t2.id]
