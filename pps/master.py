@@ -122,6 +122,7 @@ class PpsMaster:
         self._cron_wakeup = threading.Event()
         self.cpu_count = os.cpu_count() or 1
         self.auth_token: Optional[str] = None  # pachd's token, for job S3 gateways
+        self.secrets = None  # a pps.secrets.SecretStore, set by pachd (pps_runtime)
         pfs.is_pipeline_output = self.is_pipeline_output
         pfs.add_listener(self._on_event)
 

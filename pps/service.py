@@ -18,6 +18,7 @@ from pfs.model import Repo
 from pfs.service import convert as pcv
 from pfs.service.errors import rpc
 from pps import datums as dm
+from pps.service_secrets import SecretsMixin
 from pps.spec import normalize_spec, pipeline_input_summary
 from pps.store import TERMINAL, DatumRecord, JobRecord, LogRecord, PipelineRecord
 from proto.pfs_v2 import pfs_pb2
@@ -138,7 +139,7 @@ def log_message(lg: LogRecord) -> pb.LogMessage:
                          data=[pb.InputFile(path=p, hash=h) for p, h in lg.data])
 
 
-class PpsServicer(pps_pb2_grpc.APIServicer):
+class PpsServicer(SecretsMixin, pps_pb2_grpc.APIServicer):
     def __init__(self, master):
         self.m = master
 
@@ -247,6 +248,7 @@ class PpsServicer(pps_pb2_grpc.APIServicer):
     def DeleteAll(self, req, ctx):
         for p in self.m.list_pipelines():
             self.m.delete_pipeline(p.project, p.name, True, False)
+        self.delete_all_secrets()
         return EMPTY
 
     # ---- jobs --------------------------------------------------------------------------------
