@@ -603,9 +603,12 @@ class PpsMaster:
     # ---- cron ----------------------------------------------------------------------------------
     def run_cron(self, project: str, name: str) -> None:
         p = self.inspect_pipeline(project, name)
-        for inp in iter_inputs(self.spec_of(p).input):
-            if isinstance(inp, CronInput):
-                self._tick(p, inp, datetime.now(timezone.utc).replace(microsecond=0))
+        crons = [inp for inp in iter_inputs(self.spec_of(p).input) if isinstance(inp, CronInput)]
+        if not crons:  # Pachyderm's text (an error without a gRPC status: UNKNOWN)
+            raise PfsError("pipeline doesn't have a cron input")
+        when = datetime.now(timezone.utc).replace(microsecond=0)  # the same time for every tick
+        for inp in crons:
+            self._tick(p, inp, when)
 
     def _tick(self, p: PipelineRecord, inp: CronInput, when: datetime) -> None:
         repo = Repo(inp.project or p.project, inp.repo, "user")

@@ -226,6 +226,11 @@ class PpsServicer(SecretsMixin, pps_pb2_grpc.APIServicer):
         return EMPTY
 
     @rpc
+    def CreateDatum(self, request_iterator, ctx):
+        from pps.service_datums import create_datum
+        yield from create_datum(self, request_iterator)
+
+    @rpc
     def CheckStatus(self, req, ctx):
         return iter(())
 
@@ -375,9 +380,14 @@ class PpsServicer(SecretsMixin, pps_pb2_grpc.APIServicer):
     # ---- datums ------------------------------------------------------------------------------
     @rpc
     def ListDatum(self, req, ctx):
-        if req.HasField("input") and not req.job.id:
+        has_job = bool(req.job.id or req.job.pipeline.name)
+        if req.HasField("input") and has_job:
+            raise InvalidArgument("ListDatum: specify a job or an input, not both")
+        if req.HasField("input"):
             yield from self._list_datum_input(req)
             return
+        if not has_job:
+            raise InvalidArgument("ListDatum: specify a job (pipeline and id) or an input")
         j = self.m.inspect_job(_project(req.job.pipeline), req.job.pipeline.name, req.job.id)
         states = {pb.DatumState.Name(s) for s in req.filter.state} if req.HasField("filter") else set()
         recs = list(self.m.store.datums(j.project, j.pipeline, j.id))
@@ -401,13 +411,26 @@ class PpsServicer(SecretsMixin, pps_pb2_grpc.APIServicer):
                 return
 
     def _list_datum_input(self, req):
-        inp = json_format.MessageToDict(req.input, preserving_proto_field_name=True)
+        from pps.service_datums import datums_of_input
+        n = 0
+        for info in datums_of_input(self, req.input):
+            if req.paginationMarker and info.datum.id <= req.paginationMarker:
+                continue
+            yield info
+            n += 1
+            if req.number and n >= req.number:
+                return
+
+    def _input_datums(self, input_msg):
+        """The datums a pipeline with this input would process now (branch heads)."""
+        inp = json_format.MessageToDict(input_msg, preserving_proto_field_name=True)
         spec = normalize_spec({"pipeline": {"name": "list-datum"}, "transform": {"cmd": ["true"]}, "input": inp},
                               strict=False)
         pfs = self.m.pfs
 
         def listing(pi):
-            ci = pfs.commit_for_read(Repo(pi.project, pi.repo, pi.repo_type or "user"), "", pi.branch or "master")
+            repo = Repo(pi.project or "default", pi.repo, pi.repo_type or "user")
+            ci = pfs.commit_for_read(repo, pi.commit, "" if pi.commit else (pi.branch or "master"))
             return [(k, e.hash, e.size) for k, e in pfs.tree(ci).glob(pi.glob or "/")]
 
         j = JobRecord(project="default", pipeline="", id="", pipeline_version=0, output_repo="", output_branch="")
@@ -471,13 +494,21 @@ class PpsServicer(SecretsMixin, pps_pb2_grpc.APIServicer):
             lines = lines[-req.tail:]
         for lg in lines:
             yield log_message(lg)
-        while req.follow and ctx.is_active():
+        # follow: a job's stream ends once the job is finished and its last lines are sent;
+        # a pipeline's stream runs until the client hangs up
+        done = job_id and self._job_finished(project, pipeline, job_id)
+        while req.follow and not done and ctx.is_active():
             with self.m._changed:
                 self.m._changed.wait(0.5)
+            done = job_id and self._job_finished(project, pipeline, job_id)  # before the read: no line lost
             for k, lg in self.m.store.logs(project, pipeline, job_id or None, after=cursor):
                 cursor = k
                 if wanted(lg):
                     yield log_message(lg)
+
+    def _job_finished(self, project: str, pipeline: str, job_id: str) -> bool:
+        j = self.m.store.get_job(project, pipeline, job_id)
+        return j is None or j.state in TERMINAL
 
     @rpc
     def ActivateAuth(self, req, ctx):
