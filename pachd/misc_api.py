@@ -54,9 +54,12 @@ class AdminServicer(admin_pb2_grpc.APIServicer):
         self.cluster_id = cluster_id
         self.request_restart = request_restart  # callable(reason) or None
         self.restart_reason: str | None = None
+        self.metadata_source = None  # callable() -> dict: the cluster's user metadata
 
     def InspectCluster(self, request, context):
         info = admin_pb2.ClusterInfo(id=self.cluster_id, deployment_id=self.cluster_id, warnings_ok=True)
+        if self.metadata_source is not None:
+            info.metadata.update(self.metadata_source())
         if self.restart_reason is not None:
             info.pending_restart = True
             info.restart_info = self.restart_reason

@@ -18,6 +18,7 @@ from pfs.model import Repo
 from pfs.service import convert as pcv
 from pfs.service.errors import rpc
 from pps import datums as dm
+from pps.service_misc import PpsMiscMixin
 from pps.service_secrets import SecretsMixin
 from pps.spec import normalize_spec, pipeline_input_summary
 from pps.store import TERMINAL, DatumRecord, JobRecord, LogRecord, PipelineRecord
@@ -139,7 +140,7 @@ def log_message(lg: LogRecord) -> pb.LogMessage:
                          data=[pb.InputFile(path=p, hash=h) for p, h in lg.data])
 
 
-class PpsServicer(SecretsMixin, pps_pb2_grpc.APIServicer):
+class PpsServicer(SecretsMixin, PpsMiscMixin, pps_pb2_grpc.APIServicer):
     def __init__(self, master):
         self.m = master
 

@@ -120,3 +120,16 @@ PP_SCRIPT = textwrap.dedent('''
 
 def test_python_pachyderm_list_datum_logs_run_cron(pp_python, pachd_pps):
     run_pp(pp_python, PP_SCRIPT, pachd_pps.port)
+
+
+def test_cluster_and_project_defaults_round_trip_and_run_pipeline(pps_client):
+    c = pps_client
+    doc = '{"createPipelineRequest": {"datumTries": "5"}}'
+    c.pps.set_cluster_defaults(cluster_defaults_json=doc)
+    assert c.pps.get_cluster_defaults().cluster_defaults_json == doc
+    expect_error(grpc.StatusCode.INVALID_ARGUMENT, c.pps.set_cluster_defaults,
+                 cluster_defaults_json='{"createPipelineRequest": {"noSuchField": 1}}')
+    c.pps.set_project_defaults(project=pfs.Project(name="default"), project_defaults_json="{}")
+    assert c.pps.get_project_defaults(project=pfs.Project(name="default")).project_defaults_json == "{}"
+    expect_error(grpc.StatusCode.NOT_FOUND, c.pps.get_project_defaults, project=pfs.Project(name="nope"))
+    assert expect_error(grpc.StatusCode.UNKNOWN, c.pps.run_pipeline) == "unimplemented"  # as Pachyderm 2.x
