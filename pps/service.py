@@ -127,7 +127,8 @@ def datum_info(j: JobRecord, d: DatumRecord) -> pb.DatumInfo:
                               upload_time=dur(d.upload_time), download_bytes=d.download_bytes,
                               upload_bytes=d.upload_bytes))
     for name, project, repo, branch, commit, path, h, size in d.inputs:
-        fi = info.data.add(size_bytes=size, hash=h)
+        fi = info.data.add(size_bytes=size, hash=h,
+                           file_type=pfs_pb2.DIR if path == "/" or path.endswith("/") else pfs_pb2.FILE)
         fi.file.path = path
         fi.file.commit.CopyFrom(pcv.commit_out(pcv.CommitRef(Repo(project, repo), commit, branch)))
     return info
@@ -429,13 +430,21 @@ class PpsServicer(SecretsMixin, PpsMiscMixin, pps_pb2_grpc.APIServicer):
                               strict=False)
         pfs = self.m.pfs
 
+        from pps.spec import PfsInput, iter_inputs
+        heads: dict = {}  # (project, repo, branch) -> the commit read, resolved once
+        for pi in iter_inputs(spec.input):
+            if isinstance(pi, PfsInput):
+                repo = Repo(pi.project or "default", pi.repo, pi.repo_type or "user")
+                heads[(pi.project, pi.repo, pi.branch)] = pfs.commit_for_read(
+                    repo, pi.commit, "" if pi.commit else (pi.branch or "master"))
+
         def listing(pi):
-            repo = Repo(pi.project or "default", pi.repo, pi.repo_type or "user")
-            ci = pfs.commit_for_read(repo, pi.commit, "" if pi.commit else (pi.branch or "master"))
+            ci = heads[(pi.project, pi.repo, pi.branch)]
             return [(k, e.hash, e.size) for k, e in pfs.tree(ci).glob(pi.glob or "/")]
 
+        commits = {k: ci.commit.id for k, ci in heads.items()}
         j = JobRecord(project="default", pipeline="", id="", pipeline_version=0, output_repo="", output_branch="")
-        for d in dm.enumerate_datums(spec.input, listing):
+        for d in dm.enumerate_datums(spec.input, listing, commits):
             rec = DatumRecord(d.id, "", "UNKNOWN",
                               [[f.name, f.project, f.repo, f.branch, f.commit, f.path, f.file_hash, f.size] for f in d.inputs])
             yield datum_info(j, rec)

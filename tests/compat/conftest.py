@@ -6,9 +6,7 @@ pins); `pp_python` (session) builds its own venv once and the tests run scripts 
 """
 from __future__ import annotations
 
-import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import pytest
@@ -54,16 +52,7 @@ def pps_client(pachd_pps):
 
 
 @pytest.fixture(scope="session")
-def pp_python(tmp_path_factory):
-    """The python of a venv holding python-pachyderm 7.6.0 (built once per session, or the one
-    named by $PP_PYTHON, e.g. to rerun tests quickly)."""
-    import os
-    if os.environ.get("PP_PYTHON"):
-        return Path(os.environ["PP_PYTHON"])
-    d = tmp_path_factory.mktemp("python-pachyderm-venv")
-    venv.create(d, with_pip=True)
-    py = d / "bin" / "python"
-    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "python-pachyderm==7.6.0"],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return py
+def pp_python():
+    """The python of a venv holding python-pachyderm 7.6.0 (see tests/compat/venvs.py)."""
+    from tests.compat.venvs import client_python
+    return client_python("python-pachyderm-7.6.0", "python-pachyderm==7.6.0", "PP_PYTHON")
