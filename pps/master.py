@@ -270,6 +270,10 @@ class PpsMaster:
     def create_pipeline(self, spec_dict: dict, project: str = "default", update: bool = False,
                         reprocess: bool = False, dry_run: bool = False,
                         user_json: Optional[str] = None) -> dict:
+        from pps import defaults
+        user_json = user_json or json.dumps(spec_dict, sort_keys=True)  # before the defaults
+        target = ((spec_dict.get("pipeline") or {}).get("project") or {}).get("name") or project
+        spec_dict = defaults.apply(self.pfs.meta, target, spec_dict)  # cluster < project < user
         spec = normalize_spec(spec_dict, project=project, now=datetime.now(timezone.utc))
         project, name = spec.project or project, spec.name
         update = update or spec.update
@@ -299,7 +303,7 @@ class PpsMaster:
                         self.stop_job(project, name, j.id, UPDATE_KILL_REASON)
             rec = PipelineRecord(
                 project=project, name=name, version=(existing.version + 1) if existing else 1,
-                spec=effective, user_spec_json=user_json or json.dumps(spec_dict, sort_keys=True),
+                spec=effective, user_spec_json=user_json,
                 salt=salt, created_at=existing.created_at if existing else now, updated_at=now,
                 state="PIPELINE_RUNNING", stopped=existing.stopped if existing else False,
                 parallelism=effective_parallelism(spec, self.cpu_count),
@@ -331,6 +335,10 @@ class PpsMaster:
         """What create_pipeline checks before it changes anything, without the pipeline lock
         and counting `new_repos` ((project, name) pairs about to be created) as existing.
         Used to validate a pipeline queued in a transaction."""
+        from pps import defaults
+        user_json = user_json or json.dumps(spec_dict, sort_keys=True)  # before the defaults
+        target = ((spec_dict.get("pipeline") or {}).get("project") or {}).get("name") or project
+        spec_dict = defaults.apply(self.pfs.meta, target, spec_dict)  # cluster < project < user
         spec = normalize_spec(spec_dict, project=project, now=datetime.now(timezone.utc))
         project, name = spec.project or project, spec.name
         self.pfs.inspect_project(project)

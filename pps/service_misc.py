@@ -5,9 +5,9 @@ A mixin of PpsServicer.
 Invariants:
 - Cluster and project defaults are JSON objects of Pachyderm's shape
   (`{"createPipelineRequest": {...}}`), validated against CreatePipelineRequest and stored
-  as pps records; Get returns what Set stored (or `{}`-filled defaults when nothing was).
-  They are stored and returned only: new pipelines do not yet merge them into their specs
-  (`affected_pipelines` is always empty), which docs/compat.md states.
+  (pps.defaults); Get returns what Set stored. New and updated pipelines get them merged
+  under their spec (pps.defaults.apply). Existing pipelines are not regenerated:
+  `regenerate`/`reprocess` are not acted on and `affected_pipelines` is empty.
 - RenderTemplate evaluates a jsonnet template with its args (as top-level arguments) and
   returns the JSON and the pipeline specs in it.
 - RunPipeline answers as Pachyderm 2.x does: UNKNOWN "unimplemented".
@@ -22,7 +22,6 @@ from pfs.errors import FailedPrecondition, InvalidArgument, PfsError
 from pfs.service.errors import rpc
 from proto.pps_v2 import pps_pb2 as pb
 
-_CLUSTER = "cluster-defaults"
 
 
 def _check_defaults(text: str, what: str) -> str:
@@ -44,8 +43,8 @@ class PpsMiscMixin:
     m = None
 
     def _defaults_key(self, project: str = ""):
-        from pfs.core.keys import pachd_key
-        return pachd_key("pps-defaults", project or _CLUSTER)
+        from pps import defaults
+        return defaults.key(project)
 
     @rpc
     def GetClusterDefaults(self, req, ctx):

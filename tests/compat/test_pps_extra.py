@@ -3,6 +3,7 @@ streamed CreateDatum, GetLogs follow/tail/since (a finished job's stream ends), 
 pipeline without a cron input."""
 from __future__ import annotations
 
+import json
 import queue
 import textwrap
 from datetime import timedelta
@@ -133,3 +134,24 @@ def test_cluster_and_project_defaults_round_trip_and_run_pipeline(pps_client):
     assert c.pps.get_project_defaults(project=pfs.Project(name="default")).project_defaults_json == "{}"
     expect_error(grpc.StatusCode.NOT_FOUND, c.pps.get_project_defaults, project=pfs.Project(name="nope"))
     assert expect_error(grpc.StatusCode.UNKNOWN, c.pps.run_pipeline) == "unimplemented"  # as Pachyderm 2.x
+
+
+def test_defaults_are_merged_under_new_pipeline_specs(pps_client):
+    c = pps_client
+    _repo(c, "dfl", {"/x": b"1"})
+    c.pps.set_cluster_defaults(cluster_defaults_json=json.dumps(
+        {"createPipelineRequest": {"datumTries": "7", "autoscaling": True}}))
+    c.pps.set_project_defaults(project=pfs.Project(name="default"), project_defaults_json=json.dumps(
+        {"createPipelineRequest": {"datumTries": "4"}}))
+
+    def make(name, **kw):
+        c.pps.create_pipeline(pipeline=pps.Pipeline(name=name), transform=pps.Transform(cmd=["true"]),
+                              input=pps.Input(pfs=pps.PfsInput(repo="dfl", glob="/")), **kw)
+        return c.pps.inspect_pipeline(pipeline=pps.Pipeline(name=name))
+    a = make("dfl-a")
+    assert a.details.datum_tries == 4 and a.details.autoscaling is True  # project over cluster
+    b = make("dfl-b", datum_tries=2)
+    assert b.details.datum_tries == 2  # the user's spec wins
+    assert "datumTries" not in a.user_spec_json and "datum_tries" not in a.user_spec_json
+    for n in ("dfl-a", "dfl-b"):
+        c.pps.delete_pipeline(pipeline=pps.Pipeline(name=n), force=True)
