@@ -336,7 +336,6 @@ class PpsMaster:
         and counting `new_repos` ((project, name) pairs about to be created) as existing.
         Used to validate a pipeline queued in a transaction."""
         from pps import defaults
-        user_json = user_json or json.dumps(spec_dict, sort_keys=True)  # before the defaults
         target = ((spec_dict.get("pipeline") or {}).get("project") or {}).get("name") or project
         spec_dict = defaults.apply(self.pfs.meta, target, spec_dict)  # cluster < project < user
         spec = normalize_spec(spec_dict, project=project, now=datetime.now(timezone.utc))
