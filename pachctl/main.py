@@ -30,7 +30,7 @@ from pachctl.cli import _PLURALS
 from pachctl.cli import root as _root
 
 ALL_MODULES = ("cmd_repo", "cmd_commit", "cmd_file", "cmd_transfer", "cmd_config", "cmd_misc", "cmd_pps",
-               "cmd_worker", "cmd_auth")
+               "cmd_worker", "cmd_auth", "cmd_transaction", "cmd_secret")
 # `<verb> <noun>` -> the module that registers it
 COMMAND_MODULES = {
     "cmd_file": ("copy file", "delete file", "diff file", "glob file", "inspect file", "list file"),
@@ -46,6 +46,9 @@ COMMAND_MODULES = {
                  "stop job", "wait job"),
     "cmd_draw": ("draw lineage", "draw pipeline"),
     "cmd_transfer": ("get file", "put file"),
+    "cmd_secret": ("create secret", "delete secret", "inspect secret", "list secret"),
+    "cmd_transaction": ("delete transaction", "finish transaction", "inspect transaction", "list transaction",
+                        "resume transaction", "start transaction", "stop transaction"),
 }
 # verbs that are one module's entirely
 VERB_MODULES = {"config": "cmd_config", "version": "cmd_misc", "shutdown": "cmd_misc", "logs": "cmd_logs",

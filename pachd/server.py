@@ -22,6 +22,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import uuid
 from concurrent import futures
 from pathlib import Path
@@ -38,6 +39,7 @@ from pfs.service.pfs_api import PfsServicer
 from proto.admin_v2 import admin_pb2, admin_pb2_grpc
 from proto.auth_v2 import auth_pb2
 from proto.pfs_v2 import pfs_pb2, pfs_pb2_grpc
+from proto.transaction_v2 import transaction_pb2_grpc
 from proto.versionpb_v2 import version_pb2, version_pb2_grpc
 
 log = logging.getLogger("pachd")
@@ -86,22 +88,33 @@ class Pachd:
         self.s3_gateway = None
         self.pps = None
         self._stopped = threading.Event()
+        from pachd.transactions import TransactionInterceptor, TransactionRunner, TransactionServicer
+        pfs_servicer = PfsServicer(self.pfs)
+        self.transactions = TransactionRunner(
+            self.pfs, pfs_servicer, lambda: self.pps.servicer if self.pps is not None else None)
         self.authn = AuthSetup(self.root, self.pfs, self.auth_token)
-        interceptors = [self.authn.interceptor]
+        # auth first: a call queued in a transaction is checked as its caller makes it
+        interceptors = [self.authn.interceptor, TransactionInterceptor(self.transactions)]
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
             interceptors=interceptors,
             options=[("grpc.max_receive_message_length", MAX_MSG),
                      ("grpc.max_send_message_length", MAX_MSG),
                      ("grpc.so_reuseport", 0)])
-        pfs_pb2_grpc.add_APIServicer_to_server(PfsServicer(self.pfs), self.server)
+        pfs_pb2_grpc.add_APIServicer_to_server(pfs_servicer, self.server)
         version_pb2_grpc.add_APIServicer_to_server(VersionServicer(), self.server)
-        admin_pb2_grpc.add_APIServicer_to_server(AdminServicer(self._cluster_id()), self.server)
+        self.admin = AdminServicer(self._cluster_id())
+        admin_pb2_grpc.add_APIServicer_to_server(self.admin, self.server)
         self.authn.add_servicer(self.server)
         services = [pfs_pb2.DESCRIPTOR.services_by_name["API"].full_name,
                     version_pb2.DESCRIPTOR.services_by_name["API"].full_name,
                     admin_pb2.DESCRIPTOR.services_by_name["API"].full_name,
                     auth_pb2.DESCRIPTOR.services_by_name["API"].full_name]
+        services += self._add_enterprise_services()
+        transaction_pb2_grpc.add_APIServicer_to_server(TransactionServicer(self.transactions), self.server)
+        services.append("transaction_v2.API")
+        from pachd.extra_services import add_extra_services
+        services += add_extra_services(self)
         if enable_pps:
             name = self._add_pps()
             if name:
@@ -120,6 +133,17 @@ class Pachd:
             self.port = 0
         if self.port == 0:
             raise OSError(f"pachd cannot listen on {host}:{port} (is another pachd running?)")
+
+    def _add_enterprise_services(self) -> list[str]:
+        """enterprise_v2, license_v2, identity_v2: an unlicensed Pachyderm's answers."""
+        from pachd.enterprise_api import EnterpriseServicer, IdentityServicer, LicenseServicer
+        from proto.enterprise_v2 import enterprise_pb2_grpc
+        from proto.identity_v2 import identity_pb2_grpc
+        from proto.license_v2 import license_pb2_grpc
+        enterprise_pb2_grpc.add_APIServicer_to_server(EnterpriseServicer(), self.server)
+        license_pb2_grpc.add_APIServicer_to_server(LicenseServicer(), self.server)
+        identity_pb2_grpc.add_APIServicer_to_server(IdentityServicer(self.auth_token), self.server)
+        return ["enterprise_v2.API", "license_v2.API", "identity_v2.API"]
 
     def _add_pps(self) -> str:
         from pachd.pps_runtime import add_pps  # noqa: WPS433 - pps loads only when enabled
@@ -234,6 +258,14 @@ def main(argv=None) -> int:
         # abort the process (SIGABRT) instead of exiting 1
         os._exit(1)
     stop = threading.Event()
+    restart = threading.Event()
+
+    def on_restart(reason: str) -> None:
+        log.info("restart requested: %s", reason)
+        restart.set()
+        stop.set()
+
+    pachd.admin.request_restart = on_restart
 
     def on_signal(signum, frame):
         log.info("received %s, shutting down", signal.Signals(signum).name)
@@ -245,7 +277,14 @@ def main(argv=None) -> int:
     print(f"pachd listening on {args.host}:{pachd.port}", file=sys.stderr, flush=True)
     while not stop.wait(1.0):
         pass
+    if restart.is_set():
+        time.sleep(0.5)  # let the RestartPachyderm call answer before the server stops
     pachd.stop()
+    if restart.is_set():
+        log.info("restarting pachd")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "pachd", *(sys.argv[1:] if argv is None else argv)])
     return 0
 
 

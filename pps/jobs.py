@@ -51,9 +51,10 @@ JOB_TIMEOUT_REASON = " jobtimed out"
 
 
 class JobKilled(Exception):
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, state: str = JOB_KILLED):
         super().__init__(reason)
         self.reason = reason
+        self.state = state  # JOB_KILLED, or the terminal state UpdateJobState asked for
 
 
 class JobInterrupted(Exception):
@@ -83,13 +84,14 @@ class JobRun:
         self.results: dict[str, DatumRecord] = {}
         self.outstanding: set[str] = set()
         self.kill_reason: Optional[str] = None
+        self.kill_state: str = JOB_KILLED
         self.interrupted = False
         self.pb_by_id: dict = {}
 
     # ---- control from other threads -------------------------------------------------------
-    def kill(self, reason: str) -> None:
+    def kill(self, reason: str, state: str = JOB_KILLED) -> None:
         with self.cond:
-            self.kill_reason = reason
+            self.kill_reason, self.kill_state = reason, state
             self.cond.notify_all()
 
     def interrupt(self) -> None:
@@ -102,7 +104,7 @@ class JobRun:
         if self.interrupted:
             raise JobInterrupted()
         if self.kill_reason is not None:
-            raise JobKilled(self.kill_reason)
+            raise JobKilled(self.kill_reason, self.kill_state)
         timeout = self.spec.job_timeout
         if timeout and self.job.started and time.time() - self.job.started > timeout:
             raise JobKilled(JOB_TIMEOUT_REASON)
@@ -140,7 +142,7 @@ class JobRun:
         except JobKilled as k:
             self.master.board.retire_job(self.key, j.id)
             self._fail_commit(k.reason)
-            self._finish_state(JOB_KILLED, k.reason)
+            self._finish_state(k.state, k.reason)
         except Exception as e:  # noqa: BLE001 - a job never takes the master down
             if self.interrupted:  # pfs closing under a shutdown: not the job's fault
                 self.master.board.retire_job(self.key, j.id)

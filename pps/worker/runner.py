@@ -22,7 +22,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -59,6 +59,7 @@ class Config:
     wait_seconds: float = 10.0
     unreachable_timeout: float = 60.0
     auth_token: str = ""
+    secret_mounts: dict = field(default_factory=dict)  # fallback mode: mount path -> host dir
 
 
 class Logs:
@@ -117,7 +118,8 @@ class Worker(DatumRunner):
         self.scratch = self.pfs / ".scratch"
         self.dirs = Dirs(self.scratch / "pool")
         self.io = PfsIO(self.channel, self.dirs, self.md)
-        self.rewrite = PathRewriter(cfg.pfs_root, Path(cfg.image_dir) if cfg.image_dir else None)
+        self.rewrite = PathRewriter(cfg.pfs_root, Path(cfg.image_dir) if cfg.image_dir else None,
+                                    cfg.secret_mounts)
         self.logs = Logs(cfg.worker_id)
         self.version = int(os.environ.get("PPS_PIPELINE_VERSION", "0") or 0)
         self.spec = spec or self.load_spec()  # InspectPipeline sets self.version too

@@ -240,12 +240,16 @@ class PathRewriter:
     Only whole path components are rewritten: `/pfs/out` and `x=/pfs/in` change, `/pfsx` and
     `a/pfs` do not. With `pfs_root == "/pfs"` and no image it is the identity."""
 
-    def __init__(self, pfs_root: str, image_dir: Optional[Path] = None):
+    def __init__(self, pfs_root: str, image_dir: Optional[Path] = None,
+                 extra: Mapping[str, str] = {}):
         self.map: dict[str, str] = {}
         if pfs_root.rstrip("/") != PFS:
             self.map[PFS] = pfs_root.rstrip("/")
         for entry in image_entries(image_dir) if image_dir else []:
             self.map["/" + entry] = str(Path(image_dir) / entry)
+        for inside, host in extra.items():  # e.g. secrets' mount paths
+            if inside.rstrip("/") != str(host).rstrip("/"):
+                self.map[inside.rstrip("/")] = str(host).rstrip("/")
         if self.map:
             alts = "|".join(re.escape(k) for k in sorted(self.map, key=len, reverse=True))
             self._re = re.compile(r"(?<![\w.~/-])(" + alts + r")(?![\w.-])")
