@@ -24,7 +24,7 @@ log = logging.getLogger("pachd.auth")
 TOKEN_KEY = "authn-token"
 _CODES = {"UNAUTHENTICATED": grpc.StatusCode.UNAUTHENTICATED, "PERMISSION_DENIED": grpc.StatusCode.PERMISSION_DENIED,
           "INVALID_ARGUMENT": grpc.StatusCode.INVALID_ARGUMENT, "UNIMPLEMENTED": grpc.StatusCode.UNIMPLEMENTED,
-          "NOT_FOUND": grpc.StatusCode.NOT_FOUND}
+          "NOT_FOUND": grpc.StatusCode.NOT_FOUND, "FAILED_PRECONDITION": grpc.StatusCode.FAILED_PRECONDITION}
 
 
 def status_of(e: AuthError) -> grpc.StatusCode:

@@ -117,4 +117,4 @@ class InvalidArgument(AuthError):
 
 
 class Unsupported(AuthError):
-    code = "UNIMPLEMENTED"
+    code = "FAILED_PRECONDITION"  # cannot apply here, and says why (docs/compat.md)

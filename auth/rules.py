@@ -460,11 +460,66 @@ AUTH = {
     "RotateRootToken": cluster("CLUSTER_AUTH_ROTATE_ROOT_TOKEN"),
 }
 
+# ---- the services an unlicensed Pachyderm answers, and the rest of pachd's ----------------------
+def _cluster_each(perms: dict[str, str]) -> dict[str, Rule]:
+    return {m: cluster(p) for m, p in perms.items()}
+
+
+IDENTITY = _cluster_each({
+    "SetIdentityServerConfig": "CLUSTER_IDENTITY_SET_CONFIG", "GetIdentityServerConfig": "CLUSTER_IDENTITY_GET_CONFIG",
+    "CreateIDPConnector": "CLUSTER_IDENTITY_CREATE_IDP", "UpdateIDPConnector": "CLUSTER_IDENTITY_UPDATE_IDP",
+    "ListIDPConnectors": "CLUSTER_IDENTITY_LIST_IDPS", "GetIDPConnector": "CLUSTER_IDENTITY_GET_IDP",
+    "DeleteIDPConnector": "CLUSTER_IDENTITY_DELETE_IDP", "CreateOIDCClient": "CLUSTER_IDENTITY_CREATE_OIDC_CLIENT",
+    "UpdateOIDCClient": "CLUSTER_IDENTITY_UPDATE_OIDC_CLIENT", "GetOIDCClient": "CLUSTER_IDENTITY_GET_OIDC_CLIENT",
+    "ListOIDCClients": "CLUSTER_IDENTITY_LIST_OIDC_CLIENTS", "DeleteOIDCClient": "CLUSTER_IDENTITY_DELETE_OIDC_CLIENT",
+    "DeleteAll": ADMIN})
+LICENSE = {**_cluster_each({
+    "Activate": "CLUSTER_LICENSE_ACTIVATE", "GetActivationCode": "CLUSTER_LICENSE_GET_CODE", "DeleteAll": ADMIN,
+    "AddCluster": "CLUSTER_LICENSE_ADD_CLUSTER", "DeleteCluster": "CLUSTER_LICENSE_DELETE_CLUSTER",
+    "ListClusters": "CLUSTER_LICENSE_LIST_CLUSTERS", "UpdateCluster": "CLUSTER_LICENSE_UPDATE_CLUSTER"}),
+    "Heartbeat": OPEN, "ListUserClusters": AUTHENTICATED}
+ENTERPRISE = {**_cluster_each({
+    "Activate": "CLUSTER_ENTERPRISE_ACTIVATE", "GetActivationCode": "CLUSTER_ENTERPRISE_GET_CODE",
+    "Heartbeat": "CLUSTER_ENTERPRISE_HEARTBEAT", "Deactivate": "CLUSTER_ENTERPRISE_DEACTIVATE",
+    "Pause": "CLUSTER_ENTERPRISE_PAUSE", "Unpause": "CLUSTER_ENTERPRISE_PAUSE"}),
+    "GetState": OPEN, "PauseStatus": AUTHENTICATED}
+# debug dumps show every repo and pipeline; load tests write: clusterAdmin's
+DEBUG = {**_cluster_each({m: "CLUSTER_DEBUG_DUMP" for m in ("Profile", "Binary", "Dump", "DumpV2", "Trace",
+                                                              "GetDumpV2Template")}),
+         **_cluster_each({m: ADMIN for m in ("SetLogLevel", "RunPFSLoadTest", "RunPFSLoadTestDefault")})}
+# Not narrowed per query or per edited object yet: pachd's own logs and metadata of any
+# project, repo or commit are clusterAdmin's (fails closed; docs/auth.md says so).
+LOGS = {"GetLogs": cluster("CLUSTER_GET_PACHD_LOGS")}
+METADATA = {"EditMetadata": cluster(ADMIN)}
+PJS = {m: cluster(ADMIN) for m in ("CreateJob", "CancelJob", "DeleteJob", "ListJob", "WalkJob", "InspectJob",
+                                    "ProcessQueue", "ListQueue", "InspectQueue", "AwaitJob")}
+SNAPSHOT = {m: cluster(ADMIN) for m in ("CreateSnapshot", "DeleteSnapshot", "InspectSnapshot", "ListSnapshot")}
+# file sets are scratch objects named by unguessable ids, as pfs's CreateFileSet
+STORAGE = {m: AUTHENTICATED for m in ("CreateFileset", "ReadFileset", "ReadFilesetCDR", "RenewFileset",
+                                       "ComposeFileset", "ShardFileset")}
+# A call made inside a transaction is checked as its caller makes it (the interceptor runs
+# before the transaction queues it); a batch carries its requests inline, unchecked, so it
+# is clusterAdmin's until each is checked on its own.
+TRANSACTION = {"StartTransaction": AUTHENTICATED, "InspectTransaction": AUTHENTICATED,
+               "DeleteTransaction": AUTHENTICATED, "ListTransaction": AUTHENTICATED,
+               "FinishTransaction": AUTHENTICATED, "BatchTransaction": cluster(ADMIN),
+               "DeleteAll": cluster(ADMIN)}
+
 RULES: dict[str, Rule] = {
     **{f"/pfs_v2.API/{m}": r for m, r in PFS.items()},
     **{f"/pps_v2.API/{m}": r for m, r in PPS.items()},
     **{f"/worker_v1.Tasks/{m}": r for m, r in TASKS.items()},
     **{f"/auth_v2.API/{m}": r for m, r in AUTH.items()},
+    **{f"/identity_v2.API/{m}": r for m, r in IDENTITY.items()},
+    **{f"/license_v2.API/{m}": r for m, r in LICENSE.items()},
+    **{f"/enterprise_v2.API/{m}": r for m, r in ENTERPRISE.items()},
+    **{f"/debug_v2.Debug/{m}": r for m, r in DEBUG.items()},
+    **{f"/logs.API/{m}": r for m, r in LOGS.items()},
+    **{f"/metadata.API/{m}": r for m, r in METADATA.items()},
+    **{f"/pjs.API/{m}": r for m, r in PJS.items()},
+    **{f"/snapshot.API/{m}": r for m, r in SNAPSHOT.items()},
+    **{f"/storage.Fileset/{m}": r for m, r in STORAGE.items()},
+    **{f"/transaction_v2.API/{m}": r for m, r in TRANSACTION.items()},
     "/versionpb_v2.API/GetVersion": OPEN,
     "/admin_v2.API/InspectCluster": OPEN,
     "/admin_v2.API/RestartPachyderm": cluster(ADMIN),

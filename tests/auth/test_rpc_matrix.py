@@ -17,12 +17,26 @@ from proto.pps_v2 import pps_pb2
 from proto.versionpb_v2 import version_pb2
 from proto.worker_v1 import tasks_pb2
 
+from proto.debug_v2 import debug_pb2
+from proto.enterprise_v2 import enterprise_pb2
+from proto.identity_v2 import identity_pb2
+from proto.license_v2 import license_pb2
+from proto.logs import logs_pb2
+from proto.metadata import metadata_pb2
+from proto.pjs import pjs_pb2
+from proto.snapshot import snapshot_pb2
+from proto.storage import storage_pb2
+from proto.transaction_v2 import transaction_pb2
+
 SERVICES = [(pfs_pb2, "API"), (pps_pb2, "API"), (auth_pb2, "API"), (admin_pb2, "API"),
-            (version_pb2, "API"), (tasks_pb2, "Tasks")]
+            (version_pb2, "API"), (tasks_pb2, "Tasks"), (identity_pb2, "API"), (license_pb2, "API"),
+            (enterprise_pb2, "API"), (debug_pb2, "Debug"), (logs_pb2, "API"), (metadata_pb2, "API"),
+            (pjs_pb2, "API"), (snapshot_pb2, "API"), (storage_pb2, "Fileset"), (transaction_pb2, "API")]
 METHODS = [(f"/{m.containing_service.full_name}/{m.name}", m)
            for mod, svc in SERVICES for m in mod.DESCRIPTOR.services_by_name[svc].methods]
 OPEN = {"/versionpb_v2.API/GetVersion", "/admin_v2.API/InspectCluster", "/auth_v2.API/Activate",
-        "/auth_v2.API/Authenticate", "/auth_v2.API/GetOIDCLogin"}
+        "/auth_v2.API/Authenticate", "/auth_v2.API/GetOIDCLogin", "/enterprise_v2.API/GetState",
+        "/license_v2.API/Heartbeat"}
 # What a signed-in user with no role at all may still reach (the servicer answers): list calls
 # (filtered to nothing), who-am-I style auth calls, and calls not tied to any resource.
 NO_ROLE_REACHES = {
@@ -37,10 +51,15 @@ NO_ROLE_REACHES = {
     "/pps_v2.API/GetProjectDefaults", "/pps_v2.API/PipelinesSummary", "/pps_v2.API/ListDatum",
     "/auth_v2.API/Authorize", "/auth_v2.API/GetPermissions", "/auth_v2.API/WhoAmI",
     "/auth_v2.API/GetRolesForPermission", "/auth_v2.API/GetRoleBinding", "/auth_v2.API/RevokeAuthToken",
-    "/auth_v2.API/GetGroups",
+    "/auth_v2.API/GetGroups", "/license_v2.API/ListUserClusters", "/enterprise_v2.API/PauseStatus",
+    *(f"/storage.Fileset/{m}" for m in ("CreateFileset", "ReadFileset", "ReadFilesetCDR", "RenewFileset",
+                                         "ComposeFileset", "ShardFileset")),
+    *(f"/transaction_v2.API/{m}" for m in ("StartTransaction", "InspectTransaction", "DeleteTransaction",
+                                            "ListTransaction", "FinishTransaction")),
 } | OPEN
 DESTRUCTIVE = {"/auth_v2.API/Deactivate", "/auth_v2.API/RotateRootToken", "/pfs_v2.API/DeleteAll",
-               "/pps_v2.API/DeleteAll"}
+               "/pps_v2.API/DeleteAll", "/identity_v2.API/DeleteAll", "/license_v2.API/DeleteAll",
+               "/transaction_v2.API/DeleteAll", "/enterprise_v2.API/Deactivate"}
 
 
 def invoke(channel, path, method, token, timeout=3.0):

@@ -109,11 +109,7 @@ PP_SCRIPT = textwrap.dedent('''
         except grpc.RpcError as e:
             assert e.code() == grpc.StatusCode.UNIMPLEMENTED, e.code()
             assert e.details() == "the auth service is not activated", e.details()
-    try:
-        c.activate_auth()
-        raise SystemExit("activate_auth did not fail")
-    except grpc.RpcError as e:
-        assert "Pachyderm Enterprise is not active" in e.details(), e.details()
+    # (activate_auth works here without a license: tests/auth covers it)
     c.create_repo("r")
     with c.commit("r", "master") as cm:
         c.put_file_bytes(cm, "/a", b"x")
