@@ -23,6 +23,23 @@ ROOT = Path(__file__).resolve().parents[1]
 HIDDEN = ["bwrap", "dot", "fusermount3"]
 
 
+def _really_missing() -> list[str]:
+    """What bootstrap also finds missing on this machine besides the hidden tools (on a
+    fresh machine: the headers and compiler the FUSE mount's build needs)."""
+    import shutil
+    import sysconfig
+    m = []
+    if not os.path.exists("/usr/include/fuse3/fuse_lowlevel.h"):
+        m.append("libfuse3-dev")
+    m += [pkg for pkg in ("pkg-config", "gcc") if shutil.which(pkg) is None]
+    if not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")):
+        m.append("python3-dev")
+    return m
+
+
+PKGS = " ".join(["bubblewrap", "graphviz", "fuse3", *_really_missing()])
+
+
 @pytest.fixture
 def machine(tmp_path):
     """-> run(uid, sudo, apt) returning (exit code, stdout, [apt-get calls])."""
@@ -70,23 +87,22 @@ def _script(path: Path, body: str) -> None:
 def test_root_installs_what_is_missing_in_one_line(machine):
     code, out, calls = machine(uid=0, apt="needs-update")
     assert code == 0, out
-    assert out == "bootstrap: installing system packages: bubblewrap graphviz fuse3 (apt-get install)\n"
-    assert calls == ["install -y -qq bubblewrap graphviz fuse3", "update -qq",
-                     "install -y -qq bubblewrap graphviz fuse3"]
+    assert out == f"bootstrap: installing system packages: {PKGS} (apt-get install)\n"
+    assert calls == [f"install -y -qq {PKGS}", "update -qq", f"install -y -qq {PKGS}"]
 
 
 def test_passwordless_sudo_installs_through_sudo(machine):
     code, out, calls = machine(uid=1000, sudo="passwordless")
     assert code == 0, out
-    assert out == "bootstrap: installing system packages: bubblewrap graphviz fuse3 (apt-get install via sudo)\n"
-    assert calls == ["install -y -qq bubblewrap graphviz fuse3"]
+    assert out == f"bootstrap: installing system packages: {PKGS} (apt-get install via sudo)\n"
+    assert calls == [f"install -y -qq {PKGS}"]
 
 
 @pytest.mark.parametrize("sudo", ["none", "password"])
 def test_without_root_one_line_says_what_to_run(machine, sudo):
     code, out, calls = machine(uid=1000, sudo=sudo)
     assert code == 0, out
-    assert out == ("bootstrap: missing system packages, run: sudo apt-get install bubblewrap graphviz fuse3"
+    assert out == (f"bootstrap: missing system packages, run: sudo apt-get install {PKGS}"
                    "   (until then the tests that need them are skipped)\n")
     assert calls == []
 
@@ -95,8 +111,8 @@ def test_a_failed_install_is_one_line_and_not_fatal(machine):
     code, out, calls = machine(uid=0, apt="broken")
     assert code == 0, out
     lines = out.splitlines()
-    assert lines[0] == "bootstrap: installing system packages: bubblewrap graphviz fuse3 (apt-get install)"
-    assert lines[1].startswith("bootstrap: apt-get install bubblewrap graphviz fuse3 failed (log: ")
+    assert lines[0] == f"bootstrap: installing system packages: {PKGS} (apt-get install)"
+    assert lines[1].startswith(f"bootstrap: apt-get install {PKGS} failed (log: ")
     assert lines[1].endswith("); the tests that need them are skipped") and len(lines) == 2
     log = lines[1].split("(log: ")[1].split(")")[0]
     assert "E: network unreachable" in Path(log).read_text()
@@ -106,5 +122,5 @@ def test_a_failed_install_is_one_line_and_not_fatal(machine):
 def test_opting_out_only_says_what_is_missing(machine):
     code, out, calls = machine(uid=0, extra_env={"PACH_NO_SYSTEM_PACKAGES": "1"})
     assert code == 0 and calls == []
-    assert out == ("bootstrap: missing system packages: bubblewrap graphviz fuse3 (Debian names; not "
+    assert out == (f"bootstrap: missing system packages: {PKGS} (Debian names; not "
                    "installing them here); the tests that need them are skipped\n")
