@@ -150,6 +150,21 @@ class RocksMetadataStore:
             raise StorageError(f"cannot open the snapshot {d} of the metadata store: {e}") from e
         return RocksSnapshot(view, d)
 
+    def checkpoint(self, dest: Path | str) -> None:
+        """A consistent copy of the database in the new directory `dest` (hard links to the
+        live table files where the file system allows; the memtable is flushed first)."""
+        with self._lock:
+            db = self._alive()
+            try:
+                Checkpoint(db).create_checkpoint(str(dest))
+            except Exception as e:  # rocksdict raises plain Exception
+                shutil.rmtree(dest, ignore_errors=True)
+                raise StorageError(f"cannot checkpoint the metadata store at {self.path}: {e}") from e
+
+    def sequence(self) -> int:
+        """RocksDB's latest sequence number: it moves on every write."""
+        return self._alive().latest_sequence_number()
+
     def close(self) -> None:
         with self._lock:
             if self._closed:

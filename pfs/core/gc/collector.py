@@ -89,7 +89,9 @@ class GarbageCollector:
         self._lock = threading.Lock()
         self.runs = 0
         self.last: Optional[GcReport] = None
-        self.hooks: dict[str, Callable[[], None]] = {}  # test hooks: "after_claim", "per_pack"
+        self.hooks: dict[str, Callable[[], None]] = {}  # test hooks: "after_packs", "per_pack"
+        # runs after packs are claimed (phase 1) and before their objects are removed
+        self.before_remove: Callable[[], None] = lambda: None
 
     def run(self, orphans: Optional[bool] = None, compact: bool = True) -> GcReport:
         """One collection. `orphans`: also list the chunk store for unrecorded objects
@@ -117,7 +119,7 @@ class GarbageCollector:
     def _run(self, r: GcReport, orphans: Optional[bool], compact: bool) -> None:
         s = self.settings
         self._probe()
-        sweep.finish_deleting(self.meta, self.chunks, r)
+        sweep.finish_deleting(self.meta, self.chunks, r, self.before_remove)
         now = self.pfs.clock()
         with self.meta.snapshot() as snap:
             m = mark(snap, now)
@@ -130,13 +132,14 @@ class GarbageCollector:
             if not sweep.delete_leases(self.meta, m, r):
                 r.skipped = "a lease was renewed after it expired; will retry"
                 return
-            sweep.sweep_packs(self.meta, self.chunks, snap, m, r, self.hooks.get("per_pack", lambda: None))
+            sweep.sweep_packs(self.meta, self.chunks, snap, m, r, self.hooks.get("per_pack", lambda: None),
+                              self.before_remove)
             self.hooks.get("after_packs", lambda: None)()
             sweep.sweep_nodes(self.meta, snap, m, r)
             sweep.sweep_uploads(self.meta, snap, now, s.upload_max_age, r)
             if compact:
                 compaction.compact(self.meta, self.chunks, snap, m, r, s.compact_ratio, s.compact_min_dead,
-                                   self.pfs.content.pack_target, self.pfs.clock)
+                                   self.pfs.content.pack_target, self.pfs.clock, self.before_remove)
             if orphans if orphans is not None else (self.runs % max(s.orphans_every, 1) == 0):
                 age = s.orphan_age if s.orphan_age is not None else self.pfs.leases.ttl
                 sweep.sweep_orphans(self.meta, self.chunks, m, time.time(), age, r)

@@ -47,20 +47,20 @@ def candidates(snap, m: Marked, ratio: float, min_dead: int) -> list[tuple[bytes
 
 
 def compact(meta, chunks, snap, m: Marked, report, ratio: float, min_dead: int, target: int,
-            clock) -> None:
+            clock, before_remove=lambda: None) -> None:
     group: list = []
     live = 0
     for cand in candidates(snap, m, ratio, min_dead):
         group.append(cand)
         live += m.pack_live_bytes[cand[0]]
         if live >= target:
-            _rewrite(meta, chunks, m, group, report, clock)
+            _rewrite(meta, chunks, m, group, report, clock, before_remove)
             group, live = [], 0
     if group:
-        _rewrite(meta, chunks, m, group, report, clock)
+        _rewrite(meta, chunks, m, group, report, clock, before_remove)
 
 
-def _rewrite(meta, chunks, m: Marked, group: list, report, clock) -> None:
+def _rewrite(meta, chunks, m: Marked, group: list, report, clock, before_remove) -> None:
     new_id = os.urandom(16)
     parts: list[bytes] = []
     moves: list[tuple[bytes, bytes, bytes]] = []  # chunk-index key, snapshot value, new value
@@ -105,6 +105,7 @@ def _rewrite(meta, chunks, m: Marked, group: list, report, clock) -> None:
         return  # the new pack is garbage now: the next run deletes it
     report.packs_compacted += len(ok_group)
     report.compacted_into += 1
+    before_remove()
     for p, _, rec in ok_group:
         chunks.delete(pack_key(p))
         meta.delete(keys.pack_record_key(p))

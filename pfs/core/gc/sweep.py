@@ -1,6 +1,8 @@
 """Sweeping: deleting what the mark found unreachable, each delete guarded by its snapshot value.
 
 Invariants:
+- Packs are deleted in two phases; `before_remove` runs between them (pachd ships the
+  metadata to the bucket there, so a restored pachd never refers to a removed pack).
 - Packs are deleted in two phases. Phase 1, one atomic metadata batch per pack: the pack's
   record still holds the value the snapshot saw (no lease re-wrote it) -> it becomes
   DELETING, and the chunk-index entries that place dead chunks in it (each unchanged since
@@ -34,12 +36,13 @@ log = logging.getLogger("pachd.gc")
 NODE_BATCH = 500
 
 
-def finish_deleting(meta, chunks, report) -> None:
+def finish_deleting(meta, chunks, report, before_remove: Callable = lambda: None) -> None:
     """Phase 2 for every pack already claimed (DELETING): a run that crashed, or this one."""
-    for k, v in list(meta.scan(prefix=keys.PACK_RECORD_PREFIX)):
-        rec = PackRecord.decode(v)
-        if rec.state != DELETING:
-            continue
+    claimed = [(k, PackRecord.decode(v)) for k, v in meta.scan(prefix=keys.PACK_RECORD_PREFIX)]
+    claimed = [(k, rec) for k, rec in claimed if rec.state == DELETING]
+    if claimed:
+        before_remove()
+    for k, rec in claimed:
         pack = k[len(keys.PACK_RECORD_PREFIX):]
         chunks.delete(pack_key(pack))  # a missing object is fine: idempotent
         meta.delete(k)
@@ -98,7 +101,8 @@ def claim_pack(meta, pack: bytes, snap_raw: bytes, dead_entries: Iterable[tuple[
     return False
 
 
-def sweep_packs(meta, chunks, snap, m: Marked, report, on_pack: Callable = lambda: None) -> None:
+def sweep_packs(meta, chunks, snap, m: Marked, report, on_pack: Callable = lambda: None,
+                before_remove: Callable = lambda: None) -> None:
     """Claim every recorded pack nothing live is in, then delete them (phases 1 and 2)."""
     claimed = []
     n = len(keys.PACK_RECORD_PREFIX)
@@ -116,6 +120,8 @@ def sweep_packs(meta, chunks, snap, m: Marked, report, on_pack: Callable = lambd
             report.chunk_entries_deleted += len(m.pack_dead_entries.get(pack, ()))
         else:
             report.packs_kept_leased += 1
+    if claimed:
+        before_remove()  # e.g. ship the metadata that says these packs are being deleted
     for pack, rec in claimed:
         on_pack()
         chunks.delete(pack_key(pack))
