@@ -18,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Optional
 
@@ -103,7 +104,14 @@ class MaintenanceServicer(maintenance_pb2_grpc.APIServicer):
 
 
 def make_collector(pfs, before_remove=None) -> GarbageCollector:
-    gc = GarbageCollector(pfs, GcSettings())
+    """The collector, with compaction tunable by PACHD_GC_COMPACT_RATIO (rewrite packs whose live
+    share is below it) and PACHD_GC_COMPACT_MIN_DEAD (bytes a pack must free to be rewritten)."""
+    settings = GcSettings()
+    if os.environ.get("PACHD_GC_COMPACT_RATIO"):
+        settings.compact_ratio = float(os.environ["PACHD_GC_COMPACT_RATIO"])
+    if os.environ.get("PACHD_GC_COMPACT_MIN_DEAD"):
+        settings.compact_min_dead = int(os.environ["PACHD_GC_COMPACT_MIN_DEAD"])
+    gc = GarbageCollector(pfs, settings)
     if before_remove is not None:
         gc.before_remove = before_remove
     return gc

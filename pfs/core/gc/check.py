@@ -149,6 +149,9 @@ class StorageCheck:
     chunks_read: int = 0
     bytes_read: int = 0
     packs: int = 0  # pack objects in the chunk store
+    pack_bytes: int = 0  # their total size
+    live_bytes: int = 0  # bytes of the distinct chunks live commits refer to
+    dead_bytes: int = 0  # bytes of indexed chunks nothing refers to, still stored (plus orphans)
     orphans: int = 0  # pack objects nothing records
     orphan_bytes: int = 0
     damage: list = field(default_factory=list)  # human-readable, naming repo, commit and path
@@ -178,6 +181,7 @@ def check_storage(pfs, read_chunk_data: bool = False) -> StorageCheck:
     for info in pfs.chunks.iterate_info("packs/"):
         objects[info.key] = info.size
     r.packs = len(objects)
+    r.pack_bytes = sum(objects.values())
     verdict: dict[bytes, str] = {}  # chunk hash -> "" (fine) or what is wrong
     with pfs.meta.snapshot() as snap:
         recorded = {k[len(keys.PACK_RECORD_PREFIX):] for k, _ in snap.scan(prefix=keys.PACK_RECORD_PREFIX)}
@@ -196,12 +200,18 @@ def check_storage(pfs, read_chunk_data: bool = False) -> StorageCheck:
                         if bad is None:
                             bad = _check_chunk(pfs, snap, objects, ref, read_chunk_data, r)
                             verdict[ref.hash] = bad
+                            r.live_bytes += ref.length
                         if bad:
                             r.add(f"repo {ci.commit.repo} commit {ci.commit.id} path {path}: {bad}")
                             break
             except DataLoss as e:
                 r.add(f"repo {ci.commit.repo} commit {ci.commit.id}: its file index is damaged: {e.message}")
-    r.chunks = len(verdict)
+        r.chunks = len(verdict)
+        for k, v in snap.scan(prefix=keys.CHUNK_PREFIX):
+            if k[len(keys.CHUNK_PREFIX):] not in verdict:
+                pack, _off, length = msgpack.unpackb(v)
+                if pack_key(pack) in objects:
+                    r.dead_bytes += length
     for key, size in objects.items():
         try:
             pack = bytes.fromhex(key.rsplit("/", 1)[-1])
@@ -210,6 +220,7 @@ def check_storage(pfs, read_chunk_data: bool = False) -> StorageCheck:
         if pack not in recorded:
             r.orphans += 1
             r.orphan_bytes += size
+            r.dead_bytes += size
     return r
 
 

@@ -74,8 +74,12 @@ class GcReport:
 
 @dataclass
 class GcSettings:
-    compact_ratio: float = 0.5  # rewrite packs whose live bytes are below this share of their size
-    compact_min_dead: int = 1 << 20  # ... and that hold at least this many dead bytes
+    # rewrite packs whose live bytes are below this share of their size (at least 10% dead)
+    # and that hold at least `compact_min_dead` dead bytes. Packs are at most ~8 MiB, so a
+    # rewrite copies at most 9 live bytes per dead byte freed; a lower ratio would leave
+    # more dead bytes behind for good (GC under load keeps >= 99% of them reclaimed).
+    compact_ratio: float = 0.9
+    compact_min_dead: int = 4096
     orphan_age: Optional[float] = None  # unrecorded objects older than this go (None: the lease TTL)
     orphans_every: int = 10  # look for orphans every Nth run (listing the bucket costs requests)
     upload_max_age: float = 7 * 24 * 3600.0  # abandoned S3 multipart uploads

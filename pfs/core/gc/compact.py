@@ -1,7 +1,7 @@
-"""Compaction: rewriting packs that are mostly dead before removing them.
+"""Compaction: rewriting packs that are partly dead before removing them.
 
-A pack whose live chunks are less than `ratio` of its size (and whose dead bytes are at least
-`min_dead`) has its live chunks copied into a new pack; the chunk index then places them in
+A pack whose live chunks are less than `ratio` of its size (default 0.9: at least 10% dead)
+and whose dead bytes are at least `min_dead` has its live chunks copied into a new pack; the chunk index then places them in
 the new pack, and the old pack is deleted like a dead one.
 
 Invariants:
