@@ -102,6 +102,9 @@ class MetadataShipper:
         self._thread: Optional[threading.Thread] = None
         self._hashes: dict[tuple, str] = {}  # (name, inode, size) -> uploaded key
         self._shipped_seq: Optional[int] = None
+        if self.tmp_root is not None:  # checkpoints left by a crash mid-shipment
+            for left in self.tmp_root.glob("ship-*"):
+                shutil.rmtree(left, ignore_errors=True)
         cur = latest(chunks)
         self.generation = int(cur["generation"]) if cur else 0
         self.last: Optional[Shipment] = None

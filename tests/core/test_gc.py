@@ -244,3 +244,30 @@ def test_a_corrupt_chunk_is_never_served(make_pfs):
     path.write_bytes(bytes(raw))
     with pytest.raises(DataLoss, match="/f.*corrupt"):
         read(p, r, "master", "/f")
+
+
+def test_abandoned_multipart_uploads_are_reclaimed(small):
+    """An S3 multipart upload's parts keep their chunks alive; once the upload is older than
+    `upload_max_age` (or its repo is gone) it is aborted and its data reclaimed."""
+    from pfs.s3gateway.mpstore import MultipartStore
+    from pfs.s3gateway.names import BucketRef
+    p = small
+    r = R("mp")
+    p.create_repo(r)
+    put_files(p, r, "master", {"/keep": b"k" * 5000})
+    gc(p).run(orphans=True)
+    before = store_bytes(p)
+    mp = MultipartStore(p)
+    b = BucketRef("master.mp", r, "master")
+    up = mp.create(b, "big.bin")
+    part = random.Random(8).randbytes(300 * KiB)
+    mp.write_part(b, "big.bin", up.upload_id, 1, [part[:100], part[100:]])
+    assert store_bytes(p) >= before + 300 * KiB
+    rep = gc(p, upload_max_age=3600).run()
+    assert rep.uploads_aborted == 0 and rep.packs_deleted == 0, "a young upload's parts are live"
+    assert [x.size for x in mp.parts(up.upload_id)] == [300 * KiB]
+    rep = gc(p, upload_max_age=0).run()
+    assert rep.uploads_aborted == 1 and rep.parts_deleted == 1
+    gc(p).run()  # the parts' chunks are unreferenced now
+    assert store_bytes(p) == before
+    assert read(p, r, "master", "/keep") == b"k" * 5000

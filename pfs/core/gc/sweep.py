@@ -180,7 +180,7 @@ def sweep_uploads(meta, snap, now: float, max_age: float, report) -> None:
     doomed = []
     pn = len(keys.S3_PART_PREFIX)
     for k, _v in snap.scan(prefix=keys.S3_PART_PREFIX):
-        upload_id = k[pn:].rsplit(keys.SEP, 1)[0]
+        upload_id = k[pn:-5]  # the key ends with SEP + the part number (4 bytes, may hold NULs)
         if upload_id not in live_uploads:
             doomed.append(k)
     if doomed:
