@@ -35,7 +35,7 @@ from typing import Callable, Iterable, Iterator, Optional
 
 from pfs.core import keys
 from pfs.core.gc.records import LIVE, LeaseHeader, PackRecord
-from pfs.errors import Conflict, DataLoss
+from pfs.errors import Conflict, DataLoss, PfsError
 
 log = logging.getLogger("pachd.gc")
 
@@ -167,8 +167,13 @@ class Lease:
             self.released = True
             if not self.lost:
                 new = LeaseHeader(self.manager.clock(), True, self.owner).encode()
-                if self.manager.meta.put_if(self.key, self._raw, new):
-                    self._raw = new
+                try:
+                    if self.manager.meta.put_if(self.key, self._raw, new):
+                        self._raw = new
+                except (RuntimeError, PfsError) as e:
+                    # the store is closed (a content's hold outlived its pachd) or failing:
+                    # the lease then simply expires after its TTL
+                    log.debug("lease %s not released (%s); it expires by itself", self.id, e)
         self.manager._forget(self)
 
     def __enter__(self) -> "Lease":
