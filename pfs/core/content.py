@@ -539,4 +539,4 @@ class _Hold:
 
     def __init__(self, lease):
         self.lease = lease
-        weakref.finalize(self, lease.release)
+        weakref.finalize(self, lease.release_quietly)

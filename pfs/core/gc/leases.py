@@ -170,11 +170,18 @@ class Lease:
                 try:
                     if self.manager.meta.put_if(self.key, self._raw, new):
                         self._raw = new
-                except (RuntimeError, PfsError) as e:
-                    # the store is closed (a content's hold outlived its pachd) or failing:
-                    # the lease then simply expires after its TTL
-                    log.debug("lease %s not released (%s); it expires by itself", self.id, e)
+                finally:
+                    self.manager._forget(self)
+                return
         self.manager._forget(self)
+
+    def release_quietly(self) -> None:
+        """`release` from a finalizer: a store that is closed by then (a content's hold
+        outlived its pachd) or failing only means the lease expires after its TTL."""
+        try:
+            self.release()
+        except (RuntimeError, PfsError) as e:
+            log.debug("lease %s not released (%s); it expires by itself", self.id, e)
 
     def __enter__(self) -> "Lease":
         return self
