@@ -523,6 +523,10 @@ RULES: dict[str, Rule] = {
     "/versionpb_v2.API/GetVersion": OPEN,
     "/admin_v2.API/InspectCluster": OPEN,
     "/admin_v2.API/RestartPachyderm": cluster(ADMIN),
+    # storage maintenance (pachd.maintenance): garbage collection, metadata shipping, backups
+    "/maintenance_v1.API/GarbageCollect": cluster(ADMIN),
+    "/maintenance_v1.API/ShipMetadata": cluster(ADMIN),
+    "/maintenance_v1.API/Backup": cluster(ADMIN),
     "/grpc.health.v1.Health/Check": OPEN,
     "/grpc.health.v1.Health/Watch": OPEN,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": OPEN,

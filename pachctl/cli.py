@@ -150,6 +150,7 @@ class VerbGroup(click.Group):
 
 
 VERB_HELP = {
+    "check": "Check the integrity of stored data.",
     "create": "Create a new instance of a Pachyderm resource.",
     "update": "Change the properties of an existing Pachyderm resource.",
     "inspect": "Show detailed information about a Pachyderm resource.",

@@ -1,14 +1,19 @@
 """pachd: one process serving pfs_v2 and pps_v2 over gRPC, plus the S3 gateway.
 
 Usage: `pachd [--port 30650] [--root ~/.pachyderm/data] [--storage s3://bucket/prefix]
-[--s3-gateway-port 30600] [--auth-token TOKEN] [--tls-cert CERT --tls-key KEY]`; every flag
-has an environment equivalent (PACHD_PORT, PACHD_ROOT, PACHD_STORAGE, PACHD_S3_GATEWAY_PORT,
-PACHD_AUTH_TOKEN, PACHD_TLS_CERT, PACHD_TLS_KEY). Auth (users, robots, pipelines, roles) is
-the `auth` package, wired in by pachd/auth_wiring.py; its state is `<root>/auth.json`.
+[--s3-gateway-port 30600] [--auth-token TOKEN] [--tls-cert CERT --tls-key KEY] [--gc-period 60]
+[--lease-ttl 600] [--metadata-ship-period 2]`; every flag has an environment equivalent
+(PACHD_PORT, PACHD_ROOT, PACHD_STORAGE, PACHD_S3_GATEWAY_PORT, PACHD_AUTH_TOKEN, PACHD_TLS_CERT,
+PACHD_TLS_KEY, PACHD_GC_PERIOD, PACHD_LEASE_TTL, PACHD_METADATA_SHIP_PERIOD). Auth (users,
+robots, pipelines, roles) is the `auth` package, wired in by pachd/auth_wiring.py; its state
+is `<root>/auth.json`.
 
 Invariants:
 - Metadata lives in RocksDB under `<root>/meta`; chunks under `<root>/chunks` or in the
   S3 bucket given by --storage. One pachd owns a root at a time (RocksDB's lock).
+- With --storage, the metadata is shipped to the bucket (pachd.shipping) and a pachd whose
+  `<root>/meta` is missing or empty restores it from there before opening it.
+- Garbage collection runs every --gc-period seconds (pachd.maintenance).
 - SIGTERM/SIGINT stop accepting calls, end waits and subscriptions (UNAVAILABLE), stop the
   pipeline workers, let running calls finish (grace period), then close the stores:
   nothing is left half-written.
@@ -34,8 +39,13 @@ from grpc_reflection.v1alpha import reflection
 
 from pfs.core import Pfs
 from pachd.auth_wiring import TLS, AuthSetup
+from pachd.maintenance import DEFAULT_GC_PERIOD, GcLoop, MaintenanceServicer, make_collector
 from pachd.misc_api import AdminServicer, VersionServicer, version_string
+from pachd.shipping import DEFAULT_PERIOD as DEFAULT_SHIP_PERIOD
+from pachd.shipping import MetadataShipper
+from pfs.core.gc import DEFAULT_TTL
 from pfs.service.pfs_api import PfsServicer
+from proto.maintenance_v1 import maintenance_pb2, maintenance_pb2_grpc
 from proto.admin_v2 import admin_pb2, admin_pb2_grpc
 from proto.auth_v2 import auth_pb2
 from proto.pfs_v2 import pfs_pb2, pfs_pb2_grpc
@@ -50,11 +60,18 @@ DEFAULT_ROOT = "~/.pachyderm/data"
 def open_stores(root: Path, storage: Optional[str] = None):
     from pfs.storage import LocalChunkStore, RocksMetadataStore, open_chunkstore
     root.mkdir(parents=True, exist_ok=True)
-    meta = RocksMetadataStore(root / "meta")
+    chunks = open_chunkstore(storage) if storage else LocalChunkStore(root / "chunks")
     try:
-        chunks = open_chunkstore(storage) if storage else LocalChunkStore(root / "chunks")
+        meta_dir = root / "meta"
+        if storage and (not meta_dir.exists() or not any(meta_dir.iterdir())):
+            from pachd.shipping import restore
+            if meta_dir.exists():
+                meta_dir.rmdir()
+            if restore(chunks, meta_dir) is not None:
+                log.info("metadata restored from %s into %s", storage, meta_dir)
+        meta = RocksMetadataStore(meta_dir)
     except BaseException:
-        meta.close()
+        chunks.close()
         raise
     return meta, chunks
 
@@ -65,11 +82,15 @@ class Pachd:
     def __init__(self, root: str | Path, port: int = 30650, storage: Optional[str] = None,
                  s3_gateway_port: Optional[int] = None, auth_token: Optional[str] = None,
                  host: str = "0.0.0.0", workers: int = 32, enable_pps: bool = True,
-                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None):
+                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
+                 gc_period: float = DEFAULT_GC_PERIOD, lease_ttl: Optional[float] = None,
+                 ship_period: float = DEFAULT_SHIP_PERIOD):
         self.root = Path(root).expanduser().absolute()
         if bool(tls_cert) != bool(tls_key):
             raise ValueError("TLS needs both --tls-cert and --tls-key")
         self.tls = TLS(tls_cert, tls_key) if tls_cert else None
+        self.storage = storage
+        self.gc_period, self.lease_ttl, self.ship_period = gc_period, lease_ttl, ship_period
         self.meta, self.chunks = open_stores(self.root, storage)
         try:
             self._setup(port, s3_gateway_port, auth_token, host, workers, enable_pps)
@@ -80,7 +101,12 @@ class Pachd:
 
     def _setup(self, port: int, s3_gateway_port: Optional[int], auth_token: Optional[str],
                host: str, workers: int, enable_pps: bool) -> None:
-        self.pfs = Pfs(self.meta, self.chunks)
+        self.pfs = Pfs(self.meta, self.chunks, lease_ttl=self.lease_ttl or DEFAULT_TTL)
+        self.shipper = None
+        if self.storage and self.ship_period > 0:
+            self.shipper = MetadataShipper(self.meta, self.chunks, self.ship_period, tmp_root=self.root)
+        self.gc = make_collector(self.pfs, self.shipper.ship_now if self.shipper else None)
+        self.gc_loop = GcLoop(self.gc, self.gc_period)
         self.auth_token = auth_token or None
         self.host = host
         self.requested_port = port
@@ -106,10 +132,12 @@ class Pachd:
         self.admin = AdminServicer(self._cluster_id())
         admin_pb2_grpc.add_APIServicer_to_server(self.admin, self.server)
         self.authn.add_servicer(self.server)
+        maintenance_pb2_grpc.add_APIServicer_to_server(MaintenanceServicer(self), self.server)
         services = [pfs_pb2.DESCRIPTOR.services_by_name["API"].full_name,
                     version_pb2.DESCRIPTOR.services_by_name["API"].full_name,
                     admin_pb2.DESCRIPTOR.services_by_name["API"].full_name,
-                    auth_pb2.DESCRIPTOR.services_by_name["API"].full_name]
+                    auth_pb2.DESCRIPTOR.services_by_name["API"].full_name,
+                    maintenance_pb2.DESCRIPTOR.services_by_name["API"].full_name]
         services += self._add_enterprise_services()
         transaction_pb2_grpc.add_APIServicer_to_server(TransactionServicer(self.transactions), self.server)
         services.append("transaction_v2.API")
@@ -166,6 +194,9 @@ class Pachd:
             self._start_s3_gateway()
         if self.pps is not None:
             self.pps.start()
+        self.gc_loop.start()
+        if self.shipper is not None:
+            self.shipper.start()
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         log.info("pachd %s serving gRPC on %s:%d (data in %s)", version_string(), self.host, self.port, self.root)
         return self
@@ -189,12 +220,15 @@ class Pachd:
         self._stopped.set()
         self.health.enter_graceful_shutdown()
         self.pfs.stop_waiting()  # waits and subscriptions end now, not after the grace
+        self.gc_loop.stop()  # lets a running collection finish
         if self.pps is not None:
             self.pps.stop()
         if self.s3_gateway is not None:
             self.s3_gateway.stop()
         self.server.stop(grace).wait()
         self.pfs.close()  # after the last call: uploads in their grace still write packs
+        if self.shipper is not None:
+            self.shipper.stop(final=True)  # a clean stop loses nothing (RPO 0)
         self.meta.close()
         self.chunks.close()
         log.info("pachd stopped")
@@ -212,6 +246,11 @@ class Pachd:
 def _env_int(name: str, default: Optional[int]) -> Optional[int]:
     v = os.environ.get(name)
     return int(v) if v else default
+
+
+def _env_float(name: str, default: float) -> float:
+    v = os.environ.get(name)
+    return float(v) if v else default
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -234,11 +273,27 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="PEM private key of --tls-cert (env PACHD_TLS_KEY)")
     ap.add_argument("--host", default=os.environ.get("PACHD_HOST", "0.0.0.0"),
                     help="address to listen on (env PACHD_HOST, default all interfaces)")
+    ap.add_argument("--gc-period", type=float, default=_env_float("PACHD_GC_PERIOD", DEFAULT_GC_PERIOD),
+                    help="seconds between garbage collections of unreferenced data; 0 turns them off "
+                         "(env PACHD_GC_PERIOD, default 60). `pachctl garbage-collect` runs one now")
+    ap.add_argument("--lease-ttl", type=float, default=_env_float("PACHD_LEASE_TTL", DEFAULT_TTL),
+                    help="seconds an upload's data is kept after its writer stops renewing its lease, "
+                         "e.g. when pachd was killed mid-upload (env PACHD_LEASE_TTL, default 600)")
+    ap.add_argument("--metadata-ship-period", type=float,
+                    default=_env_float("PACHD_METADATA_SHIP_PERIOD", DEFAULT_SHIP_PERIOD),
+                    help="with --storage: seconds between copies of the metadata (repos, commits, "
+                         "pipelines, jobs) to the bucket, which bound what a lost --root can lose; "
+                         "0 turns shipping off (env PACHD_METADATA_SHIP_PERIOD, default 2)")
     ap.add_argument("--log-level", default=os.environ.get("PACHD_LOG_LEVEL", "INFO"))
     return ap.parse_args(argv)
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["restore"]:
+        from pachd.backup import restore_main
+        logging.basicConfig(level="INFO", stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+        return restore_main(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -250,7 +305,8 @@ def main(argv=None) -> int:
     s3_port = None if args.s3_gateway_port is not None and args.s3_gateway_port < 0 else args.s3_gateway_port
     try:
         pachd = Pachd(args.root, args.port, args.storage, s3_port, args.auth_token, host=args.host,
-                      tls_cert=args.tls_cert, tls_key=args.tls_key)
+                      tls_cert=args.tls_cert, tls_key=args.tls_key, gc_period=args.gc_period,
+                      lease_ttl=args.lease_ttl, ship_period=args.metadata_ship_period)
     except Exception as e:  # noqa: BLE001 - a clear one-line reason for the person starting pachd
         print(f"pachd: cannot start: {e}", file=sys.stderr, flush=True)
         sys.stdout.flush()

@@ -114,3 +114,11 @@ class StorageError(PfsError):
 
 class Unimplemented(PfsError):
     code = "UNIMPLEMENTED"
+
+
+# ---- DATA_LOSS ---------------------------------------------------------------------------
+class DataLoss(PfsError):
+    """Stored bytes that something refers to are missing or do not match their hash. Never
+    served silently: the read fails, naming the file where it can."""
+
+    code = "DATA_LOSS"

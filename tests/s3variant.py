@@ -47,6 +47,9 @@ SUBSET = {
         "test_tar_stream",
         "test_concurrent_sessions_on_one_open_commit",
         "test_squash_keeps_content_in_child",
+        "test_delete_repo_reclaims_its_packs_nodes_and_chunk_entries",
+        "test_squash_of_a_middle_commit_reclaims_exactly_its_unique_data",
+        "test_collections_running_alongside_concurrent_writers",
     },
     "service": {
         "test_put_get_list_in_commit_context",

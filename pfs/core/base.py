@@ -27,13 +27,16 @@ from pfs import ancestry
 from pfs.core import keys
 from pfs.core.content import ContentStore
 from pfs.core.filetree import FileTree
+from pfs.core.gc.leases import DEFAULT_TTL, LeaseManager
+from pfs.core.gc.records import frame_node, unframe_node
 from pfs.core.index import IndexTree
 from pfs.core.txn import Txn
-from pfs.errors import (BranchNotFound, CommitNotFound, InvalidArgument, ProjectNotFound,
+from pfs.errors import (BranchNotFound, CommitNotFound, DataLoss, InvalidArgument, ProjectNotFound,
                         RepoNotFound, StorageError)
 from pfs.model import DEFAULT_PROJECT, Branch, CommitInfo, ProjectInfo, Repo
 
 _UUID_HEX = re.compile(r"^[0-9a-f]{32}$")
+_ANY = object()
 
 
 def new_id() -> str:
@@ -45,34 +48,44 @@ def is_commit_id(s: str) -> bool:
 
 
 class _MetaNodes:
-    """NodeStore over the metadata store (index nodes live next to the records)."""
+    """NodeStore over the metadata store (index nodes live next to the records). Every
+    node is written framed with a fresh nonce (pfs.core.gc.records), in one batch with the
+    lease entry protecting the root it belongs to."""
 
-    def __init__(self, meta):
+    def __init__(self, meta, leases: LeaseManager):
         self.meta = meta
+        self.leases = leases
 
     def get_node(self, h: bytes) -> bytes:
         raw = self.meta.get(keys.node_key(h))
         if raw is None:
-            from pfs.errors import ObjectNotFound
-            raise ObjectNotFound(f"index node {h.hex()} is missing from the metadata store")
-        return raw
+            raise DataLoss(f"index node {h.hex()} is missing from the metadata store")
+        return unframe_node(raw)
 
     def put_node(self, h: bytes, data: bytes) -> None:
-        self.meta.put(keys.node_key(h), data)
+        self.put_nodes([(h, data)], root=h)
 
-    def put_nodes(self, nodes: list) -> None:
+    def put_nodes(self, nodes: list, root: Optional[bytes] = None, lease=None) -> None:
         with self.meta.batch() as b:
             for h, data in nodes:
-                b.put(keys.node_key(h), data)
+                b.put(keys.node_key(h), frame_node(data))
+            if root is not None:
+                protect = lease.root_writes(root) if lease is not None else \
+                    self.leases.one_shot_writes("index", root)
+                for k, v in protect:
+                    b.put(k, v)
 
 
 class PfsBase:
-    def __init__(self, meta, chunks, clock: Callable[[], float] = time.time):
+    def __init__(self, meta, chunks, clock: Callable[[], float] = time.time, lease_ttl: float = DEFAULT_TTL):
         self.meta = meta
         self.chunks = chunks
         self.clock = clock
-        self.index = IndexTree(_MetaNodes(meta))
         self.content = ContentStore(chunks, meta)
+        self.leases = LeaseManager(meta, chunks, clock, lease_ttl, lookup=self.content.lookup)
+        self.content.leases = self.leases
+        self.content.clock = clock
+        self.index = IndexTree(_MetaNodes(meta, self.leases))
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._listeners: list[Callable[[str, object], None]] = []
@@ -172,6 +185,7 @@ class PfsBase:
 
     def close(self) -> None:
         self.stop_waiting()
+        self.leases.close()
         self.content.close()
 
     def shutting_down_error(self) -> StorageError:
@@ -243,3 +257,24 @@ class PfsBase:
 
     def tree(self, ci: CommitInfo) -> FileTree:
         return FileTree(self.index, ci.root)
+
+    # ---- leases (pfs.core.gc) --------------------------------------------------------------
+    def lease_commit(self, repo: Repo, commit_id: str, owner: str, expected_root=_ANY):
+        """A lease protecting a commit's root, taken atomically with a check that the commit
+        record is unchanged (so the root cannot have been collected meanwhile). With
+        `expected_root`, Conflict if the commit's root is no longer that one."""
+        from pfs.core import records
+        from pfs.errors import Conflict
+        key = keys.commit_key(repo, commit_id)
+        for _ in range(20):
+            raw = self.meta.get(key)
+            if raw is None:
+                raise CommitNotFound(f"commit {repo}@{commit_id} not found (it was deleted meanwhile)")
+            root = records.decode_commit(raw).root
+            if expected_root is not _ANY and root != expected_root:
+                raise Conflict(f"commit {repo}@{commit_id} changed meanwhile; retry")
+            try:
+                return self.leases.create(owner, root=root, guard=(key, raw))
+            except Conflict:
+                continue  # the record changed (a child, a subvenance entry): read it again
+        raise Conflict(f"commit {repo}@{commit_id} kept changing; retry")

@@ -37,11 +37,22 @@ Invariants:
   a request, and local packs are written around the page cache, so their first read comes
   from the disk. `read_sequential` fetches one chunk range at a time. The bytes, and the
   chunk-sized pieces they come in, are the same either way.
+- Every chunk read is re-hashed (`verify_reads`): bytes that do not match their hash are
+  never served. A ref's pack is a location hint: the chunk index (`chunk_key`) is where a
+  chunk lives; when the hinted pack is gone (the garbage collector compacted it) or its
+  bytes are wrong, the chunk is read from where the index says, else the read fails with
+  `DataLoss` naming the chunk.
+- Garbage collection (pfs.core.gc): every pack gets a record (`pack_record_key`) in one
+  batch with its writer's lease entry BEFORE the pack object is stored; a chunk reused from
+  an existing pack is used only after the writer's lease protects that pack
+  (`Lease.protect_pack`), else it is written again.
 """
 from __future__ import annotations
 
 import os
 import threading
+import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, NamedTuple, Optional
@@ -52,6 +63,8 @@ import msgpack
 from pfs.core import keys
 from pfs.core.buffers import BlockPool, page_up
 from pfs.core.chunking import cuts as chunk_cuts
+from pfs.core.gc.records import LIVE, PackRecord
+from pfs.errors import Conflict, DataLoss, ObjectNotFound
 from pfs.storage.local import LocalChunkStore
 
 CDC_MIN = 256 * 1024
@@ -73,6 +86,8 @@ class ChunkRef(NamedTuple):
 class FileContent:
     size: int = 0
     refs: list = field(default_factory=list)  # list[ChunkRef]
+    # keeps the writer's own lease (if it had no session's) alive while the content is held
+    hold: object = field(default=None, compare=False, repr=False)
 
     @property
     def hash(self) -> bytes:
@@ -109,12 +124,15 @@ class ContentStore:
         # the page cache) to the local disk. B9 (get of a 1 GiB file just put): 321-334 MiB/s
         # one range at a time, 447-594 MiB/s reading ahead.
         self.read_ahead = True if read_ahead is None else read_ahead
+        self.verify_reads = True
+        self.leases = None  # pfs.core.gc.leases.LeaseManager, set by the Pfs that owns this store
+        self.clock = time.time
         self._flush_lock = threading.Lock()
         self._pool: Optional[ThreadPoolExecutor] = None
         self._buffer_pools: dict[tuple[int, bool], BlockPool] = {}
 
-    def writer(self) -> "ContentWriter":
-        return ContentWriter(self)
+    def writer(self, lease=None) -> "ContentWriter":
+        return ContentWriter(self, lease)
 
     # Local ingest of a 1 GiB file has about 7 read buffers in use at its peak; a streamed
     # upload, MAX_INFLIGHT + 1 pack buffers.
@@ -140,10 +158,17 @@ class ContentStore:
                 self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="pack-writer")
         return self._pool.submit(fn, *args)
 
-    def write_pack(self, pack_id: bytes, parts: list, refs: list, page_aligned: bool = False) -> list:
+    def write_pack(self, pack_id: bytes, parts: list, refs: list, page_aligned: bool = False,
+                   lease=None) -> list:
         """Store one pack -- the concatenation of `parts`, written with one gathered write where
         the chunk store can (LocalChunkStore.put_parts; `page_aligned` parts around the page
-        cache) -- then index its chunks (in that order: see the module invariants)."""
+        cache) -- then index its chunks (in that order: see the module invariants). Its record
+        (and `lease`'s entry for it) is written before the object."""
+        size = sum(len(p) for p in parts)
+        with self.meta.batch(durable=False) as b:
+            b.put(keys.pack_record_key(pack_id), PackRecord(size, LIVE, self.clock()).encode())
+            for k, v in (lease.own_pack(pack_id) if lease is not None else ()):
+                b.put(k, v)
         put_parts = getattr(self.chunks, "put_parts", None)
         if put_parts is not None:
             put_parts(pack_key(pack_id), parts, direct=page_aligned)
@@ -151,10 +176,23 @@ class ContentStore:
             self.chunks.put(pack_key(pack_id), parts[0] if len(parts) == 1 else b"".join(parts))
         # Not synced on its own: a commit pointing at these chunks is written durably after
         # them, which syncs them too (and a lost entry only costs a duplicate chunk later).
-        with self.meta.batch(durable=False) as b:
-            for r in refs:
-                b.put(keys.chunk_key(r.hash), msgpack.packb([r.pack, r.offset, r.length]))
-        return refs
+        # Indexed only while the pack's record is LIVE, checked in the same batch: a pack whose
+        # writer gave up may have been claimed by the collector meanwhile, and an index entry
+        # must never point into a pack that is being (or has been) deleted.
+        rk = keys.pack_record_key(pack_id)
+        for _ in range(20):
+            raw = self.meta.get(rk)
+            if raw is None or PackRecord.decode(raw).state != LIVE:
+                return refs
+            try:
+                with self.meta.batch(durable=False) as b:
+                    b.expect(rk, raw)
+                    for r in refs:
+                        b.put(keys.chunk_key(r.hash), msgpack.packb([r.pack, r.offset, r.length]))
+                return refs
+            except Conflict:
+                continue  # re-leased meanwhile (a fresh nonce): look again
+        return refs  # kept changing: unindexed chunks only cost a duplicate later
 
     def close(self) -> None:
         if self._pool is not None:
@@ -180,21 +218,36 @@ class ContentStore:
     def read_sequential(self, refs: Iterable[ChunkRef], offset: int = 0,
                         length: Optional[int] = None) -> Iterator[bytes]:
         """`read`, one chunk range at a time on the caller's thread."""
-        remaining = length
-        for r in refs:
-            if remaining is not None and remaining <= 0:
-                return
-            if offset >= r.length:
-                offset -= r.length
-                continue
-            take = r.length - offset
-            if remaining is not None:
-                take = min(take, remaining)
-            data = self.chunks.get_range(pack_key(r.pack), r.offset + offset, take)
-            offset = 0
-            if remaining is not None:
-                remaining -= len(data)
-            yield data
+        from pfs.core.readahead import ranges  # it imports this module
+        for r, skip, take in ranges(refs, offset, length):
+            data = self.chunk_bytes(r)
+            yield data if (skip == 0 and take == len(data)) else data[skip:skip + take]
+
+    def chunk_bytes(self, r: ChunkRef, data: Optional[bytes] = None) -> bytes:
+        """A whole chunk's bytes, checked against its hash: read from its hinted pack (or
+        `data`, already read from there), else from where the chunk index says it is."""
+        if data is None:
+            try:
+                data = self.chunks.get_range(pack_key(r.pack), r.offset, r.length)
+            except ObjectNotFound:
+                data = None
+        if data is not None and self.intact(r, data):
+            return data
+        where = self.lookup(r.hash)
+        if where is not None and (where.pack, where.offset) != (r.pack, r.offset):
+            try:
+                moved = self.chunks.get_range(pack_key(where.pack), where.offset, where.length)
+            except ObjectNotFound:
+                moved = None
+            if moved is not None and self.intact(r, moved):
+                return moved
+        what = "is missing" if data is None else "is corrupt (its bytes do not match its hash)"
+        raise DataLoss(f"chunk {r.hash.hex()} ({r.length} bytes in pack {r.pack.hex()} at offset {r.offset}) {what}")
+
+    def intact(self, r: ChunkRef, data: bytes) -> bool:
+        if len(data) != r.length:
+            return False
+        return not self.verify_reads or blake3.blake3(data).digest() == r.hash
 
 
 class ContentWriter:
@@ -212,8 +265,10 @@ class ContentWriter:
     MAX_INFLIGHT = 6
     LOCAL_BLOCK = 16 * 1024 * 1024  # ingest_local's segment step (see pfs.core.local_ingest)
 
-    def __init__(self, store: ContentStore):
+    def __init__(self, store: ContentStore, lease=None):
         self.store = store
+        self.lease = lease  # a session's lease; None: the writer takes its own (`_lease`)
+        self._hold: Optional[_Hold] = None
         self._buf = bytearray()
         self._file: Optional[FileContent] = None
         self._direct = isinstance(store.chunks, LocalChunkStore)  # packs in pooled page-aligned buffers
@@ -231,6 +286,7 @@ class ContentWriter:
     # ---- one file at a time ----------------------------------------------------------
     def begin(self) -> None:
         self._check()
+        self._lease()
         self._file = FileContent()
         self._buf.clear()
 
@@ -247,7 +303,16 @@ class ContentWriter:
         self._check()
         self._cut(final=True)
         f, self._file = self._file, None
+        f.hold = self._hold
         return f
+
+    def _lease(self):
+        """The lease covering this writer's packs: its session's, or one of its own that is
+        released once neither the writer nor any content it returned is referenced."""
+        if self.lease is None and self.store.leases is not None:
+            self.lease = self.store.leases.create("upload")
+            self._hold = _Hold(self.lease)
+        return self.lease
 
     def write_bytes(self, data: bytes) -> FileContent:
         self.begin()
@@ -261,6 +326,7 @@ class ContentWriter:
         shared pack like any fed file. Either way the bytes stored are exactly the bytes
         hashed, even if the file changes meanwhile."""
         self._check()
+        self._lease()
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             size = os.fstat(fd).st_size
@@ -358,7 +424,7 @@ class ContentWriter:
         pack, n, refs, pack_id = self._pack, self._pack_len, self._pack_refs, self._pack_id
         self._pack, self._pack_len, self._pack_refs, self._pack_id = None, 0, [], os.urandom(16)
         if not self._direct:
-            self.track(self.store.submit(self.store.write_pack, pack_id, [pack], refs))
+            self.track(self.store.submit(self.store.write_pack, pack_id, [pack], refs, False, self._lease()))
             return
         end = page_up(n)
         pack[n:end] = bytes(end - n)  # whole pages: no bytes of an earlier use of the buffer
@@ -368,7 +434,7 @@ class ContentWriter:
         """Write a pack of page-aligned whole-page `parts` (views of the buffers `bufs`, each
         held once for this pack in `pool`: a `BlockPool`, or a `LeasedFile` whose windows they
         are) around the page cache; the holds end when it is written."""
-        fut = self.store.submit(self.store.write_pack, pack_id, parts, refs, True)
+        fut = self.store.submit(self.store.write_pack, pack_id, parts, refs, True, self._lease())
         pool.release_when_done(bufs, fut)
         self.track(fut)
 
@@ -377,6 +443,8 @@ class ContentWriter:
         session point at it (`known`) until the pack's index entries are written."""
         self._pending[ref.hash] = ref
         self.bytes_written += ref.length
+        if self.lease is not None:
+            self.lease.reserve(ref.pack)
 
     def dropped(self, refs) -> None:
         """Chunks `added` to a pack that will never be written: not found there any more."""
@@ -389,8 +457,18 @@ class ContentWriter:
         return self.store.buffer_pool(size, populate=True)
 
     def known(self, chunk_hash: bytes) -> Optional[ChunkRef]:
-        """Where a chunk already is: stored and indexed, or in a pack of this writer's."""
-        return self._pending.get(chunk_hash) or self.store.lookup(chunk_hash)
+        """Where a chunk already is: stored and indexed (and leased for this writer), or in a
+        pack of this writer's."""
+        ref = self._pending.get(chunk_hash)
+        if ref is not None:
+            return ref
+        ref = self.store.lookup(chunk_hash)
+        if ref is None:
+            return None
+        lease = self._lease()
+        if lease is not None and not lease.protect_pack(ref.pack):
+            return None  # its pack is being collected: store the chunk again
+        return ref
 
     def track(self, fut) -> None:
         """A pack write in flight; waits for the oldest beyond `MAX_INFLIGHT` (raising its error)."""
@@ -431,13 +509,21 @@ class ContentWriter:
         while self._inflight:
             self._reap(self._inflight.pop(0))  # raises the first failure, after _fail
 
-    def abort(self) -> None:
+    def abort(self, wait: bool = False) -> None:
         """Give up: drop the current pack, cancel queued pack writes (running ones finish
-        in the background; their packs may be indexed, which is harmless). Idempotent."""
+        in the background, or before this returns with `wait`: then the lease covering them
+        can be released; their packs may be indexed, which is harmless). Idempotent."""
         if self._error is None:
             self._error = _Aborted("this upload was aborted")
         for fut in self._inflight:
             fut.cancel()
+        if wait:
+            for fut in self._inflight:
+                if not fut.cancelled():
+                    try:
+                        fut.result()
+                    except BaseException:  # noqa: BLE001 - giving up anyway
+                        pass
         self._inflight = []
         self._pending.clear()
         self._drop_pack()
@@ -446,3 +532,11 @@ class ContentWriter:
 
 class _Aborted(RuntimeError):
     """Using a ContentWriter after `abort()` (a programming error)."""
+
+
+class _Hold:
+    """Owns a writer's own lease; releases it when the last holder lets go of it."""
+
+    def __init__(self, lease):
+        self.lease = lease
+        weakref.finalize(self, lease.release_quietly)

@@ -16,6 +16,10 @@ Invariants:
   pieces of one file are chunked as one stream, so a file's chunks do not depend on how the
   client split its messages.
 - Every path is validated (printable ASCII, no globbing characters, no `.`/`..`) before use.
+- A session holds a lease (pfs.core.gc.leases) from open to close: taken atomically with a
+  check that its base commit is unchanged, covering its base root, every root it applies and
+  every pack its files refer to. The publishing transaction commits only while the lease is
+  alive; the lease is released after the session publishes or gives up.
 """
 from __future__ import annotations
 
@@ -25,8 +29,8 @@ from typing import Iterable, Iterator, Optional
 
 from pfs import ancestry
 from pfs.core.filetree import Entry, FileTree, WriteSession, diff, file_entry
-from pfs.errors import (CommitFinished, CommitNotFound, Conflict, FailedPrecondition, FileNotFound, InvalidArgument,
-                        InvalidPath, RepoNotFound)
+from pfs.errors import (CommitFinished, CommitNotFound, Conflict, DataLoss, FailedPrecondition, FileNotFound,
+                        InvalidArgument, InvalidPath, RepoNotFound)
 from pfs.model import USER, Branch, BranchInfo, CommitInfo, FileInfo, Repo
 
 
@@ -48,8 +52,13 @@ class FileWriter:
         self.branch = branch
         self.base = base
         self._lock = lock
-        self.session = WriteSession(pfs.index, target_commit.root if target_commit else (base.root if base else None))
-        self.content = pfs.content.writer()
+        src = target_commit or base
+        if src is not None:
+            self.lease = pfs.lease_commit(repo, src.commit.id, f"write {repo}@{src.commit.id}", src.root)
+        else:
+            self.lease = pfs.leases.create(f"write {branch}")
+        self.session = WriteSession(pfs.index, src.root if src else None, self.lease)
+        self.content = pfs.content.writer(self.lease)
         self._open_path: Optional[str] = None
         self._open_datum = ""
         self._closed = False
@@ -149,16 +158,27 @@ class FileWriter:
             self._end_open_file()
             self.content.flush()
             root = self.session.apply()
-            self.result = self.pfs._publish(self, root)
+            with self.lease.pinned() as lease_raw:
+                try:
+                    self.result = self.pfs._publish(self, root, lease_raw)
+                except Conflict:
+                    if self.pfs.meta.get(self.lease.key) != lease_raw:
+                        self.lease.lost = True  # collected as expired: say so
+                        self.lease.check()
+                    raise
             return self.result
         finally:
             self._closed = True
+            self.lease.release()
             self._lock.release()
 
     def abort(self) -> None:
         if not self._closed:
             self._closed = True
-            self.content.abort()  # queued pack writes of this session are not needed
+            # queued pack writes of this session are not needed; running ones end before
+            # the lease that covers their packs is released
+            self.content.abort(wait=True)
+            self.lease.release()
             self._lock.release()
 
     def __enter__(self) -> "FileWriter":
@@ -202,7 +222,11 @@ class FilesMixin:
             if fresh is None or fresh.finished is not None:
                 lock.release()
                 raise CommitFinished(f"commit {target.commit} has already finished")
-            w = FileWriter(self, repo, fresh, Branch(repo, bname), None, lock)
+            try:
+                w = FileWriter(self, repo, fresh, Branch(repo, bname), None, lock)
+            except BaseException:
+                lock.release()
+                raise
             w.repo_created = repo_created
             return w
         lock = self.write_lock(repo, "branch:" + bname)
@@ -219,12 +243,17 @@ class FilesMixin:
         if head is not None and head.finished is None:
             lock.release()
             return self.open_writer(repo, head.commit.id)
-        w = FileWriter(self, repo, None, Branch(repo, bname), head, lock)
+        try:
+            w = FileWriter(self, repo, None, Branch(repo, bname), head, lock)
+        except BaseException:
+            lock.release()
+            raise
         w.repo_created = repo_created
         return w
 
-    def _publish(self, w: FileWriter, root) -> CommitInfo:
+    def _publish(self, w: FileWriter, root, lease_raw: bytes) -> CommitInfo:
         with self.txn() as t:
+            t.expect(w.lease.key, lease_raw)  # the session's lease is alive: nothing was collected
             # the repo may have been deleted (and even recreated) during the upload: never
             # write branches or commits into a repo that is not the one the session opened
             r = self.require_repo(t, w.repo)
@@ -311,7 +340,7 @@ class FilesMixin:
             raise InvalidArgument(
                 f"cannot get directory {fi.path} as a single file; use GetFileTAR instead")
         e = self.tree(ci).entry(fi.path)
-        return fi, self.content.read(e.refs, offset, length)
+        return fi, _naming_file(self.content.read(e.refs, offset, length), ci, fi.path)
 
     def list_file(self, ci: CommitInfo, path: str, start_after: Optional[str] = None,
                   number: int = 0, reverse: bool = False) -> Iterator[FileInfo]:
@@ -432,6 +461,19 @@ class FilesMixin:
         yield from _tar_entries(self, ci, tree, keys, chunk_size)
 
 
+def _naming_file(it: Iterator[bytes], ci: CommitInfo, path: str) -> Iterator[bytes]:
+    """`it`, with a DataLoss naming the file, its repo and its commit."""
+    try:
+        yield from it
+    except DataLoss as e:
+        raise DataLoss(f"file {path} in repo {ci.commit.repo} at commit {ci.commit.id} cannot be "
+                       f"read: {e.message}") from e
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
+
+
 def _looks_like_id(s: str) -> bool:
     from pfs.core.base import is_commit_id
     return is_commit_id(s)
@@ -471,7 +513,7 @@ def _tar_entries(pfs, ci: CommitInfo, tree: FileTree, keys: list, chunk_size: in
         info.size = e.size
         info.mode = 0o644
         yield info.tobuf(format=tarfile.PAX_FORMAT)
-        yield from pfs.content.read(e.refs)
+        yield from _naming_file(pfs.content.read(e.refs), ci, k)
         pad = (-e.size) % tarfile.BLOCKSIZE
         if pad:
             yield b"\0" * pad

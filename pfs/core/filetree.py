@@ -211,9 +211,12 @@ class WriteSession:
 
     APPLY_EVERY = 20_000
 
-    def __init__(self, index: IndexTree, base_root: Optional[bytes]):
+    def __init__(self, index: IndexTree, base_root: Optional[bytes], lease=None):
         self.index = index
         self.root = base_root
+        # protects the base root, the roots applied and every chunk the session refers to
+        # (pfs.core.gc.leases); None: index writes take a short lease of their own
+        self.lease = lease
         self._pending: dict[str, Optional[Entry]] = {}
         self._pending_dirs: dict[str, int] = {}  # dir key -> pending puts below it
         self.collisions: list[str] = []  # a path written by two different datums
@@ -226,7 +229,10 @@ class WriteSession:
         return FileTree(self.index, self.root).entry(path)
 
     # ---- operations ------------------------------------------------------------------------
-    def put(self, path: str, entry: Entry) -> None:
+    def put(self, path: str, entry: Entry, protect: bool = True) -> None:
+        """`protect`: lease the packs of the entry's chunks (they may come from anywhere)."""
+        if protect and self.lease is not None and entry.refs:
+            self.lease.protect_refs(entry.refs)
         if entry.datum:
             prev = self._datum_of.get(path)
             if prev is not None and prev != entry.datum:
@@ -240,12 +246,14 @@ class WriteSession:
         self._maybe_apply()
 
     def append(self, path: str, content: FileContent, datum: str = "") -> None:
-        old = self.current(path)
+        if self.lease is not None and content.refs:
+            self.lease.protect_refs(content.refs)
+        old = self.current(path)  # its chunks are the session's or its (leased) base's
         if old is not None and not old.is_dir:
             merged = FileContent(old.size + content.size, list(old.refs) + list(content.refs))
-            self.put(path, file_entry(merged, datum or old.datum))
+            self.put(path, file_entry(merged, datum or old.datum), protect=False)
         else:
-            self.put(path, file_entry(content, datum))
+            self.put(path, file_entry(content, datum), protect=False)
 
     def delete(self, path: str) -> bool:
         """Delete a file, or a directory with everything below it. False if nothing there."""
@@ -322,7 +330,7 @@ class WriteSession:
                     raise InvalidArgument(f"file / directory path collision ({path})")
             elif base.entry(dk) is not None:
                 raise InvalidArgument(f"file / directory path collision ({path})")
-        self.root = self.index.update(self.root, sorted(edits.items()))
+        self.root = self.index.update(self.root, sorted(edits.items()), lease=self.lease)
         return self.root
 
     @staticmethod

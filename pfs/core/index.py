@@ -48,8 +48,10 @@ class NodeStore(Protocol):
 
     def put_node(self, node_hash: bytes, data: bytes) -> None: ...
 
-    def put_nodes(self, nodes: list) -> None:
-        """Write many (hash, data) pairs at once (one durable batch where the store can)."""
+    def put_nodes(self, nodes: list, root: Optional[bytes] = None, lease=None) -> None:
+        """Write many (hash, data) pairs at once (one durable batch where the store can),
+        with `root` -- the root these nodes belong to -- protected by `lease` in that batch
+        (see pfs.core.gc.leases)."""
         ...
 
 
@@ -283,17 +285,19 @@ class IndexTree:
         """A new tree from sorted, unique items."""
         return self.update(None, items)
 
-    def update(self, root: Optional[bytes], edits: Iterable[tuple[str, Optional[bytes]]]) -> Optional[bytes]:
+    def update(self, root: Optional[bytes], edits: Iterable[tuple[str, Optional[bytes]]],
+               lease=None) -> Optional[bytes]:
         """Apply sorted, unique-key edits (value None = delete) and return the new root.
 
-        New nodes are written in one batch before the root is returned."""
+        New nodes are written in one batch before the root is returned, together with
+        `lease`'s protection of the new root (the store's own short lease if None)."""
         self._local.pending = {}
         try:
             new_root = self._update(root, edits)
             pending = self._local.pending
             if pending:
                 if hasattr(self._store, "put_nodes"):
-                    self._store.put_nodes(list(pending.items()))
+                    self._store.put_nodes(list(pending.items()), root=new_root, lease=lease)
                 else:
                     for h, data in pending.items():
                         self._store.put_node(h, data)

@@ -126,3 +126,33 @@ def pachd_key(kind: str, *parts: str) -> bytes:
 
 def pachd_prefix(kind: str, *parts: str) -> bytes:
     return b"Y\x00" + _j(kind, *parts) + SEP
+
+
+# ---- garbage collection (pfs.core.gc) ---------------------------------------------------
+# A record per pack object in the chunk store, written BEFORE the object (see
+# pfs.core.gc.records): the collector finds packs here, not by listing the bucket.
+PACK_RECORD_PREFIX = b"A\x00"
+
+
+def pack_record_key(pack_id: bytes) -> bytes:
+    return PACK_RECORD_PREFIX + pack_id
+
+
+CHUNK_PREFIX = b"K\x00"
+NODE_PREFIX = b"N\x00"
+COMMIT_PREFIX = b"C\x00"
+
+# Leases of in-flight writes: a header per lease (`lease_key`) and write-once entries under
+# it naming what the lease protects (`lease_entry_key`): an index root ('r') or a pack ('p').
+LEASE_PREFIX = b"L\x00"
+
+
+def lease_key(lease_id: str) -> bytes:
+    return LEASE_PREFIX + lease_id.encode()
+
+
+def lease_entry_key(lease_id: str, kind: bytes, obj: bytes) -> bytes:
+    return LEASE_PREFIX + lease_id.encode() + SEP + kind + obj
+
+
+GC_STATE_KEY = b"Y\x00gc"

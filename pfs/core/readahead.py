@@ -20,6 +20,9 @@ Invariants:
   the running ones: no thread outlives the read.
 - A single request is read inline, without threads; `workers <= 1` reads inline one chunk
   range at a time (exactly the sequential read).
+- Whole chunks are read, even for a read that starts or ends inside one, so each can be
+  checked against its hash (`ContentStore.chunk_bytes`, which also finds a chunk whose pack
+  is gone); only then is the requested part of it yielded.
 """
 from __future__ import annotations
 
@@ -28,13 +31,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Iterator, Optional
 
 from pfs.core.content import ChunkRef, ContentStore, pack_key
+from pfs.errors import ObjectNotFound
 
 MAX_SPAN = 4 * 1024 * 1024
 
 
 def ranges(refs: Iterable[ChunkRef], offset: int = 0,
-           length: Optional[int] = None) -> Iterator[tuple[str, int, int]]:
-    """(object key, offset, length) reads covering [offset, offset+length) of the file."""
+           length: Optional[int] = None) -> Iterator[tuple[ChunkRef, int, int]]:
+    """(chunk ref, bytes to skip at its start, bytes to take) covering [offset, offset+length)."""
     remaining = length
     for r in refs:
         if remaining is not None and remaining <= 0:
@@ -46,65 +50,67 @@ def ranges(refs: Iterable[ChunkRef], offset: int = 0,
         if remaining is not None:
             take = min(take, remaining)
             remaining -= take
-        yield pack_key(r.pack), r.offset + offset, take
+        yield r, offset, take
         offset = 0
 
 
-def spans(pieces: Iterable[tuple[str, int, int]],
-          max_span: int) -> Iterator[tuple[str, int, list[int]]]:
-    """Merge back-to-back pieces of one object: (key, offset, [piece lengths]), each span at
-    most `max_span` bytes unless a single piece is bigger."""
+def spans(pieces: Iterable[tuple[ChunkRef, int, int]],
+          max_span: int) -> Iterator[tuple[str, int, list]]:
+    """Merge whole chunks lying back to back in one pack: (key, offset, [(ref, skip, take)]),
+    each span at most `max_span` bytes unless a single chunk is bigger."""
     key, start, parts, total = None, 0, [], 0
-    for k, off, n in pieces:
-        if parts and k == key and off == start + total and total + n <= max_span:
-            parts.append(n)
-            total += n
+    for piece in pieces:
+        r = piece[0]
+        k = pack_key(r.pack)
+        if parts and k == key and r.offset == start + total and total + r.length <= max_span:
+            parts.append(piece)
+            total += r.length
             continue
         if parts:
             yield key, start, parts
-        key, start, parts, total = k, off, [n], n
+        key, start, parts, total = k, r.offset, [piece], r.length
     if parts:
         yield key, start, parts
 
 
-def _fetch(get, key: str, off: int, parts: list[int]) -> list[bytes]:
-    data = get(key, off, sum(parts))
-    if len(parts) == 1:
-        return [data]
+def _fetch(store: ContentStore, key: str, off: int, parts: list) -> list[bytes]:
+    try:
+        data = store.chunks.get_range(key, off, sum(r.length for r, _, _ in parts))
+    except ObjectNotFound:
+        data = None  # the pack is gone: each chunk is looked up where the index says
     out, pos = [], 0
-    for n in parts:
-        out.append(data[pos:pos + n])
-        pos += n
+    for r, skip, take in parts:
+        piece = store.chunk_bytes(r, None if data is None else data[pos:pos + r.length])
+        pos += r.length
+        out.append(piece if (skip == 0 and take == len(piece)) else piece[skip:skip + take])
     return out
 
 
 def read_ahead(store: ContentStore, refs: Iterable[ChunkRef], offset: int = 0,
                length: Optional[int] = None, workers: int = 4, window: int = 8,
                max_span: Optional[int] = None) -> Iterator[bytes]:
-    get = store.chunks.get_range
     max_span = MAX_SPAN if max_span is None else max_span
     if workers <= 1:
-        for key, off, n in ranges(refs, offset, length):
-            yield get(key, off, n)
+        yield from store.read_sequential(refs, offset, length)
         return
     todo = list(spans(ranges(refs, offset, length), max_span))
     if len(todo) <= 1:
         for key, off, parts in todo:
-            yield from _fetch(get, key, off, parts)
+            yield from _fetch(store, key, off, parts)
         return
     ex = ThreadPoolExecutor(max_workers=min(workers, len(todo)), thread_name_prefix="readahead")
     try:
         it = iter(todo)
         inflight: deque = deque()
         for key, off, parts in it:
-            inflight.append(ex.submit(_fetch, get, key, off, parts))
+            inflight.append(ex.submit(_fetch, store, key, off, parts))
             if len(inflight) >= window:
                 break
         while inflight:
             pieces = inflight.popleft().result()
             nxt = next(it, None)
             if nxt is not None:
-                inflight.append(ex.submit(_fetch, get, *nxt))
+                inflight.append(ex.submit(_fetch, store, *nxt))
             yield from pieces
     finally:
         ex.shutdown(wait=True, cancel_futures=True)

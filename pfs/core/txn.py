@@ -25,6 +25,7 @@ class Txn:
         self._orig: dict[bytes, Optional[bytes]] = {}
         self._writes: dict[bytes, Optional[bytes]] = {}
         self._decoded: dict[bytes, object] = {}
+        self._expects: list[tuple[bytes, Optional[bytes]]] = []
         self.events: list[tuple[str, object]] = []
         self.after_commit: list[Callable[[], None]] = []
 
@@ -54,11 +55,17 @@ class Txn:
     def blind_delete(self, key: bytes) -> None:
         self._writes[key] = None
 
+    def expect(self, key: bytes, value: Optional[bytes]) -> None:
+        """Commit only if `key` still holds `value` then (e.g. a writer's lease header)."""
+        self._expects.append((key, value))
+
     def commit(self) -> None:
         self.flush_typed()
         if not self._writes:
             return
         with self.meta.batch() as b:
+            for k, v in self._expects:
+                b.expect(k, v)
             for k, v in self._writes.items():
                 if k in self._orig:
                     b.expect(k, self._orig[k])

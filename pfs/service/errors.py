@@ -32,6 +32,7 @@ CODES = {
     "UNAUTHENTICATED": grpc.StatusCode.UNAUTHENTICATED,
     "DEADLINE_EXCEEDED": grpc.StatusCode.DEADLINE_EXCEEDED,
     "UNKNOWN": grpc.StatusCode.UNKNOWN,
+    "DATA_LOSS": grpc.StatusCode.DATA_LOSS,
 }
 
 

@@ -356,6 +356,33 @@ class PfsServicer(PfsExtraMixin, pfs_pb2_grpc.APIServicer):
         return EMPTY
 
     @rpc
+    def Fsck(self, req, ctx):
+        from pfs.core.gc.check import fsck
+        if req.HasField("zombie_target") or req.zombie_all:
+            raise Unimplemented("zombie file detection (--zombie, --zombie-all) is not supported here")
+        for kind, msg in fsck(self.pfs, req.fix):
+            yield pb.FsckResponse(fix=msg) if kind == "fix" else pb.FsckResponse(error=msg)
+
+    @rpc
+    def CheckStorage(self, req, ctx):
+        """Pachyderm's CheckStorage; chunk_begin/chunk_end (ranges of Pachyderm chunk ids) are
+        not used. Damage fails the call with DATA_LOSS naming repo, commit and path; the counts
+        are also sent as trailing metadata (commits, files, chunks, packs, pack-bytes, live-bytes, dead-bytes,
+        orphans, orphan-bytes)."""
+        from pfs.core.gc.check import check_storage
+        from pfs.errors import DataLoss
+        r = check_storage(self.pfs, req.read_chunk_data)
+        ctx.set_trailing_metadata(tuple((k, str(v)) for k, v in (
+            ("commits", r.commits), ("files", r.files), ("chunks", r.chunks), ("chunks-read", r.chunks_read),
+            ("packs", r.packs), ("pack-bytes", r.pack_bytes), ("live-bytes", r.live_bytes), ("dead-bytes", r.dead_bytes),
+            ("orphans", r.orphans), ("orphan-bytes", r.orphan_bytes))))
+        if r.damaged:
+            more = f"\n... and {r.damaged - len(r.damage)} more" if r.damaged > len(r.damage) else ""
+            raise DataLoss(f"storage check found {r.damaged} damaged file(s) in {r.commits} commit(s):\n"
+                           + "\n".join(r.damage) + more)
+        return pb.CheckStorageResponse(chunk_object_count=r.chunks)
+
+    @rpc
     def ActivateAuth(self, req, ctx):
         return pb.ActivateAuthResponse()
 

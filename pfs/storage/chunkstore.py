@@ -15,6 +15,9 @@ Invariants every implementation keeps (checked by tests/storage/test_chunkstore.
 - `delete` of a missing key is not an error.
 - `iterate(prefix)` yields every key starting with `prefix`, in ascending string order
   (= UTF-8 byte order, S3's listing order), and never a store-internal name.
+  `iterate_info(prefix)` yields the same keys as `ObjectInfo(key, size, mtime)`: the
+  object's size in bytes and when it was last written (seconds since the epoch), which the
+  garbage collector uses to tell an orphaned object from one being written right now.
 - A key is never both an object and a "directory" prefix of another key (``a`` and ``a/b``):
   the content-addressed layout never needs it and a file-system store cannot hold it.
 - Failures of the backing service surface as `pfs.errors.StorageError` with a message that
@@ -22,9 +25,15 @@ Invariants every implementation keeps (checked by tests/storage/test_chunkstore.
 """
 from __future__ import annotations
 
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Iterator, NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["ChunkStore", "check_key", "check_range"]
+__all__ = ["ChunkStore", "ObjectInfo", "check_key", "check_range"]
+
+
+class ObjectInfo(NamedTuple):
+    key: str
+    size: int
+    mtime: float  # seconds since the epoch of the object's last write
 
 
 @runtime_checkable
@@ -48,6 +57,9 @@ class ChunkStore(Protocol):
 
     def iterate(self, prefix: str = "") -> Iterator[str]:
         """Keys starting with `prefix`, ascending."""
+
+    def iterate_info(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """`iterate`, with each object's size and last-write time."""
 
     def close(self) -> None:
         """Release files, sockets and pools. Idempotent."""

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Iterator
 
 from pfs.errors import ObjectNotFound, StorageError
-from pfs.storage.chunkstore import check_key, check_range
+from pfs.storage.chunkstore import ObjectInfo, check_key, check_range
 
 __all__ = ["LocalChunkStore"]
 
@@ -240,6 +240,20 @@ class LocalChunkStore:
         return os.path.isfile(self._path(key))
 
     def iterate(self, prefix: str = "") -> Iterator[str]:
+        for key, _path in self._keys(prefix):
+            yield key
+
+    def iterate_info(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        for key, path in self._keys(prefix):
+            try:
+                st = os.stat(path)
+            except _MISSING:
+                continue  # deleted since it was listed
+            except OSError as e:
+                raise self._error("stat", key, e) from e
+            yield ObjectInfo(key, st.st_size, st.st_mtime)
+
+    def _keys(self, prefix: str) -> Iterator[tuple[str, str]]:
         if "\x00" in prefix:
             return
         base_rel = prefix[: prefix.rfind("/") + 1]  # "" or "a/b/"
@@ -249,7 +263,7 @@ class LocalChunkStore:
                 return  # no valid key can start with this prefix
         yield from self._walk(os.path.join(self._root, base_rel), base_rel, prefix)
 
-    def _walk(self, dirpath: str, rel: str, prefix: str) -> Iterator[str]:
+    def _walk(self, dirpath: str, rel: str, prefix: str) -> Iterator[tuple[str, str]]:
         try:
             with os.scandir(dirpath) as it:
                 entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it
@@ -269,7 +283,7 @@ class LocalChunkStore:
             else:
                 key = rel + name
                 if key.startswith(prefix):
-                    yield key
+                    yield key, os.path.join(dirpath, name)
 
     # -- maintenance -------------------------------------------------------------------
     def sweep_temp_files(self, max_age_seconds: float = 3600.0) -> int:

@@ -23,6 +23,10 @@ Invariants every implementation keeps (checked by tests/storage/test_metadata.py
 - Every single-key write (`put`, `delete`) takes the same write lock, so a compare-and-swap
   can never interleave with another writer of this process. `put_if(key, expected, new)` is
   a one-key CAS (new=None deletes) returning whether it won.
+- `snapshot()` returns a read-only, consistent point-in-time view (`get`, `scan` with the
+  same semantics, `close()`): writes made after it are invisible to it. It is taken
+  atomically with respect to every batch (none is half in it). It holds resources until
+  closed (use it as a context manager); the garbage collector and backups read from one.
 - `close()` releases everything (files, locks); the store must not be used after it.
 """
 from __future__ import annotations
@@ -33,7 +37,8 @@ from typing import Iterator, Protocol, runtime_checkable
 
 from pfs.errors import Conflict
 
-__all__ = ["MetadataStore", "WriteBatch", "MemoryMetadataStore", "scan_bounds", "prefix_end"]
+__all__ = ["MetadataStore", "MetadataSnapshot", "WriteBatch", "MemoryMetadataStore", "scan_bounds",
+           "prefix_end"]
 
 PAGE = 256  # items read per page by paged scans
 
@@ -53,7 +58,25 @@ class MetadataStore(Protocol):
 
     def put_if(self, key: bytes, expected: bytes | None, new: bytes | None) -> bool: ...
 
+    def snapshot(self) -> "MetadataSnapshot": ...
+
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class MetadataSnapshot(Protocol):
+    """A read-only point-in-time view of a MetadataStore (a context manager)."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def scan(self, prefix: bytes = b"", start: bytes | None = None, end: bytes | None = None,
+             reverse: bool = False, limit: int | None = None) -> Iterator[tuple[bytes, bytes]]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "MetadataSnapshot": ...
+
+    def __exit__(self, *exc) -> None: ...
 
 
 def _check(key: bytes, what: str = "key") -> bytes:
@@ -231,5 +254,36 @@ class MemoryMetadataStore:
             if len(page) < n:
                 return
 
+    def snapshot(self) -> "MemorySnapshot":
+        self._alive()
+        view = MemoryMetadataStore()
+        with self._lock:
+            view._data = dict(self._data)
+            view._keys = list(self._keys)
+        return MemorySnapshot(view)
+
     def close(self) -> None:
         self._closed = True
+
+
+class MemorySnapshot:
+    """A copy of a MemoryMetadataStore taken under its lock."""
+
+    def __init__(self, view: MemoryMetadataStore):
+        self._view = view
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._view.get(key)
+
+    def scan(self, prefix: bytes = b"", start: bytes | None = None, end: bytes | None = None,
+             reverse: bool = False, limit: int | None = None) -> Iterator[tuple[bytes, bytes]]:
+        return self._view.scan(prefix, start, end, reverse, limit)
+
+    def close(self) -> None:
+        self._view.close()
+
+    def __enter__(self) -> "MemorySnapshot":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

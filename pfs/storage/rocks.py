@@ -19,16 +19,24 @@ Invariants (on top of those of `pfs.storage.metadata`):
   deletes the iterator before yielding. A live iterator would pin the database and keep its
   LOCK after `close()` -- so `close()` really releases the DB and the same path can be
   reopened in the same process.
+- `snapshot()` is a RocksDB checkpoint (hard links to the live files, taken under the write
+  lock so no batch is half in it) opened read-only in ``<path>.snapshots/<id>``; closing
+  the snapshot closes that database and removes the directory. Directories left by a crash
+  are removed when the store opens. (rocksdict's own `Snapshot` answers point reads from
+  the snapshot but iterates the live database, so it cannot serve a consistent scan.)
 - `close()` is idempotent; using the store after it raises RuntimeError.
 """
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import threading
 from pathlib import Path
 from typing import Iterator
 
-from rocksdict import Options, ReadOptions, Rdict, WriteBatch as RocksBatch, WriteOptions
+from rocksdict import (AccessType, Checkpoint, Options, ReadOptions, Rdict, WriteBatch as RocksBatch,
+                       WriteOptions)
 
 from pfs.errors import Conflict, StorageError
 from pfs.storage.metadata import PAGE, WriteBatch, _check, conflict_message, scan_bounds
@@ -59,6 +67,8 @@ class RocksMetadataStore:
         self._wo_deferred.sync = False
         self._lock = threading.Lock()
         self._closed = False
+        self._snapshots_dir = self.path.parent / (self.path.name + ".snapshots")
+        shutil.rmtree(self._snapshots_dir, ignore_errors=True)  # left by a crash
 
     def __repr__(self) -> str:
         return f"RocksMetadataStore({str(self.path)!r})"
@@ -115,58 +125,45 @@ class RocksMetadataStore:
 
     def _page(self, lo: bytes, hi: bytes | None, cursor: bytes | None, reverse: bool,
               n: int) -> list[tuple[bytes, bytes]]:
-        """Read up to n items after `cursor` (exclusive) in [lo, hi); no iterator survives."""
-        ro = ReadOptions()
-        if hi is not None:
-            ro.set_iterate_upper_bound(hi)
-        it = self._alive().iter(ro)
-        try:
-            out: list[tuple[bytes, bytes]] = []
-            if not reverse:
-                it.seek(lo if cursor is None else cursor + b"\x00")
-                while it.valid() and len(out) < n:
-                    k = it.key()
-                    if hi is not None and k >= hi:
-                        break
-                    out.append((k, it.value()))
-                    it.next()
-            else:
-                top = hi if cursor is None else cursor
-                if top is None:
-                    it.seek_to_last()
-                else:
-                    it.seek_for_prev(top)
-                    if it.valid() and it.key() >= top:
-                        it.prev()
-                while it.valid() and len(out) < n:
-                    k = it.key()
-                    if k < lo:
-                        break
-                    out.append((k, it.value()))
-                    it.prev()
-            return out
-        finally:
-            del it  # never let an iterator outlive the page: it would pin the DB
+        return _page(self._alive(), lo, hi, cursor, reverse, n)
 
     def scan(self, prefix: bytes = b"", start: bytes | None = None, end: bytes | None = None,
              reverse: bool = False, limit: int | None = None) -> Iterator[tuple[bytes, bytes]]:
         self._alive()
-        lo, hi = scan_bounds(_check(prefix), start, end)
-        if hi is not None and lo >= hi:
-            return
-        left = limit
-        cursor: bytes | None = None
-        while left is None or left > 0:
-            n = PAGE if left is None else min(PAGE, left)
-            page = self._page(lo, hi, cursor, reverse, n)
-            if not page:
-                return
-            yield from page
-            if left is not None:
-                left -= len(page)
-            cursor = page[-1][0]
-            if len(page) < n:
-                return
+        return _scan(self._page, prefix, start, end, reverse, limit)
+
+    def snapshot(self) -> "RocksSnapshot":
+        d = self._snapshots_dir / secrets.token_hex(8)
+        d.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            db = self._alive()
+            try:
+                Checkpoint(db).create_checkpoint(str(d))
+            except Exception as e:  # rocksdict raises plain Exception
+                shutil.rmtree(d, ignore_errors=True)
+                raise StorageError(f"cannot take a snapshot of the metadata store at {self.path}: {e}") from e
+        try:
+            opts = Options(raw_mode=True)
+            view = Rdict(str(d), opts, access_type=AccessType.read_only())
+        except Exception as e:
+            shutil.rmtree(d, ignore_errors=True)
+            raise StorageError(f"cannot open the snapshot {d} of the metadata store: {e}") from e
+        return RocksSnapshot(view, d)
+
+    def checkpoint(self, dest: Path | str) -> None:
+        """A consistent copy of the database in the new directory `dest` (hard links to the
+        live table files where the file system allows; the memtable is flushed first)."""
+        with self._lock:
+            db = self._alive()
+            try:
+                Checkpoint(db).create_checkpoint(str(dest))
+            except Exception as e:  # rocksdict raises plain Exception
+                shutil.rmtree(dest, ignore_errors=True)
+                raise StorageError(f"cannot checkpoint the metadata store at {self.path}: {e}") from e
+
+    def sequence(self) -> int:
+        """RocksDB's latest sequence number: it moves on every write."""
+        return self._alive().latest_sequence_number()
 
     def close(self) -> None:
         with self._lock:
@@ -176,3 +173,92 @@ class RocksMetadataStore:
             db, self._db = self._db, None
         db.close()
         del db
+
+
+class RocksSnapshot:
+    """A read-only checkpoint of a RocksMetadataStore (see the module docstring)."""
+
+    def __init__(self, db: Rdict, path: Path):
+        self._db, self.path = db, path
+
+    def _alive(self) -> Rdict:
+        if self._db is None:
+            raise RuntimeError(f"metadata snapshot {self.path} is closed")
+        return self._db
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._alive().get(_check(key))
+
+    def scan(self, prefix: bytes = b"", start: bytes | None = None, end: bytes | None = None,
+             reverse: bool = False, limit: int | None = None) -> Iterator[tuple[bytes, bytes]]:
+        self._alive()
+        return _scan(lambda *a: _page(self._alive(), *a), prefix, start, end, reverse, limit)
+
+    def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
+            del db
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self) -> "RocksSnapshot":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _page(db: Rdict, lo: bytes, hi: bytes | None, cursor: bytes | None, reverse: bool,
+          n: int) -> list[tuple[bytes, bytes]]:
+    """Read up to n items after `cursor` (exclusive) in [lo, hi); no iterator survives."""
+    ro = ReadOptions()
+    if hi is not None:
+        ro.set_iterate_upper_bound(hi)
+    it = db.iter(ro)
+    try:
+        out: list[tuple[bytes, bytes]] = []
+        if not reverse:
+            it.seek(lo if cursor is None else cursor + b"\x00")
+            while it.valid() and len(out) < n:
+                k = it.key()
+                if hi is not None and k >= hi:
+                    break
+                out.append((k, it.value()))
+                it.next()
+        else:
+            top = hi if cursor is None else cursor
+            if top is None:
+                it.seek_to_last()
+            else:
+                it.seek_for_prev(top)
+                if it.valid() and it.key() >= top:
+                    it.prev()
+            while it.valid() and len(out) < n:
+                k = it.key()
+                if k < lo:
+                    break
+                out.append((k, it.value()))
+                it.prev()
+        return out
+    finally:
+        del it  # never let an iterator outlive the page: it would pin the DB
+
+
+def _scan(page, prefix: bytes, start: bytes | None, end: bytes | None, reverse: bool,
+          limit: int | None) -> Iterator[tuple[bytes, bytes]]:
+    lo, hi = scan_bounds(_check(prefix), start, end)
+    if hi is not None and lo >= hi:
+        return
+    left = limit
+    cursor: bytes | None = None
+    while left is None or left > 0:
+        n = PAGE if left is None else min(PAGE, left)
+        items = page(lo, hi, cursor, reverse, n)
+        if not items:
+            return
+        yield from items
+        if left is not None:
+            left -= len(items)
+        cursor = items[-1][0]
+        if len(items) < n:
+            return

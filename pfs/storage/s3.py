@@ -41,7 +41,7 @@ import botocore.exceptions as bx
 from botocore.config import Config
 
 from pfs.errors import ObjectNotFound, StorageError
-from pfs.storage.chunkstore import check_key, check_range
+from pfs.storage.chunkstore import ObjectInfo, check_key, check_range
 
 __all__ = ["S3ChunkStore"]
 
@@ -283,27 +283,32 @@ class S3ChunkStore:
             raise self._fail("delete", key, e) from e
 
     def iterate(self, prefix: str = "") -> Iterator[str]:
+        for info in self.iterate_info(prefix):
+            yield info.key
+
+    def iterate_info(self, prefix: str = "") -> Iterator[ObjectInfo]:
         try:
             yield from self._walk(self._kp + prefix)
         except (bx.ClientError, bx.BotoCoreError) as e:
             raise self._fail("listing", prefix + "*", e) from e
 
-    def _walk(self, list_prefix: str) -> Iterator[str]:
+    def _walk(self, list_prefix: str) -> Iterator[ObjectInfo]:
         """One '/'-level at a time, each level sorted here (see the module docstring)."""
-        names: list[str] = []
+        names: list[tuple[str, int, float]] = []  # (name, size, mtime); size -1: a prefix
         for page in self._paginator.paginate(Bucket=self.bucket, Prefix=list_prefix, Delimiter="/"):
             # Keys ending in '/' are directory markers (SeaweedFS lists empty directories
             # that way), never our objects: check_key forbids a trailing '/'.
-            names.extend(k for o in page.get("Contents", ()) if not (k := o["Key"]).endswith("/"))
-            names.extend(p for c in page.get("CommonPrefixes", ())
+            names.extend((k, int(o.get("Size", 0)), o["LastModified"].timestamp())
+                         for o in page.get("Contents", ()) if not (k := o["Key"]).endswith("/"))
+            names.extend((p, -1, 0.0) for c in page.get("CommonPrefixes", ())
                          if len(p := c["Prefix"]) > len(list_prefix))
         names.sort()  # a common prefix "d/" sorts exactly where its keys belong
         n = len(self._kp)
-        for name in names:
-            if name.endswith("/"):
+        for name, size, mtime in names:
+            if size < 0:
                 yield from self._walk(name)
             else:
-                yield name[n:]
+                yield ObjectInfo(name[n:], size, mtime)
 
     def close(self) -> None:
         self._client.close()

@@ -227,3 +227,22 @@ fileSources:
         assert "no file source named 'nope'" in bad.error
         bad = stub.RunLoadTest(pfs_pb2.RunLoadTestRequest(spec="bogus: 1"))
         assert "unknown field(s) ['bogus']" in bad.error
+
+
+def test_garbage_collection_keeps_live_file_sets_and_reclaims_expired_ones(pachd, client):
+    """A file set belongs to no commit: only its record keeps its data. The collector must
+    treat an unexpired one as live (its files read back after a collection) and an expired
+    one as garbage."""
+    import time
+
+    from pachd.maintenance import make_collector
+    big = bytes(range(256)) * 4096  # 1 MiB of its own content: its chunks are the file set's only
+    fs_id = client.pfs.create_file_set(_ops({"/big": big, "/small": b"s"})).file_set_id
+    gc = make_collector(pachd.pfs)
+    gc.run(orphans=True)
+    assert _fileset_files(client, fs_id) == {"/big": big, "/small": b"s"}
+    client.pfs.renew_file_set(file_set_id=fs_id, ttl_seconds=1)
+    time.sleep(1.2)
+    reclaimed = gc.run(orphans=True)
+    assert reclaimed.pack_bytes_deleted >= len(big) // 2, reclaimed  # (compressed or not, most of it)
+    expect_error(grpc.StatusCode.NOT_FOUND, client.pfs.renew_file_set, file_set_id=fs_id, ttl_seconds=60)

@@ -104,8 +104,13 @@ def test_abandoned_read_leaves_no_threads(s3pfs):
     assert not [t for t in threading.enumerate() if t.name.startswith("readahead")]
 
 
-def test_spans_merge_only_back_to_back_pieces_of_one_object():
-    pieces = [("a", 0, 10), ("a", 10, 5), ("a", 20, 5), ("b", 25, 5), ("b", 30, 5), ("b", 35, 100)]
-    assert list(readahead.spans(pieces, 50)) == [("a", 0, [10, 5]), ("a", 20, [5]), ("b", 25, [5, 5]),
-                                                  ("b", 35, [100])]
+def test_spans_merge_only_back_to_back_chunks_of_one_pack():
+    from pfs.core.content import ChunkRef, pack_key
+    a, b = b"a" * 16, b"b" * 16
+    refs = [ChunkRef(bytes([i]) * 32, p, off, n) for i, (p, off, n) in enumerate(
+        [(a, 0, 10), (a, 10, 5), (a, 20, 5), (b, 25, 5), (b, 30, 5), (b, 35, 100)])]
+    pieces = [(r, 0, r.length) for r in refs]
+    got = [(k, off, [p[0] for p in parts]) for k, off, parts in readahead.spans(pieces, 50)]
+    assert got == [(pack_key(a), 0, refs[0:2]), (pack_key(a), 20, refs[2:3]), (pack_key(b), 25, refs[3:5]),
+                   (pack_key(b), 35, refs[5:6])]
     assert list(readahead.spans([], 50)) == []

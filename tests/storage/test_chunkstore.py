@@ -179,3 +179,17 @@ def test_concurrent_puts_same_key_and_readers_see_whole_objects(any_chunkstore):
 def test_close_is_idempotent(any_chunkstore):
     any_chunkstore.close()
     any_chunkstore.close()
+
+
+def test_iterate_info_gives_size_and_write_time(any_chunkstore):
+    import time
+    before = time.time()
+    any_chunkstore.put("info/b", b"12345")
+    any_chunkstore.put("info/a", b"")
+    any_chunkstore.put("info/sub/c", b"x" * 1000)
+    infos = list(any_chunkstore.iterate_info("info/"))
+    assert [i.key for i in infos] == list(any_chunkstore.iterate("info/")) == ["info/a", "info/b", "info/sub/c"]
+    assert [i.size for i in infos] == [0, 5, 1000]
+    for i in infos:  # servers stamp whole seconds: allow for the rounding and a little skew
+        assert before - 2 <= i.mtime <= time.time() + 2, i
+    assert list(any_chunkstore.iterate_info("nothing/")) == []

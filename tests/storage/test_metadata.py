@@ -247,3 +247,52 @@ def test_scan_matches_model(any_metadata, keys, prefix, start, end, reverse, lim
     if limit is not None:
         want = want[:limit]
     assert [k for k, _ in m.scan(prefix, start, end, reverse, limit)] == want
+
+
+def test_snapshot_is_a_consistent_point_in_time_view(any_metadata):
+    m = any_metadata
+    fill(m, [b"s/%03d" % i for i in range(PAGE * 2 + 7)])
+    with m.snapshot() as snap:
+        with m.batch() as b:  # changes after the snapshot, in one batch
+            b.delete(b"s/000")
+            b.put(b"s/001", b"changed")
+            b.put(b"s/zzz", b"new")
+        m.put(b"s/002", b"changed too")
+        assert snap.get(b"s/000") == b"v:s/000"
+        assert snap.get(b"s/001") == b"v:s/001"
+        assert snap.get(b"s/zzz") is None
+        items = list(snap.scan(prefix=b"s/"))
+        assert [k for k, _ in items] == [b"s/%03d" % i for i in range(PAGE * 2 + 7)]
+        assert all(v == b"v:" + k for k, v in items)
+        assert [k for k, _ in snap.scan(prefix=b"s/", reverse=True, limit=3)] == [
+            b"s/%03d" % i for i in (PAGE * 2 + 6, PAGE * 2 + 5, PAGE * 2 + 4)]
+        assert list(snap.scan(start=b"s/005", end=b"s/007")) == [(b"s/005", b"v:s/005"), (b"s/006", b"v:s/006")]
+    # the live store has every change
+    assert m.get(b"s/000") is None and m.get(b"s/zzz") == b"new" and m.get(b"s/002") == b"changed too"
+    with pytest.raises(RuntimeError):
+        snap.get(b"s/001")
+
+
+def test_snapshot_never_sees_half_a_batch(any_metadata):
+    m = any_metadata
+    stop = threading.Event()
+
+    def writer():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            with m.batch() as b:
+                b.put(b"pair/a", b"%d" % i)
+                b.put(b"pair/b", b"%d" % i)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        for _ in range(20):
+            with m.snapshot() as snap:
+                a, b = snap.get(b"pair/a"), snap.get(b"pair/b")
+                assert a == b
+                assert dict(snap.scan(prefix=b"pair/")) == ({b"pair/a": a, b"pair/b": b} if a else {})
+    finally:
+        stop.set()
+        t.join()

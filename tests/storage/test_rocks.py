@@ -113,3 +113,23 @@ def test_sync_puts_are_not_terribly_slow(tmp_path):
         assert dt < 10, f"1,000 synced puts took {dt:.1f} s"
     finally:
         m.close()
+
+
+def test_snapshot_directories_are_removed_and_the_store_reopens(tmp_path):
+    s = RocksMetadataStore(tmp_path / "meta")
+    s.put(b"k", b"v")
+    snap = s.snapshot()
+    d = snap.path
+    assert d.is_dir() and snap.get(b"k") == b"v"
+    snap.close()
+    assert not d.exists()
+    leftover = s.snapshot()  # left open, as a crash would: removed at the next open
+    s.close()
+    leftover.close()
+    (tmp_path / "meta.snapshots" / "stale").mkdir(parents=True)
+    s2 = RocksMetadataStore(tmp_path / "meta")
+    try:
+        assert not (tmp_path / "meta.snapshots").exists()
+        assert s2.get(b"k") == b"v"
+    finally:
+        s2.close()

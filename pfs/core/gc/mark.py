@@ -1,0 +1,153 @@
+"""Marking: what is reachable, computed from ONE consistent snapshot of the metadata.
+
+Roots: every commit's index root, every unexpired file set's root (pfs.core.filesets), every
+S3 multipart part's chunk refs, and every live lease (not released, not expired at snapshot
+time): its roots and packs. From the roots, every
+index node reachable (node hashes), every chunk a file refers to (chunk hash -> the pack its
+ref names), and from the chunk index where each live chunk is stored now.
+
+Invariants:
+- Everything is read from the snapshot, never from the live store: what a writer does after
+  the snapshot is invisible here and is protected by the compare-and-swap deletes of the
+  sweep (see pfs.core.gc.records).
+- A node that a root reaches but that is missing is damage: `damage` names it, and the
+  collector then deletes nothing (an unreadable subtree could refer to anything).
+- A pack is live if the chunk index places a live chunk in it, if a live lease names it, or
+  if it is the hinted pack of a live chunk the index does not know (never expected; kept to
+  be safe).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import msgpack
+
+from pfs.core import keys
+from pfs.core.gc.leases import PACK, ROOT
+from pfs.core.gc.records import LeaseHeader, unframe_node
+
+
+@dataclass
+class DeadLease:
+    key: bytes
+    raw: bytes
+    entries: list  # entry keys
+    expired: bool  # not released: its writer may still be alive (its renewal would conflict)
+
+
+@dataclass
+class Marked:
+    now: float
+    nodes: set = field(default_factory=set)  # live node hashes
+    chunks: dict = field(default_factory=dict)  # live chunk hash -> a pack a ref names
+    leased_packs: set = field(default_factory=set)
+    dead_leases: list = field(default_factory=list)  # [DeadLease]
+    orphan_entries: list = field(default_factory=list)  # lease entries without a header
+    damage: list = field(default_factory=list)  # human-readable problems
+    roots: int = 0
+    live_leases: int = 0
+    # from the chunk index
+    pack_live_bytes: dict = field(default_factory=lambda: defaultdict(int))
+    pack_live_entries: dict = field(default_factory=lambda: defaultdict(list))  # pack -> [(kkey, kraw, off, len)]
+    pack_dead_entries: dict = field(default_factory=lambda: defaultdict(list))  # pack -> [(kkey, kraw)]
+    live_packs: set = field(default_factory=set)
+
+
+def mark(snap, now: float) -> Marked:
+    m = Marked(now)
+    roots: list[tuple[bytes, str]] = []
+    for _k, v in snap.scan(prefix=keys.COMMIT_PREFIX):
+        d = msgpack.unpackb(v, raw=False)
+        if d.get("root"):
+            c = d["commit"]
+            roots.append((d["root"], f"commit {c[0][0]}/{c[0][1]}@{c[1]}"))
+    for k, v in snap.scan(prefix=keys.pachd_prefix("fileset")):
+        d = msgpack.unpackb(v, raw=False)
+        # an expired file set is gone for every caller (filesets.root), so its data is garbage
+        if d.get("root") and d["expires"] > now:
+            roots.append((d["root"], f"file set {k[len(keys.pachd_prefix('fileset')):].decode()}"))
+    for _k, v in snap.scan(prefix=keys.S3_PART_PREFIX):
+        for r in msgpack.unpackb(v)[2]:
+            m.chunks.setdefault(r[0], r[1])
+    _leases(snap, m, roots)
+    m.roots = len(roots)
+    _walk(snap, m, roots)
+    _chunk_index(snap, m)
+    return m
+
+
+def _leases(snap, m: Marked, roots: list) -> None:
+    n = len(keys.LEASE_PREFIX)
+    cur_id, cur_alive, cur_dead = None, False, None
+    for k, v in snap.scan(prefix=keys.LEASE_PREFIX):
+        rest = k[n:]
+        sep = rest.find(keys.SEP)
+        if sep < 0:  # a header
+            cur_id = rest
+            h = LeaseHeader.decode(v)
+            cur_alive = h.alive(m.now)
+            cur_dead = None
+            if cur_alive:
+                m.live_leases += 1
+            else:
+                cur_dead = DeadLease(k, v, [], expired=not h.released)
+                m.dead_leases.append(cur_dead)
+            continue
+        lid, entry = rest[:sep], rest[sep + 1:]
+        if lid != cur_id:
+            m.orphan_entries.append(k)
+            continue
+        if cur_dead is not None:
+            cur_dead.entries.append(k)
+        elif entry[:1] == ROOT:
+            roots.append((entry[1:], f"lease {lid.decode()}"))
+        elif entry[:1] == PACK:
+            m.leased_packs.add(entry[1:])
+
+
+def _walk(snap, m: Marked, roots: list) -> None:
+    seen = m.nodes
+    chunks = m.chunks
+    unpack = msgpack.unpackb
+    for root, where in roots:
+        if root in seen:
+            continue
+        todo = [root]
+        seen.add(root)
+        while todo:
+            h = todo.pop()
+            raw = snap.get(keys.node_key(h))
+            if raw is None:
+                m.damage.append(f"index node {h.hex()} of {where} is missing from the metadata store")
+                continue
+            level, _keys, vals = unpack(unframe_node(raw), raw=True)
+            if level:
+                for child, _count in vals:
+                    if child not in seen:
+                        seen.add(child)
+                        todo.append(child)
+                continue
+            for val in vals:
+                e = unpack(val)
+                if e[0] == 0:  # a file (directories carry no chunks)
+                    for r in e[3]:
+                        chunks.setdefault(r[0], r[1])
+
+
+def _chunk_index(snap, m: Marked) -> None:
+    live = m.chunks
+    n = len(keys.CHUNK_PREFIX)
+    seen = set()
+    for k, v in snap.scan(prefix=keys.CHUNK_PREFIX):
+        h = k[n:]
+        pack, off, length = msgpack.unpackb(v)
+        if h in live:
+            seen.add(h)
+            m.pack_live_bytes[pack] += length
+            m.pack_live_entries[pack].append((k, v, off, length))
+        else:
+            m.pack_dead_entries[pack].append((k, v))
+    m.live_packs = set(m.pack_live_bytes) | m.leased_packs
+    if len(seen) < len(live):
+        m.live_packs.update(p for h, p in live.items() if h not in seen)
