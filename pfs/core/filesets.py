@@ -10,8 +10,10 @@ Invariants:
   by at most MAX_TTL from now. An expired file set is gone: every use of it is NOT_FOUND.
 - Creating one writes its content first and its record last (one metadata write), so an
   interrupted creation leaves no file set behind.
-- A garbage collector must treat the roots of unexpired file set records (keys.pachd_key
-  ("fileset", id)) as live, like commit roots.
+- The garbage collector treats the roots of unexpired file set records (keys.pachd_key
+  ("fileset", id)) as live, like commit roots (pfs.core.gc.mark). While a file set is being
+  written its new packs and index nodes are covered by a lease, released only after its
+  record is stored (so there is no moment when nothing protects them).
 - Composition applies the sets in order: a later set's file replaces an earlier one at the
   same path. File sets hold files only (no deletion markers), so composition only adds.
 """
@@ -96,21 +98,38 @@ class FileSets:
         if not diff:
             return self._put(ci.root, ttl)
         parent = self.pfs.get_commit(ci.commit.repo, ci.parent) if ci.parent else None
-        s = WriteSession(self.pfs.index, None)
-        for new, _old in self.pfs.diff_file(ci, "/", parent):
-            if new is not None and not new.is_dir:
-                e = self.pfs.tree(ci).entry(new.path)
-                s.put(new.path, e)
-        return self._put(s.apply(), ttl)
+        lease = self._lease("file set from a commit diff")
+        try:
+            s = WriteSession(self.pfs.index, None, lease)
+            for new, _old in self.pfs.diff_file(ci, "/", parent):
+                if new is not None and not new.is_dir:
+                    e = self.pfs.tree(ci).entry(new.path)
+                    s.put(new.path, e, protect=True)
+            return self._put(s.apply(), ttl)
+        finally:
+            self._release(lease)
+
+    def _lease(self, owner: str):
+        leases = getattr(self.pfs, "leases", None)
+        return leases.create(owner) if leases is not None else None
+
+    @staticmethod
+    def _release(lease) -> None:
+        if lease is not None:
+            lease.release()
 
     def compose(self, ids: list[str], ttl: float = DEFAULT_TTL) -> str:
         check_ttl(ttl)
         roots = [self.root(i) for i in ids]  # all must exist before anything is written
-        s = WriteSession(self.pfs.index, roots[0] if roots else None)
-        for root in roots[1:]:
-            for k, e in FileTree(self.pfs.index, root).files("/"):
-                s.put(k, e)
-        return self._put(s.apply(), ttl)
+        lease = self._lease("composed file set")
+        try:
+            s = WriteSession(self.pfs.index, roots[0] if roots else None, lease)
+            for root in roots[1:]:
+                for k, e in FileTree(self.pfs.index, root).files("/"):
+                    s.put(k, e, protect=True)
+            return self._put(s.apply(), ttl)
+        finally:
+            self._release(lease)
 
     def renew(self, fs_id: str, ttl: float) -> None:
         check_ttl(ttl)
@@ -175,7 +194,7 @@ class FileSetWriter:
         from pfs.core.files import FileWriter
         self.filesets = filesets
         self.w = FileWriter(filesets.pfs, None, None, None, None, _Unlocked())
-        self.w.session = WriteSession(filesets.pfs.index, None)
+        self.w.session = WriteSession(filesets.pfs.index, None, self.w.lease)
         self._done = False
 
     def add(self, path: str, data: bytes, datum: str = "") -> None:
@@ -209,11 +228,15 @@ class FileSetWriter:
 
     def close(self, ttl: float = DEFAULT_TTL) -> str:
         self._done = True
-        self.w._end_open_file()
-        self.w.content.flush()
-        return self.filesets._put(self.w.session.apply(), ttl)
+        try:
+            self.w._end_open_file()
+            self.w.content.flush()
+            return self.filesets._put(self.w.session.apply(), ttl)  # the record: now a GC root
+        finally:
+            FileSets._release(getattr(self.w, "lease", None))
 
     def abort(self) -> None:
         if not self._done:
             self._done = True
             self.w.content.abort()
+            FileSets._release(getattr(self.w, "lease", None))

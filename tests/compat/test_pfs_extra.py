@@ -239,10 +239,16 @@ def test_garbage_collection_keeps_live_file_sets_and_reclaims_expired_ones(pachd
     big = bytes(range(256)) * 4096  # 1 MiB of its own content: its chunks are the file set's only
     fs_id = client.pfs.create_file_set(_ops({"/big": big, "/small": b"s"})).file_set_id
     gc = make_collector(pachd.pfs)
-    gc.run(orphans=True)
+    assert gc.run(orphans=True).leases_live == 0  # writing it is over: only its record keeps it
     assert _fileset_files(client, fs_id) == {"/big": big, "/small": b"s"}
-    client.pfs.renew_file_set(file_set_id=fs_id, ttl_seconds=1)
+    # one that expires in a second (the API's ttl is at least 10 minutes at creation)
+    from pfs.core.filesets import FileSets
+    w = FileSets(pachd.pfs).writer()
+    w.add("/other", bytes(range(255, -1, -1)) * 4096)
+    short = w.close(ttl=1)
+    assert gc.run(orphans=True).pack_bytes_deleted == 0  # both live
     time.sleep(1.2)
     reclaimed = gc.run(orphans=True)
-    assert reclaimed.pack_bytes_deleted >= len(big) // 2, reclaimed  # (compressed or not, most of it)
-    expect_error(grpc.StatusCode.NOT_FOUND, client.pfs.renew_file_set, file_set_id=fs_id, ttl_seconds=60)
+    assert reclaimed.pack_bytes_deleted >= len(big) // 2, repr(reclaimed).replace(",", "\n")
+    expect_error(grpc.StatusCode.NOT_FOUND, client.pfs.renew_file_set, file_set_id=short, ttl_seconds=60)
+    assert _fileset_files(client, fs_id) == {"/big": big, "/small": b"s"}  # the live one untouched
