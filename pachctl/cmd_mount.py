@@ -72,7 +72,8 @@ async def _ready(session) -> None:
 
 @command(None, "unmount", arity=(0, 1), metavar="<path/to/mount/point>",
          help="Unmount a pfs mount (the mount process commits what was written, then exits); "
-              "--all unmounts every pfs mount. Also clears a mount whose process died.")
+              "--all unmounts every pfs mount made by this user's pachctl. Also clears a mount "
+              "whose process died.")
 @click.option("-a", "--all", "all_", is_flag=True, help="Unmount all pfs mounts.")
 def unmount(args, all_):
     from pachctl.mount import unmount as um
@@ -80,7 +81,7 @@ def unmount(args, all_):
     if not args and not all_:
         raise CliError("nothing to unmount specify a mounted filesystem or --all")
     if all_:
-        found = sorted({m.mountpoint for m in um.pfs_mounts()})
+        found = um.recorded_mounts()
         if not found:
             sys.stdout.write("No mounts found.\n")
             return

@@ -58,6 +58,16 @@ def pfs_mounts() -> list[MountEntry]:
     return [m for m in mounts() if m.fstype == FSTYPE or (m.fstype.startswith("fuse") and m.source == "pfs")]
 
 
+def recorded_mounts(env=None) -> list[str]:
+    """Mountpoints of pfs mounts made by this user's pachctl (a record in its ~/.pachyderm):
+    what `unmount --all` clears. Other users' or other HOMEs' mounts are left alone."""
+    found = []
+    for m in pfs_mounts():
+        if record_path(m.mountpoint, env, resolved=True).exists():
+            found.append(m.mountpoint)
+    return sorted(set(found))
+
+
 def real(path: str) -> str:
     return os.path.realpath(os.path.abspath(os.path.expanduser(path)))
 
