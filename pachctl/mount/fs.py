@@ -253,12 +253,12 @@ class MountFS(WriteOps, pyfuse3.Operations):
             return None
         if path == "/":
             return self._view_node(view)
-        h = await self.head(view)
         ov = view.overlay
         if ov is None:
+            h = await self.head(view)
             e = await self.stat_remote(view, h.commit, path)
             return None if e is None else self._rnode(view, path, h.commit, e)
-        r = ov.resolve(path)
+        r = ov.resolve(path)  # staged things resolve without asking pachd (which may be gone)
         if r is None:
             return None
         if r.kind == "file":
@@ -267,6 +267,7 @@ class MountFS(WriteOps, pyfuse3.Operations):
             return self._wnode(view, path, K_LINK)
         if r.kind == "dir":
             return self._wnode(view, path, K_DIR)
+        h = await self.head(view) if not r.commit else None
         e = await self.stat_remote(view, r.commit or h.commit, r.src)
         if e is None:
             return self._wnode(view, path, K_DIR) if ov.has_changes_below(path) else None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import time
 
 import pyfuse3
 import trio
@@ -70,10 +71,15 @@ class WriteOps:
         r = ov.resolve(node.path)
         if r is None:
             raise _err(errno.ENOENT)
+        truncate = wants_write and bool(flags & os.O_TRUNC)  # libfuse3 passes O_TRUNC to open
         if r.kind == "file":
             sf = r.change.staged
             try:
                 fd = os.open(sf.path, os.O_RDWR if wants_write else os.O_RDONLY)
+                if truncate:
+                    async with self.gate(view):
+                        os.ftruncate(fd, 0)
+                        sf.dirty, sf.failed = True, 0
             except OSError as e:
                 raise _err(e.errno or errno.EIO) from None
             return FileHandle(node, fd=fd, staged=sf)
@@ -91,7 +97,13 @@ class WriteOps:
             reader = RangeReader(self._opener(view, commit, r.src), e.size, f"{view.repo}:{node.path}")
             return FileHandle(node, reader=reader)
         async with self.gate(view):
-            sf = await self._copy_up(view, commit, r.src, None)
+            if truncate:  # overwritten: nothing of the old content is needed
+                try:
+                    sf = await trio.to_thread.run_sync(self.staging.new_file, view.name)
+                except OSError as e:
+                    raise _err(disk_error(e)) from None
+            else:
+                sf = await self._copy_up(view, commit, r.src, None)
             ov.put_file(node.path, sf)
         fd = os.open(sf.path, os.O_RDWR)
         return FileHandle(node, fd=fd, staged=sf)
@@ -367,7 +379,7 @@ class WriteOps:
             failed = view.overlay.failed_files()
             if not plan:
                 return _Nothing(failed)
-            head = await self.head(view)
+            head = await self._head_for_commit(view, retries, say)
             links = LinkResolver(view.overlay, head.commit, os.path.join(self.mountpoint, view.name),
                                  self._remote_kind_blocking(view))
             from pachctl.transfer import is_loopback
@@ -381,6 +393,26 @@ class WriteOps:
             return result
         finally:
             await gate.open()
+
+    async def _head_for_commit(self, view, retries: int, say):
+        """The branch head, asked again (1, 2, 4... s apart) while pachd does not answer."""
+        from pachctl.mount.remote import RemoteError
+        from pachctl.mount.staging import PachdUnreachable
+        for attempt in range(retries + 1):
+            try:
+                h = await trio.to_thread.run_sync(self.remote.head, view)
+                self.heads[view.name] = (h, time.monotonic())
+                return h
+            except RemoteError as e:
+                if e.errno != errno.EIO:
+                    raise
+                if attempt == retries:
+                    raise PachdUnreachable(str(e)) from None
+                wait = 2 ** attempt
+                if say:
+                    say(f"pachd did not answer ({e}); trying the commit to {view.repo}@{view.branch} again "
+                        f"in {wait:g}s ({attempt + 1}/{retries})")
+                await trio.sleep(wait)
 
     def _remote_kind_blocking(self, view):
         remote = self.remote

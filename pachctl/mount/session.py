@@ -256,6 +256,9 @@ class Session:
 
 
 def _reason(e: Exception) -> str:
+    from pachctl.mount.staging import PachdUnreachable
+    if isinstance(e, PachdUnreachable):
+        return f"pachd is not reachable ({e})"
     details = getattr(e, "details", None)
     if callable(details):
         code = e.code() if hasattr(e, "code") else None

@@ -224,6 +224,10 @@ def _refused_file_url(e: grpc.RpcError) -> bool:
     return e.code() == grpc.StatusCode.INVALID_ARGUMENT and ("file://" in details or "cannot read" in details)
 
 
+class PachdUnreachable(Exception):
+    """pachd did not answer (after the retries asked for)."""
+
+
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
