@@ -54,7 +54,7 @@ class Mounter:
         self.mounts: list[Mount] = []
         self.n = 0
 
-    def start(self, mountpoint, *args, extra_env=None) -> Mount:
+    def start(self, mountpoint, *args, extra_env=None, cwd=None) -> Mount:
         """Start `pachctl mount` without waiting (for tests of failures)."""
         self.n += 1
         log = self.tmp / f"mount-{self.n}.log"
@@ -62,17 +62,17 @@ class Mounter:
         e.update(extra_env or {})
         with open(log, "wb") as out:
             proc = subprocess.Popen(pachctl_argv("mount", mountpoint, *args), env=e, stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        m = Mount(proc, Path(mountpoint), log)
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd)
+        m = Mount(proc, Path(cwd or ".") / mountpoint if cwd else Path(mountpoint), log)
         self.mounts.append(m)
         return m
 
-    def mount(self, mountpoint, *args, extra_env=None, timeout: float = 30) -> Mount:
-        Path(mountpoint).mkdir(parents=True, exist_ok=True)
-        m = self.start(mountpoint, *args, extra_env=extra_env)
+    def mount(self, mountpoint, *args, extra_env=None, timeout: float = 30, cwd=None) -> Mount:
+        (Path(cwd) / mountpoint if cwd else Path(mountpoint)).mkdir(parents=True, exist_ok=True)
+        m = self.start(mountpoint, *args, extra_env=extra_env, cwd=cwd)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if "mounted " in m.stderr() and um.find(str(mountpoint)) is not None:
+            if "mounted " in m.stderr() and um.find(str(m.path)) is not None:
                 return m
             if m.proc.poll() is not None:
                 raise AssertionError(f"pachctl mount exited with {m.proc.returncode}: {m.stderr()}")
