@@ -471,6 +471,12 @@ class MountFS(WriteOps, pyfuse3.Operations):
             except OSError as e:
                 raise pyfuse3.FUSEError(e.errno or errno.EIO) from None
         async with h.lock:
+            if h.reader.ready(off, size):  # the bytes are here already: no worker thread needed
+                try:
+                    return h.reader.read(off, size)
+                except RemoteError as e:
+                    self._log_error(str(e))
+                    raise pyfuse3.FUSEError(e.errno) from None
             return await self._run(h.reader.read, off, size)
 
     async def flush(self, fh):

@@ -141,6 +141,28 @@ class RangeReader:
         return b"".join(parts)
 
     # ---- reading --------------------------------------------------------------------------
+    def ready(self, off: int, size: int) -> bool:
+        """Can `read(off, size)` be answered now without waiting for the network? (Then the
+        file system answers it on its own thread, saving a hand-off to a worker thread.)"""
+        if off >= self.size or size <= 0:
+            return True
+        end = min(off + size, self.size)
+        if self._behind and self._behind[0][0] <= off and end <= self._behind[-1][0] + len(self._behind[-1][1]):
+            return True
+        s = self._stream
+        if s is None or off < s.offset or off > s.offset + SKIP:
+            return False
+        have = s.offset + len(self._cur)
+        for item in list(s.queue.queue):  # a snapshot: only the reader's thread takes from it
+            if item is _END:
+                return True
+            if isinstance(item, BaseException):
+                return False
+            have += len(item)
+            if have >= end:
+                return True
+        return have >= end
+
     def read(self, off: int, size: int) -> bytes:
         if off >= self.size or size <= 0:
             return b""

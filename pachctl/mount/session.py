@@ -156,7 +156,6 @@ class Session:
                 self.staging.remove_all()
             hint = " (allow_other needs 'user_allow_other' in /etc/fuse.conf)" if self.allow_other else ""
             raise MountError(f"cannot mount {self.mountpoint_arg}: {e}{hint}") from None
-        tune_read_ahead(self.mountpoint)
         um.write_record(self.mountpoint, {"pid": os.getpid(), "mountpoint": self.mountpoint,
                                           "views": [v.describe() for v in self.views],
                                           "staging": self.staging.root if self.staging else "",
@@ -178,8 +177,7 @@ class Session:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._watch_signals)
-                if on_ready is not None:
-                    nursery.start_soon(on_ready, self)
+                nursery.start_soon(self._after_init, on_ready)
                 await pyfuse3.main(min_tasks=2, max_tasks=64)
                 pyfuse3.close(unmount=True)
                 closed = True
@@ -189,6 +187,15 @@ class Session:
             if not closed:
                 pyfuse3.close(unmount=True)
             self._finish()
+
+    async def _after_init(self, on_ready) -> None:
+        """Once the kernel's INIT is answered (the first request the loop serves), raise the
+        mount's read-ahead: INIT sets it to what the kernel offered then (128 KiB), so a
+        value written before would be undone."""
+        await trio.sleep(0.2)
+        await trio.to_thread.run_sync(tune_read_ahead, self.mountpoint)
+        if on_ready is not None:
+            await on_ready(self)
 
     async def _watch_signals(self) -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
