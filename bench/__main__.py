@@ -57,6 +57,8 @@ def all_benchmarks():
     out += s3_gateway.ALL
     from bench import s3_storage
     out += s3_storage.ALL
+    from bench import mount_bench
+    out += mount_bench.ALL
     return out
 
 

@@ -30,6 +30,7 @@ from pachctl.mount.remote import RemoteError, as_remote_error
 AHEAD = 6                 # messages queued ahead of the reads
 BEHIND = 4 * 1024 * 1024  # bytes kept behind the position
 SKIP = 8 * 1024 * 1024    # a read up to this far ahead skips forward instead of restarting
+SMALL = 256 * 1024        # a read this small after a seek is fetched by itself (no read-ahead)
 _END = object()
 
 
@@ -85,7 +86,13 @@ class _Stream:
     def close(self) -> None:
         self.stopped.set()
         self.call.cancel()
-        self.thread.join()
+        while self.thread.is_alive():  # empty the queue so a put waiting for room returns at once
+            try:
+                while True:
+                    self.queue.get_nowait()
+            except queue.Empty:
+                pass
+            self.thread.join(timeout=0.01)
 
 
 class RangeReader:
@@ -98,6 +105,7 @@ class RangeReader:
         self._behind: deque = deque()  # (offset, bytes) already passed, newest last
         self._behind_bytes = 0
         self.restarts = 0
+        self._last_end = -1            # where the last read ended (-1: no read yet)
 
     # ---- the position ---------------------------------------------------------------------
     @property
@@ -119,6 +127,11 @@ class RangeReader:
     def _keep(self, offset: int, data) -> None:
         if not data:
             return
+        if self._behind:  # kept bytes are one contiguous range: a jump starts a new one
+            last_off, last = self._behind[-1]
+            if offset != last_off + len(last):
+                self._behind.clear()
+                self._behind_bytes = 0
         self._behind.append((offset, data))
         self._behind_bytes += len(data)
         while self._behind_bytes - len(self._behind[0][1]) >= BEHIND:
@@ -138,7 +151,8 @@ class RangeReader:
             if o >= end:
                 break
             parts.append(d[max(0, off - o):end - o])
-        return b"".join(parts)
+        got = b"".join(parts)
+        return got if len(got) == end - off else None
 
     # ---- reading --------------------------------------------------------------------------
     def ready(self, off: int, size: int) -> bool:
@@ -169,6 +183,7 @@ class RangeReader:
         end = min(off + size, self.size)
         got = self._from_behind(off, end)
         if got is not None:
+            self._last_end = end
             return got
         s = self._stream
         head = b""
@@ -176,15 +191,41 @@ class RangeReader:
             head = self._from_behind(off, s.offset) or b""  # the kept bytes end at s.offset
             off = s.offset
         elif s is None or off < s.offset or off > s.offset + SKIP:
+            if off != self._last_end and size <= SMALL and (off, self._last_end) != (0, -1):
+                return self._fetch(off, end)  # a small read after a seek: no stream kept open
             self._start(off)
         try:
-            return head + self._read_forward(off, end)
+            got = head + self._read_forward(off, end)
+            self._last_end = end
+            return got
         except grpc.RpcError as e:
             self._stop()
             raise as_remote_error(e, f"reading {self.what}") from None
         except RemoteError:
             self._stop()
             raise
+
+    def _fetch(self, off: int, end: int) -> bytes:
+        """Bytes [off, end) by a call of their own, cancelled once they are here (random reads:
+        no read-ahead thread for a position that is not read on from)."""
+        self._stop()
+        self.restarts += 1
+        call = self._open_call(off)
+        parts, have = [], off
+        try:
+            for msg in call:
+                data = msg.value
+                self._keep(have, data)  # the rest of the message serves reads just after
+                parts.append(data[:end - have])
+                have += len(data)
+                if have >= end:
+                    break
+        except grpc.RpcError as e:
+            raise as_remote_error(e, f"reading {self.what}") from None
+        finally:
+            call.cancel()
+        self._last_end = end
+        return b"".join(parts)
 
     def _next_piece(self) -> bool:
         s = self._stream

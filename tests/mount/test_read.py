@@ -201,3 +201,32 @@ def test_bad_mountpoints(mounter, put, tmp_path):
     m = mounter.start(mp, "-r", "r")
     assert m.proc.wait(timeout=60) == 1
     assert "already mounted" in m.stderr(), m.stderr()
+
+
+def test_random_reads_seeks_and_a_sequential_read_after_them(mounter, put, tmp_path):
+    import random
+    data = _blob(9 * 1024 * 1024 + 77, 9)
+    put("r", {"/f": data})
+    mp = tmp_path / "mnt"
+    mounter.mount(mp, "-r", "r")
+    rng = random.Random(3)
+    fd = os.open(mp / "r/f", os.O_RDONLY | os.O_DIRECT)
+    try:
+        import mmap as _m
+        buf = _m.mmap(-1, 1 << 20)
+        try:
+            for _ in range(60):  # O_DIRECT: every read reaches the mount, none from the page cache
+                off = rng.randrange(0, len(data) // 4096) * 4096
+                n = rng.choice([4096, 8192, 65536, 1 << 20])
+                got = os.preadv(fd, [memoryview(buf)[:n]], off)
+                want = data[off:off + n]
+                assert got == len(want) and buf[:got] == want, (off, n, got)
+        finally:
+            buf.close()
+    finally:
+        os.close(fd)
+    with open(mp / "r/f", "rb") as f:
+        f.seek(5 * 1024 * 1024)
+        f.read(100)
+        f.seek(0)
+        assert f.read() == data
