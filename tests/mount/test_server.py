@@ -247,3 +247,46 @@ def test_mount_server_full_suite_on_a_unix_socket(server, pclient, tmp_path):
     sock = str(tmp_path / "s.sock")
     proc, mount_dir, log = server("--sock-path", sock)
     _exercise(Api(sock=sock), mount_dir, pclient, log)
+
+
+def test_a_pipeline_runs_on_what_a_write_mount_committed(server_env, pclient, tmp_path):
+    """Write through `pachctl mount -r in+w`; the one commit at unmount triggers the pipeline,
+    whose output reflects exactly the mount's changes."""
+    from google.protobuf import json_format
+
+    from pps.worker.sandbox import bwrap_usable
+    from proto.pps_v2 import pps_pb2
+    if not bwrap_usable():
+        pytest.skip("bubblewrap (bwrap) not usable here: pipelines cannot run")
+    put(pclient, "in", {"/keep.txt": b"keep\n", "/drop.txt": b"drop\n"})
+    spec = {"pipeline": {"name": "upper"}, "input": {"pfs": {"repo": "in", "glob": "/*"}},
+            "transform": {"cmd": ["sh", "-c", "for f in /pfs/in/*; do tr a-z A-Z < $f > /pfs/out/$(basename $f); done"]}}
+    pclient.pps.CreatePipeline(json_format.ParseDict(spec, pps_pb2.CreatePipelineRequest()))
+    try:
+        out_repo = repo_msg("upper")
+        head = pfs.Commit(repo=out_repo, branch=pfs.Branch(repo=out_repo, name="master"))
+        pclient.pfs.InspectCommit(pfs.InspectCommitRequest(commit=head, wait=pfs.FINISHED), timeout=120)
+        mounter = Mounter(server_env, tmp_path)
+        try:
+            m = mounter.mount(tmp_path / "mnt", "-r", "in+w")
+            (m.path / "in/new.txt").write_bytes(b"new\n")
+            os.unlink(m.path / "in/drop.txt")
+            with open(m.path / "in/keep.txt", "a") as f:
+                f.write("more\n")
+            mounter.unmount(m)
+            assert m.proc.returncode == 0, m.stderr()
+        finally:
+            mounter.cleanup()
+        in_head = pclient.pfs.InspectCommit(pfs.InspectCommitRequest(commit=pfs.Commit(
+            repo=repo_msg("in"), branch=pfs.Branch(repo=repo_msg("in"), name="master"))))
+        out_ci = pclient.pfs.InspectCommit(pfs.InspectCommitRequest(
+            commit=pfs.Commit(repo=out_repo, id=in_head.commit.id), wait=pfs.FINISHED), timeout=120)
+        assert out_ci.error == ""
+        files = sorted(fi.file.path for fi in pclient.pfs.ListFile(pfs.ListFileRequest(
+            file=pfs.File(commit=pfs.Commit(repo=out_repo, id=in_head.commit.id), path="/"))))
+        assert files == ["/keep.txt", "/new.txt"]
+        assert get_file(pclient, "upper", in_head.commit.id, "/keep.txt") == b"KEEP\nMORE\n"
+        assert get_file(pclient, "upper", in_head.commit.id, "/new.txt") == b"NEW\n"
+    finally:
+        pclient.pps.DeletePipeline(pps_pb2.DeletePipelineRequest(pipeline=pps_pb2.Pipeline(name="upper"),
+                                                                 force=True))
