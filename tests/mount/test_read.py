@@ -230,3 +230,21 @@ def test_random_reads_seeks_and_a_sequential_read_after_them(mounter, put, tmp_p
         f.read(100)
         f.seek(0)
         assert f.read() == data
+
+
+def test_mount_a_repo_of_another_project(mounter, put, client, tmp_path):
+    """The tutorial's form: `pachctl mount mnt --project video-to-frame-traces --repos
+    content_collager@master`."""
+    from proto.pfs_v2 import pfs_pb2 as pfs
+    client.pfs.CreateProject(pfs.CreateProjectRequest(project=pfs.Project(name="video-to-frame-traces")))
+    put("content_collager", {"/index.html": b"<html>collage</html>", "/static/a.gif": b"GIF89a"},
+        project="video-to-frame-traces")
+    put("content_collager", {"/other": b"default project"})
+    mp = tmp_path / "mnt"
+    mounter.mount(mp, "--project", "video-to-frame-traces", "--repos", "content_collager@master")
+    assert (mp / "content_collager/index.html").read_bytes() == b"<html>collage</html>"
+    assert sorted(os.listdir(mp / "content_collager")) == ["index.html", "static"]
+    (tmp_path / "mnt2").mkdir()
+    bad = mounter.start(tmp_path / "mnt2", "--project", "nope", "-r", "content_collager")
+    assert bad.proc.wait(timeout=60) == 1
+    assert "nope" in bad.stderr() and len(bad.stderr().strip().splitlines()) == 1, bad.stderr()
