@@ -17,7 +17,8 @@ Modules, from the wire up:
 - `fs`: the pyfuse3 `Operations`: resolves names through views and overlays to nodes.
 - `session`: mounting, running, unmounting and committing (`pachctl mount`); `unmount`:
   finding our mounts and clearing them (`pachctl unmount`).
-- `server`, `manager`, `datums`: the mount server (HTTP+JSON, as Pachyderm's `mount-server`).
+- `manager`: the mount server's state (what is mounted, datum mode); `server`: its HTTP + JSON
+  API (Pachyderm's `mount-server`) over one dynamic `Session`.
 
 Invariants (each module states its own as well):
 - Nothing is read whole: listings come a page at a time, file bytes by byte range.

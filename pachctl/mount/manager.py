@@ -138,8 +138,7 @@ class Manager:
 
     def list_mounts(self) -> dict:
         with self.lock:
-            mounted = [self._state(n, {k: v for k, v in i.items() if k != "pinned"} | {"pinned": i.get("pinned")})
-                       for n, i in sorted(self.infos.items())]
+            mounted = [self._state(n, i) for n, i in sorted(self.infos.items())]
         for m in mounted:
             m.pop("pinned", None)
         return {"mounted": mounted, "unmounted": self.list_repos()}

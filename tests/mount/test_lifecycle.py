@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +101,23 @@ def test_killed_mount_is_cleared_by_unmount(mounter, put, tmp_path):
     # and the mountpoint is usable again
     m2 = mounter.mount(m.path, "-r", "r")
     assert (m2.path / "r/f").read_bytes() == b"1"
+
+
+def test_killed_write_mount_commits_nothing_and_unmount_says_where_staged_files_are(mounter, put, client, tmp_path):
+    from proto.pfs_v2 import pfs_pb2 as pfs
+    from tests.mount.conftest import repo_msg
+    put("r", {"/f": b"1"})
+    r = repo_msg("r")
+    head = pfs.Commit(repo=r, branch=pfs.Branch(repo=r, name="master"))
+    before = client.pfs.InspectCommit(pfs.InspectCommitRequest(commit=head)).commit.id
+    m = mounter.mount(tmp_path / "mnt", "-r", "r+w")
+    (m.path / "r/new").write_bytes(b"staged")
+    m.proc.kill()
+    m.proc.wait(timeout=30)
+    res = mounter.pachctl("unmount", m.path)
+    assert res.returncode == 0, res.stderr
+    assert "nothing was committed" in res.stderr and "staged files, if any, are in" in res.stderr, res.stderr
+    assert client.pfs.InspectCommit(pfs.InspectCommitRequest(commit=head)).commit.id == before
+    staged = res.stderr.rsplit("are in ", 1)[1].rstrip(")\n")
+    assert [p.read_bytes() for p in Path(staged).rglob("*") if p.is_file()] == [b"staged"]
+    _gone(m)
