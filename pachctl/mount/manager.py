@@ -31,6 +31,9 @@ from proto.pfs_v2 import pfs_pb2 as pfs
 from proto.pps_v2 import pps_pb2 as pps
 
 
+SERVER_COMMIT_RETRIES = 3
+
+
 class RequestError(Exception):
     """A request the server refuses: HTTP status and Pachyderm's message."""
 
@@ -75,7 +78,9 @@ class Manager:
         if view is None or not view.writable or view.local_only:
             return None
         self.session.failed = False
-        await self.session.commit_one(view, retries=0)
+        # a few quick retries (1, 2, 4 s): after pachd comes back, the channel reconnects
+        # within its backoff, and the first calls fail fast meanwhile
+        await self.session.commit_one(view, retries=SERVER_COMMIT_RETRIES)
         if self.session.failed:
             self.session.failed = False
             raise RequestError(500, self.session.report[-1]["error"] if self.session.report else "commit failed")

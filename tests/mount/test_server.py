@@ -290,3 +290,38 @@ def test_a_pipeline_runs_on_what_a_write_mount_committed(server_env, pclient, tm
     finally:
         pclient.pps.DeletePipeline(pps_pb2.DeletePipelineRequest(pipeline=pps_pb2.Pipeline(name="upper"),
                                                                  force=True))
+
+
+def test_failed_commit_keeps_staged_changes_for_the_next_try(server, pachd_pps, tmp_path):
+    """pachd gone: PUT /_commit fails with the reason and commits nothing; the staged changes
+    stay mounted and readable, and the next /_commit (pachd back) commits them, once."""
+    port, root = pachd_pps.port, pachd_pps.root
+    with PachClient(f"localhost:{port}") as c:
+        put(c, "r", {"/f": b"1"})
+    sock = str(tmp_path / "m.sock")
+    proc, mount_dir, log = server("--sock-path", sock)
+    api = Api(sock=sock)
+    api.ok("PUT", "/_mount", {"mounts": [{"name": "r", "repo": "r", "mode": "rw"}]})
+    (mount_dir / "r/new").write_bytes(b"staged")
+    pachd_pps.stop(grace=0.1)
+    status, msg = api.call("PUT", "/_commit", {"mount": "r"})
+    assert status == 500 and "pachd is not reachable" in msg, msg
+    assert (mount_dir / "r/new").read_bytes() == b"staged"
+    back = Pachd(root, port=port, host="127.0.0.1", enable_pps=False).start()
+    try:
+        with PachClient(f"localhost:{port}") as c:
+            r = repo_msg("r")
+            head = pfs.Commit(repo=r, branch=pfs.Branch(repo=r, name="master"))
+            before = c.pfs.InspectCommit(pfs.InspectCommitRequest(commit=head)).commit.id
+            assert get_file(c, "r", "master", "/f") == b"1"
+            status, msg = api.call("PUT", "/_commit", {"mount": "r"})
+            assert status == 200, msg
+            assert get_file(c, "r", "master", "/new") == b"staged"
+            after = [ci.commit.id for ci in c.pfs.ListCommit(pfs.ListCommitRequest(repo=r, to=head))]
+            assert after[1] == before and len(after) == 2  # exactly one new commit
+            api.ok("PUT", "/_unmount_all")
+            assert [ci.commit.id for ci in c.pfs.ListCommit(pfs.ListCommitRequest(repo=r, to=head))] == after
+        proc.terminate()
+        assert proc.wait(timeout=60) == 0, log.read_text()
+    finally:
+        back.stop(grace=0.5)
