@@ -388,6 +388,8 @@ class JobRun:
         if self.spec.s3_out:
             buckets["out"] = fixed_bucket("out", self.out_repo, self.job.id, self.job.output_branch, writable=True)
         token = self.master.auth_token or ""
+        if not token and self.master.worker_token is not None:  # multi-user auth: the pipeline's own
+            token = self.master.worker_token(self.job.project, self.job.pipeline) or ""
         # workers on this machine reach it on loopback; pods need PACH_JOB_S3_BIND (e.g. 0.0.0.0)
         # and PACH_JOB_S3_ADDRESS (an address pods can reach, e.g. the pachd pod IP)
         bind = os.environ.get("PACH_JOB_S3_BIND", "127.0.0.1")

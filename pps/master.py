@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Optional
+from typing import Callable, Optional
 
 from pfs.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PfsError
 from pfs.model import Branch, Repo
@@ -122,6 +122,9 @@ class PpsMaster:
         self._cron_wakeup = threading.Event()
         self.cpu_count = os.cpu_count() or 1
         self.auth_token: Optional[str] = None  # pachd's token, for job S3 gateways
+        # set by pachd with auth on: (project, pipeline) -> the token that pipeline's workers use
+        self.worker_token: Optional[Callable[[str, str], Optional[str]]] = None
+        self.worker_env: dict[str, str] = {}  # more worker environment from pachd (PACHD_TLS_CA)
         pfs.is_pipeline_output = self.is_pipeline_output
         pfs.add_listener(self._on_event)
 
@@ -189,8 +192,10 @@ class PpsMaster:
             return
         n = effective_parallelism(spec, self.cpu_count)
         env = {"PPS_PIPELINE_VERSION": str(p.version)}
-        if self.auth_token:
-            env["PACHD_AUTH_TOKEN"] = self.auth_token  # the worker's credential for pachd
+        env.update(self.worker_env)
+        token = (self.worker_token(*p.key) if self.worker_token else None) or self.auth_token
+        if token:
+            env["PACHD_AUTH_TOKEN"] = token  # the worker's credential for pachd
         self.executor.ensure_workers(p.key, json.dumps(p.spec), n, env)
         self._note_worker_health(p)
 

@@ -8,8 +8,9 @@ Invariants (beyond the Executor contract in base.py):
 - Worker `i` of a pipeline is `<project>-<pipeline>-w<i>` (stable across restarts). Its scratch
   dir `<scratch_root>/<project>.<pipeline>/<worker id>/pfs` is wiped before every start and
   removed by stop; its stdout/stderr are appended to `<worker id>.log` beside it (kept).
-- Sandbox: "bwrap" requires bubblewrap, "none" never uses it, "auto" uses it when usable and
-  otherwise falls back (warning once; see pps.worker.sandbox for what the fallback means).
+- Sandbox: "bwrap" requires bubblewrap, "userns" the user-namespace launcher that stands in for
+  it, "none" uses neither, "auto" takes the first usable of bwrap, userns, none (see
+  pps.worker.sandbox for what the fallback means). Both sandboxes have the same process tree.
 - Crashed workers (non-zero exit) restart after 0.5 s, doubling to 30 s; the delay resets
   after a worker stayed up 60 s. A worker that exited 0 waits for the next ensure_workers.
 - Stopping: SIGTERM to the worker (it hands its task back), then SIGKILL to the sandbox after
@@ -245,9 +246,9 @@ class LocalExecutor:
         argv = [sys.executable, "-m", "pps.worker", "--pachd", self.pachd_address,
                 "--project", pool.project, "--pipeline", pool.pipeline, "--worker-id", s.worker_id,
                 *self.worker_args]
-        if self.mode == "bwrap":
+        if self.mode != "none":
             argv += ["--spec-file", "/pps/spec.json"]
-            cmd = sb.bwrap_command(argv, pfs_dir, image_dir, {str(spec_file): "/pps/spec.json"})
+            cmd = sb.sandbox_command(self.mode, argv, pfs_dir, image_dir, {str(spec_file): "/pps/spec.json"})
             env = sb.worker_env(pool.env, home="/tmp")
             cwd = None
         else:
@@ -264,12 +265,12 @@ class LocalExecutor:
                                       env=env, cwd=cwd, start_new_session=True)
         s.state, s.started, s.spec_hash, s.exit_code = STARTING, time.time(), pool.hash, None
         log.info("started worker %s (pid %d, %s)", s.worker_id, s.proc.pid,
-                 "bwrap" if self.mode == "bwrap" else "no sandbox")
+                 self.mode if self.mode != "none" else "no sandbox")
 
     def _stop(self, slots: list[_Slot]) -> None:
         live = [s for s in slots if s.proc is not None]
         for s in live:
-            for pid in _worker_pids(s.proc.pid) if self.mode == "bwrap" else [s.proc.pid]:
+            for pid in _worker_pids(s.proc.pid) if self.mode != "none" else [s.proc.pid]:
                 _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.grace
         for s in live:
@@ -297,8 +298,8 @@ def _signal(pid: int, sig: int) -> None:
 
 
 def _worker_pids(bwrap_pid: int) -> list[int]:
-    """The worker inside a bwrap sandbox: the grandchild of the bwrap process
-    (bwrap -> bwrap as the namespace's init -> worker), found by scanning /proc."""
+    """The worker inside a sandbox: the grandchild of the sandbox process (bwrap -> bwrap as
+    the namespace's init -> worker; the same for pps/worker/userns.py), found by scanning /proc."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():

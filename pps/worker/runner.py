@@ -106,7 +106,12 @@ class Worker(DatumRunner):
         self.cfg = cfg
         self.md = (("authn-token", cfg.auth_token),) if cfg.auth_token else ()
         opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
-        self.channel = grpc.insecure_channel(cfg.pachd, options=opts)
+        ca = os.environ.get("PACHD_TLS_CA_PEM")  # pachd serves TLS: trust this certificate (PEM text;
+        if ca:                                    # a sandboxed worker may not see pachd's files)
+            creds = grpc.ssl_channel_credentials(ca.encode())
+            self.channel = grpc.secure_channel(cfg.pachd, creds, options=opts)
+        else:
+            self.channel = grpc.insecure_channel(cfg.pachd, options=opts)
         self.tasks = tasks_pb2_grpc.TasksStub(self.channel)
         self.pfs = Path(cfg.pfs_root)
         self.scratch = self.pfs / ".scratch"
