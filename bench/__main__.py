@@ -61,6 +61,8 @@ def all_benchmarks():
     out += gc_bench.ALL
     from bench import auth_bench
     out += auth_bench.ALL
+    from bench import mount_bench
+    out += mount_bench.ALL
     return out
 
 

@@ -4,7 +4,9 @@ Each noun area lives in its own module and registers its commands on import:
 `cmd_repo` (projects, repos, branches), `cmd_commit` (commits, commit sets, find commit),
 `cmd_file` (inspect/list/glob/diff/delete/copy file), `cmd_transfer` (put/get file),
 `cmd_config` (config ...), `cmd_auth` (auth ...), `cmd_misc` (version, shutdown, daemon),
-`cmd_storage` (fsck, check storage, garbage-collect, extract) and `cmd_pps` (pipelines;
+`cmd_transaction` (transactions), `cmd_secret` (secrets),
+`cmd_storage` (fsck, check storage, garbage-collect, extract), `cmd_mount` (mount, unmount,
+mount-server) and `cmd_pps` (pipelines;
 it imports `cmd_jobs` (jobs, datums), `cmd_logs` and `cmd_draw`). The hidden `next datum`
 (datum batching, `cmd_worker`) is added to the root as well.
 
@@ -31,7 +33,7 @@ from pachctl.cli import _PLURALS
 from pachctl.cli import root as _root
 
 ALL_MODULES = ("cmd_repo", "cmd_commit", "cmd_file", "cmd_transfer", "cmd_config", "cmd_misc", "cmd_pps",
-               "cmd_worker", "cmd_auth", "cmd_transaction", "cmd_secret", "cmd_storage")
+               "cmd_worker", "cmd_auth", "cmd_transaction", "cmd_secret", "cmd_storage", "cmd_mount")
 # `<verb> <noun>` -> the module that registers it
 COMMAND_MODULES = {
     "cmd_file": ("copy file", "delete file", "diff file", "glob file", "inspect file", "list file"),
@@ -54,7 +56,8 @@ COMMAND_MODULES = {
 # verbs that are one module's entirely
 VERB_MODULES = {"config": "cmd_config", "version": "cmd_misc", "shutdown": "cmd_misc", "logs": "cmd_logs",
                 "next": "cmd_worker", "auth": "cmd_auth", "fsck": "cmd_storage", "check": "cmd_storage",
-                "garbage-collect": "cmd_storage", "extract": "cmd_storage"}
+                "garbage-collect": "cmd_storage", "extract": "cmd_storage", "mount": "cmd_mount",
+                "unmount": "cmd_mount", "mount-server": "cmd_mount"}
 _FLAGS = ("-v", "--verbose", "--no-color")  # the root's own options, which may come first
 # modules imported through another one (they import each other; cmd_pps is the way in)
 _VIA = {"cmd_jobs": "cmd_pps", "cmd_logs": "cmd_pps", "cmd_draw": "cmd_pps"}

@@ -78,4 +78,9 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 fi
 "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 "$VENV/bin/python" -m pip install -q -e '.[test]' -r examples/requirements.txt
+# pachctl mount: pyfuse3 compiles against libfuse3; without its headers everything else works.
+if ! "$VENV/bin/python" -m pip install -q -e '.[mount]' >/dev/null 2>&1; then
+  echo "note: pachctl mount is not available: pyfuse3 did not build. Install gcc pkg-config" \
+       "libfuse3-dev fuse3 (apt-get install ...), then: $VENV/bin/pip install -e '.[mount]'" >&2
+fi
 echo "$want" > "$stamp"

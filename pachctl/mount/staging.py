@@ -1,0 +1,271 @@
+"""Staged files on local disk, and the commit: one ModifyFile stream per written view.
+
+Layout: `<staging root>/<session>/<view>/<n>` holds staged file number n; the overlay maps
+repo paths to them. Files are written in place by the file system (pwrite), never held in
+memory, and streamed to pachd at commit (or, with pachd on this machine, handed over as
+`file://` URLs that pachd reads itself).
+
+Invariants:
+- A staged file whose write failed (disk full, I/O error) is `failed`: it is left out of the
+  commit (reported by name) until it is truncated to zero or removed, so a commit never
+  carries a half-written file.
+- `commit_plan` sends the whole plan in ONE ModifyFile call on the branch: pachd applies it
+  atomically as one new commit (or into the branch's open commit), so a failure at any
+  point leaves the branch as it was, and the staged files stay for the next try.
+- Symbolic links are committed as the content of the file they point to (resolved in the
+  overlay, or on local disk for paths outside the mount); one pointing nowhere, or at a
+  directory, is left out and reported.
+- A session's directory is removed only when nothing is left staged in it.
+"""
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+import posixpath
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Optional
+
+import grpc
+from google.protobuf import wrappers_pb2
+
+from pachctl.transfer import file_url
+from proto.pfs_v2 import pfs_pb2 as pfs
+
+log = logging.getLogger("pachctl.mount")
+CHUNK = 2 * 1024 * 1024
+MAX_LINKS = 40
+
+
+class StagedFile:
+    __slots__ = ("path", "dirty", "failed", "nopen", "mode")
+
+    def __init__(self, path: str):
+        self.path = path          # the local file
+        self.dirty = True         # changed since the last commit
+        self.failed = 0           # errno of a failed write (left out of commits)
+        self.nopen = 0            # open handles
+        self.mode = 0o644
+
+    def size(self) -> int:
+        try:
+            return os.stat(self.path).st_size
+        except FileNotFoundError:
+            return 0
+
+    def mtime_ns(self) -> int:
+        try:
+            return os.stat(self.path).st_mtime_ns
+        except FileNotFoundError:
+            return 0
+
+
+class Staging:
+    """The staged files of one mount session."""
+
+    def __init__(self, root: str):
+        self.root = root
+        os.makedirs(root, mode=0o700, exist_ok=True)
+        self._n = itertools.count(1)
+
+    def _dir(self, view_name: str) -> str:
+        d = os.path.join(self.root, view_name)
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        return d
+
+    def new_file(self, view_name: str) -> StagedFile:
+        path = os.path.join(self._dir(view_name), str(next(self._n)))
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+        return StagedFile(path)
+
+    def copy_up(self, view_name: str, download: Callable[[int], int]) -> StagedFile:
+        """A staged copy of a remote file: `download(fd)` writes its bytes (blocking)."""
+        sf = self.new_file(view_name)
+        fd = os.open(sf.path, os.O_WRONLY)
+        try:
+            download(fd)
+        except BaseException:
+            os.close(fd)
+            self.drop(sf)
+            raise
+        os.close(fd)
+        return sf
+
+    @staticmethod
+    def drop(sf: StagedFile) -> None:
+        try:
+            os.unlink(sf.path)
+        except FileNotFoundError:
+            pass
+
+    def remove_if_empty(self) -> bool:
+        """Remove the session directory if no staged file is left in it."""
+        for _, _, files in os.walk(self.root):
+            if files:
+                return False
+        shutil.rmtree(self.root, ignore_errors=True)
+        return True
+
+    def remove_all(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+# ---- committing --------------------------------------------------------------------------------
+@dataclass
+class CommitResult:
+    ops: int = 0
+    commit: str = ""
+    skipped: list = field(default_factory=list)   # (path, reason) left out of the commit
+
+
+class LinkResolver:
+    """Resolves a symlink at commit to what it points to: ("staged", StagedFile),
+    ("remote", commit, path), ("local", path) or ("skip", reason)."""
+
+    def __init__(self, overlay, head: Optional[str], view_mountpoint: str,
+                 remote_exists: Callable[[Optional[str], str], Optional[bool]]):
+        self.overlay = overlay
+        self.head = head
+        self.root = view_mountpoint.rstrip("/")
+        self.remote_exists = remote_exists  # (commit, path) -> True file / False dir / None
+
+    def resolve(self, path: str, target: str):
+        for _ in range(MAX_LINKS):
+            if target.startswith("/"):
+                if target == self.root or target.startswith(self.root + "/"):
+                    inner = target[len(self.root):] or "/"
+                else:
+                    return self._local(target)
+            else:
+                inner = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+                if inner.startswith("//"):
+                    inner = inner[1:]
+                if inner == ".." or inner.startswith("../") or inner.startswith("/.."):
+                    return self._local(posixpath.normpath(self.root + "/" + posixpath.join(
+                        posixpath.dirname(path).lstrip("/"), target)))
+            r = self.overlay.resolve(inner)
+            if r is None:
+                return ("skip", f"it is a symbolic link to {target}, which does not exist")
+            if r.kind == "link":
+                path, target = inner, r.change.target
+                continue
+            if r.kind == "file":
+                return ("staged", r.change.staged)
+            if r.kind == "dir":
+                return ("skip", f"it is a symbolic link to the directory {target}")
+            commit = r.commit or self.head
+            kind = self.remote_exists(commit, r.src) if commit else None
+            if kind is None:
+                return ("skip", f"it is a symbolic link to {target}, which does not exist")
+            if kind is False:
+                return ("skip", f"it is a symbolic link to the directory {target}")
+            return ("remote", commit, r.src)
+        return ("skip", "too many levels of symbolic links")
+
+    @staticmethod
+    def _local(path: str):
+        if os.path.isdir(path):
+            return ("skip", f"it is a symbolic link to the directory {path}")
+        if not os.path.isfile(path):
+            return ("skip", f"it is a symbolic link to {path}, which does not exist")
+        return ("local", path)
+
+
+def _add(path: str, data: bytes) -> pfs.ModifyFileRequest:
+    return pfs.ModifyFileRequest(add_file=pfs.AddFile(path=path, raw=wrappers_pb2.BytesValue(value=data)))
+
+
+def _file_requests(path: str, local: str, by_url: bool) -> Iterator[pfs.ModifyFileRequest]:
+    if by_url:
+        yield pfs.ModifyFileRequest(add_file=pfs.AddFile(path=path, url=pfs.AddFile.URLSource(URL=file_url(local))))
+        return
+    yield _add(path, b"")
+    with open(local, "rb") as f:
+        while True:
+            b = f.read(CHUNK)
+            if not b:
+                return
+            yield _add(path, b)
+
+
+def plan_requests(branch: pfs.Branch, plan: list, links: LinkResolver, by_url: bool,
+                  result: CommitResult) -> Iterator[pfs.ModifyFileRequest]:
+    repo = branch.repo
+    yield pfs.ModifyFileRequest(set_commit=pfs.Commit(repo=repo, branch=branch))
+    for op in plan:
+        kind, path = op[0], op[1]
+        if kind == "delete":
+            yield pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path=path))
+        elif kind == "put":
+            yield from _file_requests(path, op[2].path, by_url)
+        elif kind == "copy":
+            src = pfs.File(commit=pfs.Commit(repo=repo, id=op[2]), path=op[3])
+            yield pfs.ModifyFileRequest(copy_file=pfs.CopyFile(dst=path, src=src))
+        elif kind == "link":
+            target = links.resolve(path, op[2])
+            if target[0] == "skip":
+                result.skipped.append((path, target[1]))
+            elif target[0] == "staged":
+                yield from _file_requests(path, target[1].path, by_url)
+            elif target[0] == "local":
+                yield from _file_requests(path, target[1], by_url)
+            else:
+                src = pfs.File(commit=pfs.Commit(repo=repo, id=target[1]), path=target[2])
+                yield pfs.ModifyFileRequest(copy_file=pfs.CopyFile(dst=path, src=src))
+        result.ops += 1
+
+
+def _refused_file_url(e: grpc.RpcError) -> bool:
+    details = (e.details() if hasattr(e, "details") else "") or ""
+    return e.code() == grpc.StatusCode.INVALID_ARGUMENT and ("file://" in details or "cannot read" in details)
+
+
+class PachdUnreachable(Exception):
+    """pachd did not answer (after the retries asked for)."""
+
+
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def commit_plan(client, view, plan: list, links: LinkResolver, *, local_pachd: bool,
+                retries: int = 0, say: Optional[Callable[[str], None]] = None,
+                backoff: float = 1.0) -> CommitResult:
+    """Send `plan` as one ModifyFile on the view's branch; the new head's id in the result.
+
+    With `retries`, an unreachable pachd is tried again (1, 2, 4... seconds apart)."""
+    repo = pfs.Repo(name=view.repo, type=view.repo_type or "user", project=pfs.Project(name=view.project))
+    branch = pfs.Branch(repo=repo, name=view.branch)
+    by_url = local_pachd and os.environ.get("PACHCTL_LOCAL_UPLOAD", "1") not in ("0", "false", "no")
+    attempt = 0
+    while True:
+        result = CommitResult()
+        try:
+            client.pfs.ModifyFile(plan_requests(branch, plan, links, by_url, result), timeout=None)
+            break
+        except grpc.RpcError as e:
+            if by_url and _refused_file_url(e):
+                by_url = False
+                continue
+            if e.code() in RETRYABLE and attempt < retries:
+                wait = backoff * (2 ** attempt)
+                attempt += 1
+                if say:
+                    say(f"pachd did not answer ({e.details() or e.code().name}); trying the commit to "
+                        f"{view.repo}@{view.branch} again in {wait:g}s ({attempt}/{retries})")
+                time.sleep(wait)
+                continue
+            raise
+    try:
+        ci = client.pfs.InspectCommit(pfs.InspectCommitRequest(commit=pfs.Commit(repo=repo, branch=branch)))
+        result.commit = ci.commit.id
+    except grpc.RpcError:
+        pass
+    return result
+
+
+def disk_error(e: OSError) -> int:
+    return e.errno if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG) else errno.EIO
