@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Long runs of the reliability harness (tests/reliability), with figures for docs/reliability.md.
+
+    .venv/bin/python scripts/reliability.py r1-pfs  --rounds 20   # per failpoint, + random kills
+    .venv/bin/python scripts/reliability.py r1-jobs --rounds 20
+    .venv/bin/python scripts/reliability.py r2      --rounds 20
+    .venv/bin/python scripts/reliability.py r3      --cases 1000
+    .venv/bin/python scripts/reliability.py r4      --seconds 60 --writers 8
+    .venv/bin/python scripts/reliability.py faults  --rounds 20
+    .venv/bin/python scripts/reliability.py all     # everything above with those defaults
+
+Each prints one JSON line of figures per part (rounds, operations acknowledged, faults injected,
+losses found) and exits non-zero on the first loss, with what was lost.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _report(part: str, t0: float, **figures) -> dict:
+    out = {"part": part, "seconds": round(time.monotonic() - t0, 1), **figures}
+    print(json.dumps(out), flush=True)
+    return out
+
+
+def r1_pfs(rounds: int, seed: int) -> dict:
+    from tests.reliability.harness import CrashablePachd
+    from tests.reliability.pfs_crash import Model, run_round
+    from tests.reliability.test_pfs_crash import PFS_POINTS
+    rng, t0 = random.Random(seed), time.monotonic()
+    kills: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="r1-pfs-") as d:
+        pd = CrashablePachd(Path(d))
+        model = Model(seed, sample_old=20)
+        plan = [f"{p}@{rng.randint(1, 6)}" for p in PFS_POINTS for _ in range(rounds)]
+        plan += [""] * rounds
+        rng.shuffle(plan)
+        try:
+            for i, fp in enumerate(plan):
+                r = run_round(pd, model, failpoint=fp, kill_after=None if fp else rng.uniform(0.2, 3.0))
+                kills[r.killed_by] = kills.get(r.killed_by, 0) + 1
+                if (i + 1) % 10 == 0:
+                    print(f"  r1-pfs {i + 1}/{len(plan)} rounds, {model.acked} ops acknowledged", file=sys.stderr)
+        finally:
+            pd.kill9()
+        return _report("r1-pfs", t0, rounds=len(plan), kills=kills, ops_acked=model.acked,
+                       commits=len(model.commits), losses=0)
+
+
+def r1_jobs(rounds: int, seed: int) -> dict:
+    from tests.reliability.harness import CrashablePachd
+    from tests.reliability.jobs_crash import JobModel, pipeline_spec, run_job_round
+    from tests.reliability.test_jobs_crash import JOB_POINTS
+    rng, t0 = random.Random(seed), time.monotonic()
+    kills: dict[str, int] = {}
+    names = [p.split("@")[0] for p in JOB_POINTS]
+    plan = [f"{n}@{rng.randint(1, 3)}" if n in ("job.outputs", "job.bookkeeping") else f"{n}@1"
+            for n in names for _ in range(rounds)] + [""] * rounds
+    rng.shuffle(plan)
+    with tempfile.TemporaryDirectory(prefix="r1-jobs-") as d:
+        pd = CrashablePachd(Path(d))
+        model = JobModel(seed)
+        spec = pipeline_spec(parallelism=2)
+        try:
+            for i, fp in enumerate(plan):
+                r = run_job_round(pd, model, spec, failpoint=fp,
+                                  kill_after=None if fp else rng.uniform(0.1, 3.0))
+                kills[r.killed_by] = kills.get(r.killed_by, 0) + 1
+                if (i + 1) % 10 == 0:
+                    print(f"  r1-jobs {i + 1}/{len(plan)} rounds", file=sys.stderr)
+        finally:
+            pd.kill9()
+        return _report("r1-jobs", t0, rounds=len(plan), kills=kills, jobs_checked=model.jobs_checked,
+                       datums_checked=model.datums_checked, losses=0)
+
+
+def r2(rounds: int, seed: int) -> dict:
+    from tests.reliability.harness import CrashablePachd
+    from tests.reliability.jobs_crash import JobModel, kill_workers_during, pipeline_spec
+    rng, t0 = random.Random(seed), time.monotonic()
+    kills = 0
+    with tempfile.TemporaryDirectory(prefix="r2-") as d:
+        pd = CrashablePachd(Path(d))
+        model = JobModel(seed, files_per_commit=(10, 16))
+        pd.start()
+        try:
+            with pd.client() as c:
+                model.setup(c, pipeline_spec(parallelism=2, datum_tries=1, sleep=0.3))
+                for i in range(rounds):
+                    cid = model.put(c)
+                    kills += kill_workers_during(pd, c, cid, kills=2, rng=rng, window=(0.3, 1.0))
+                    model.check(c)
+        finally:
+            pd.stop()
+        return _report("r2", t0, rounds=rounds, worker_kills=kills, jobs_checked=model.jobs_checked,
+                       datums_checked=model.datums_checked, losses=0)
+
+
+PARTS = {"r1-pfs": r1_pfs, "r1-jobs": r1_jobs, "r2": r2}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("part", choices=[*PARTS, "all"])
+    ap.add_argument("--rounds", type=int, default=20, help="rounds per failpoint / kill kind (default 20)")
+    ap.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "1")))
+    a = ap.parse_args(argv)
+    parts = list(PARTS) if a.part == "all" else [a.part]
+    for p in parts:
+        PARTS[p](a.rounds, a.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
