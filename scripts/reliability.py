@@ -106,18 +106,57 @@ def r2(rounds: int, seed: int) -> dict:
                        datums_checked=model.datums_checked, losses=0)
 
 
-PARTS = {"r1-pfs": r1_pfs, "r1-jobs": r1_jobs, "r2": r2}
+def r3(cases: int, seed: int) -> dict:
+    """The hypothesis suites of tests/reliability/test_fuzz.py with `cases` examples per kind."""
+    import subprocess
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="r3-") as d:
+        report = Path(d) / "fuzz.json"
+        env = {**os.environ, "FUZZ_EXAMPLES": str(cases), "FUZZ_RANDOM": "1", "FUZZ_REPORT": str(report)}
+        p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+                            "--timeout", "0", "tests/reliability/test_fuzz.py", "-k", "not regression"],
+                           cwd=ROOT, env=env)
+        figures = json.loads(report.read_text()) if report.exists() else {}
+    if p.returncode != 0:
+        raise SystemExit(f"r3: the fuzzing found a bad answer (pytest exit {p.returncode}); see above")
+    return _report("r3", t0, cases_per_kind=cases, answers=figures, bad_answers=0)
+
+
+def r4(seconds: float, writers: int, seed: int) -> dict:
+    from tests.reliability import concurrency
+    from tests.reliability.harness import CrashablePachd
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="r4-") as d:
+        pd = CrashablePachd(Path(d)).start()
+        try:
+            r = concurrency.run(pd, seconds=seconds, writers=writers, seed=seed)
+        finally:
+            pd.stop()
+    return _report("r4", t0, **r)
+
+
+PARTS = {"r1-pfs": r1_pfs, "r1-jobs": r1_jobs, "r2": r2, "r3": r3, "r4": r4}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("part", choices=[*PARTS, "all"])
     ap.add_argument("--rounds", type=int, default=20, help="rounds per failpoint / kill kind (default 20)")
+    ap.add_argument("--cases", type=int, default=1000, help="r3: hypothesis cases per kind of input (default 1000)")
+    ap.add_argument("--seconds", type=float, default=60, help="r4: how long the writers write (default 60)")
+    ap.add_argument("--writers", type=int, default=8, help="r4: concurrent writers (default 8)")
     ap.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "1")))
     a = ap.parse_args(argv)
     parts = list(PARTS) if a.part == "all" else [a.part]
     for p in parts:
-        PARTS[p](a.rounds, a.seed)
+        if p == "r3":
+            r3(a.cases, a.seed)
+        elif p == "r4":
+            r4(a.seconds, a.writers, a.seed)
+        elif p == "faults":
+            PARTS[p](a.rounds, a.seed)
+        else:
+            PARTS[p](a.rounds, a.seed)
     return 0
 
 
