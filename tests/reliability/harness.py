@@ -42,13 +42,18 @@ def sha(b: bytes) -> str:
 
 
 class CrashablePachd:
-    def __init__(self, root: Path, env: Optional[dict] = None, storage: Optional[str] = None):
+    def __init__(self, root: Path, env: Optional[dict] = None, storage: Optional[str] = None,
+                 data_tmpfs_bytes: int = 0, ballast_bytes: int = 0):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.base_env = dict(env if env is not None else os.environ)
         self.base_env["PYTHONPATH"] = str(ROOT) + os.pathsep + self.base_env.get("PYTHONPATH", "")
         self.base_env.pop("PACH_FAILPOINTS", None)
         self.storage = storage
+        # > 0: the data root is a tmpfs of this size, private to pachd's own mount namespace
+        # (a small disk that fills up; gone when pachd exits). Needs root (see tmpfs_usable).
+        self.data_tmpfs_bytes = data_tmpfs_bytes
+        self.ballast_bytes = ballast_bytes  # a file on that tmpfs, removed by free_ballast()
         self.proc: Optional[subprocess.Popen] = None
         self.port = 0
         self.incarnation = 0
@@ -67,6 +72,13 @@ class CrashablePachd:
                 "--s3-gateway-port", "-1", "--host", "127.0.0.1"]
         if self.storage:
             argv += ["--storage", self.storage]
+        if self.data_tmpfs_bytes:
+            data = self.root / "data"
+            data.mkdir(exist_ok=True)
+            argv = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                    f'mount -t tmpfs -o size={self.data_tmpfs_bytes} pachd-data "$0" && '
+                    f'head -c {self.ballast_bytes} /dev/zero > "$0/ballast" && exec "$@"',
+                    str(data), *argv]
         argv, kw = spawn_dying_with_parent(argv)
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(argv, cwd=str(ROOT), env=e, stdin=subprocess.DEVNULL,
@@ -88,6 +100,11 @@ class CrashablePachd:
                 raise RuntimeError(f"pachd exited with {self.proc.returncode}:\n{self.log_tail()}")
             time.sleep(0.05)
         raise RuntimeError(f"pachd did not start in {START_TIMEOUT}s:\n{self.log_tail()}")
+
+    def free_ballast(self) -> None:
+        """Remove the ballast file from pachd's private tmpfs (frees that much disk)."""
+        subprocess.run(["nsenter", "-t", str(self.proc.pid), "-m", "rm", "-f", str(self.root / "data" / "ballast")],
+                       check=True, timeout=30)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -131,6 +148,16 @@ class CrashablePachd:
 
     def client(self) -> "Pach":
         return Pach(self.port)
+
+
+def tmpfs_usable() -> bool:
+    """Can this process give a child a private tmpfs (root, unshare and mount allowed)?"""
+    import shutil
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+                        "mount -t tmpfs -o size=1m t /mnt"], capture_output=True, timeout=30)
+    return r.returncode == 0
 
 
 def dead(e: BaseException) -> bool:
@@ -246,9 +273,18 @@ class Pach:
         return list(self.pps.ListJob(req, timeout=CALL))
 
     def wait_job(self, pipeline: str, job_id: str, timeout: float) -> pps_pb2.JobInfo:
+        """The job once it ended; a job not created yet (the master makes it from the input
+        commit a moment later) is waited for too."""
         req = pps_pb2.InspectJobRequest(job=pps_pb2.Job(pipeline=pps_pb2.Pipeline(
             name=pipeline, project=pb.Project(name="default")), id=job_id), wait=True)
-        return self.pps.InspectJob(req, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.pps.InspectJob(req, timeout=max(1.0, deadline - time.monotonic()))
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.NOT_FOUND or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def datums(self, pipeline: str, job_id: str) -> list[pps_pb2.DatumInfo]:
         req = pps_pb2.ListDatumRequest(job=pps_pb2.Job(pipeline=pps_pb2.Pipeline(
