@@ -135,7 +135,25 @@ def r4(seconds: float, writers: int, seed: int) -> dict:
     return _report("r4", t0, **r)
 
 
-PARTS = {"r1-pfs": r1_pfs, "r1-jobs": r1_jobs, "r2": r2, "r3": r3, "r4": r4}
+def faults(rounds: int, seed: int) -> dict:
+    """`rounds` rounds of 40 writes + 2 jobs through the fault proxy, each followed by a
+    restart and a full read-back (tests/reliability/test_storage_faults.py at length)."""
+    import subprocess
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="faults-") as d:
+        report = Path(d) / "faults.json"
+        env = {**os.environ, "FAULTS_ROUNDS": str(rounds), "FAULTS_OPS": "40", "FAULTS_JOBS": "2",
+               "FAULTS_REPORT": str(report)}
+        p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+                            "--timeout", "0", "tests/reliability/test_storage_faults.py", "-k", "survive"],
+                           cwd=ROOT, env=env)
+        figures = json.loads(report.read_text()) if report.exists() else {}
+    if p.returncode != 0:
+        raise SystemExit(f"faults: something was lost or failed (pytest exit {p.returncode}); see above")
+    return _report("faults", t0, rounds=rounds, **figures, losses=0)
+
+
+PARTS = {"r1-pfs": r1_pfs, "r1-jobs": r1_jobs, "r2": r2, "r3": r3, "r4": r4, "faults": faults}
 
 
 def main(argv=None) -> int:
