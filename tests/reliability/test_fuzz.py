@@ -108,3 +108,21 @@ def test_requests_http_server_rejects_get_s3_error_documents(target, line, statu
     got, body = fuzz.s3_exchange(target, line + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert got == status
     assert body.startswith(b"<?xml") and b"<Code>" + code + b"</Code>" in body, body[:300]
+
+
+@pytest.mark.parametrize("url,what", [("http://", "host"), ("https:///x", "host"), ("s3://", "bucket"),
+                                      ("s3:///key", "bucket")])
+def test_a_url_without_host_or_bucket_is_invalid_argument(target, url, what):
+    """Found by the long run of test_modify_file_streams: AddFile with URL "http://" answered
+    UNAVAILABLE ("could not fetch http://: no host given"), as if a server were down."""
+    import grpc
+    from proto.pfs_v2 import pfs_pb2 as pb
+    from tests.reliability.harness import commit_pb
+    before = target.commit_files(target.open)
+    with pytest.raises(grpc.RpcError) as ei:
+        target.pfs.ModifyFile(iter([pb.ModifyFileRequest(set_commit=commit_pb("fz", target.open)),
+                                    pb.ModifyFileRequest(add_file=pb.AddFile(path="/u", url=pb.AddFile.URLSource(URL=url)))]),
+                              timeout=20)
+    assert ei.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert ei.value.details().startswith(f"URL {url!r} names no {what}"), ei.value.details()
+    assert target.commit_files(target.open) == before
