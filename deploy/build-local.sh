@@ -74,7 +74,10 @@ PYEOF
     sleep 1
   done
   step "pachd in a container (chunks in s3://pachyderm/pach, gRPC on 127.0.0.1:$GRPC)"
-  podman run -d --name "$NAME" --network host --security-opt seccomp=unconfined \
+  # explicit limits within the caller's: where podman may not raise rlimits (no
+  # CAP_SYS_RESOURCE), its defaults make runc fail with "error setting rlimit ... not permitted"
+  NOFILE=$(ulimit -Hn); [ "$NOFILE" = unlimited ] && NOFILE=65536
+  podman run -d --name "$NAME" --network host --ulimit "nofile=$NOFILE:$NOFILE" --ulimit nproc=32768:32768 \
     -e AWS_ACCESS_KEY_ID -e AWS_SECRET_ACCESS_KEY -e AWS_DEFAULT_REGION -e AWS_ENDPOINT_URL \
     -e PACH_SANDBOX=none \
     -e PACH_LOCAL_IMAGES=/images -v "$ROOT/examples/beginner_tutorial/images:/images:ro" \
@@ -95,6 +98,31 @@ print(f"{n} objects under s3://pachyderm/pach/")
 assert n > 0
 PYEOF
   echo "OK: tutorial output in $WORK/tutorial"
+
+  step "a worker in its own container (the pachd image, PACH_WORKER_MODE-style) runs a datum"
+  # a second pachd that runs no workers itself (PACHD_EXECUTOR=none), a pipeline on it, and
+  # the worker process started by hand in a container of the image
+  GRPC2=$("$PY" -c 'from tests.s3servers import free_ports; print(free_ports(1)[0])')
+  podman run -d --name "$NAME-2" --network host --ulimit "nofile=$NOFILE:$NOFILE" --ulimit nproc=32768:32768 \
+    -e AWS_ACCESS_KEY_ID -e AWS_SECRET_ACCESS_KEY -e AWS_DEFAULT_REGION -e AWS_ENDPOINT_URL -e PACHD_EXECUTOR=none \
+    "$PACHD" --root /data --storage s3://pachyderm/second --host 127.0.0.1 --port "$GRPC2" --s3-gateway-port -1
+  trap 'podman rm -f "$NAME" "$NAME-2" "$NAME-w0" >/dev/null 2>&1 || true; kill $WEED_PID 2>/dev/null || true; wait $WEED_PID 2>/dev/null || true' EXIT
+  for i in $(seq 60); do podman logs "$NAME-2" 2>&1 | grep -q "pachd listening on" && break; sleep 1; done
+  export PACHD_ADDRESS=localhost:$GRPC2 PACHCTL_NO_AUTOSTART=1 HOME="$WORK/home2"
+  PACHCTL=("$PY" -m pachctl)
+  "${PACHCTL[@]}" create repo words
+  printf 'hello container\n' | "${PACHCTL[@]}" put file words@master:/greeting -f -
+  printf '{"pipeline": {"name": "count"}, "input": {"pfs": {"repo": "words", "glob": "/*"}},
+           "transform": {"cmd": ["sh", "-c", "wc -w < /pfs/words/greeting > /pfs/out/count"]}}' \
+    | "${PACHCTL[@]}" create pipeline -f -
+  podman run -d --name "$NAME-w0" --network host --ulimit "nofile=$NOFILE:$NOFILE" --ulimit nproc=32768:32768 \
+    --entrypoint python3 "$PACHD" -m pps.worker --pachd "127.0.0.1:$GRPC2" --pipeline count \
+    --worker-id default-count-w0 --pfs-root /tmp/pfs
+  "${PACHCTL[@]}" wait commit count@master
+  GOT=$("${PACHCTL[@]}" get file count@master:/count)
+  podman logs "$NAME-w0" 2>&1 | tail -3
+  [ "$GOT" = "2" ] || { echo "the worker container produced count=$GOT, expected 2" >&2; exit 1; }
+  echo "OK: the worker container ran the datum (count@master:/count = $GOT)"
 }
 
 case "${1:-all}" in
