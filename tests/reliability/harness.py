@@ -86,6 +86,9 @@ class CrashablePachd:
         try:
             self.port = self._wait_port()
         except BaseException:
+            if failpoints and self.proc.poll() == -signal.SIGKILL and "failpoint " in self.log():
+                self.port = 0  # an armed failpoint fired while pachd started (a resumed job): a crash
+                return self
             self.kill9()
             raise
         return self

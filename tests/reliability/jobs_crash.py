@@ -78,6 +78,11 @@ class JobModel:
         """The input repo and the pipeline; its first job (of the empty input) done."""
         c.create_repo(IN)
         c.create_pipeline(spec)
+        deadline = time.monotonic() + JOB_WAIT
+        while not c.jobs(PIPELINE):  # the master makes the first job a moment later
+            if time.monotonic() > deadline:
+                raise JobLost("the pipeline's first job never appeared")
+            time.sleep(0.05)
         for j in c.jobs(PIPELINE):
             c.wait_job(PIPELINE, j.job.id, JOB_WAIT)
         self.set_up = True
@@ -137,6 +142,10 @@ class JobModel:
             self.datums_checked += total
 
 
+class _DiedAtStart(Exception):
+    pass
+
+
 @dataclass
 class JobRound:
     killed_by: str
@@ -157,6 +166,8 @@ def run_job_round(pd: CrashablePachd, model: JobModel, spec: dict, failpoint: st
     pd.start(failpoints=failpoint)
     killer = None
     try:
+        if not pd.alive():  # the failpoint fired while pachd started (resuming a job)
+            raise _DiedAtStart()
         with pd.client() as c:
             try:
                 model.put(c)
@@ -167,6 +178,8 @@ def run_job_round(pd: CrashablePachd, model: JobModel, spec: dict, failpoint: st
                 killer = threading.Timer(kill_after, pd.kill9)
                 killer.start()
             pd.wait_dead(kill_after + 30 if kill_after is not None else die_timeout)
+    except _DiedAtStart:
+        pass
     finally:
         if killer is not None:
             killer.cancel()
