@@ -65,6 +65,7 @@ class JobModel:
     jobs_checked: int = 0
     datums_checked: int = 0
     set_up: bool = False
+    pending: Optional[dict] = None                 # the tree of a put pachd died during
 
     def __post_init__(self):
         self.rng = random.Random(self.seed)
@@ -101,14 +102,31 @@ class JobModel:
         for d in deletes:
             tree.pop(d)
         tree.update(puts)
+        self.pending = tree  # if pachd dies now, the commit may or may not exist: check decides
         c.modify(commit_pb(IN, branch="master"), puts, deletes)
         cid = c.branch_head(IN)
+        self.pending = None
         self.inputs = tree
         self.commits.append((cid, tree))
         return cid
 
+    def _adopt_in_flight(self, c: Pach) -> None:
+        """After a crash during a put: the input commit is there whole (adopted, its job is
+        checked too) or not at all; anything else is a partial commit."""
+        if self.pending is None:
+            return
+        head = c.branch_head(IN)
+        if head not in {cid for cid, _ in self.commits}:
+            got = c.files(IN, head)
+            if got != self.pending:
+                raise JobLost(f"input commit {head}, made by a put pachd died during, is partial")
+            self.inputs = got
+            self.commits.append((head, got))
+        self.pending = None
+
     def check(self, c: Pach, timeout: float = JOB_WAIT) -> None:
         """Every acknowledged input commit's job resumed and produced exactly its outputs."""
+        self._adopt_in_flight(c)
         for cid, tree in self.commits:
             if cid in self.checked:
                 continue
