@@ -57,6 +57,8 @@ def all_benchmarks():
     out += s3_gateway.ALL
     from bench import s3_storage
     out += s3_storage.ALL
+    from bench import auth_bench
+    out += auth_bench.ALL
     return out
 
 
@@ -91,7 +93,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(REPO_ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args(argv)
     sys.path.insert(0, str(REPO_ROOT))
-    for pkg in ("pachctl", "pfs", "pps", "proto"):  # bytecode as an install writes it (see scripts/bootstrap.sh),
+    for pkg in ("pachctl", "pfs", "pps", "proto", "auth", "pachd"):  # bytecode as an install writes it (see scripts/bootstrap.sh),
         compileall.compile_dir(str(REPO_ROOT / pkg), quiet=1)  # even where PYTHONDONTWRITEBYTECODE is set
     only = {x.strip().upper() for x in args.only.split(",") if x.strip()}
     facts = machine_facts()

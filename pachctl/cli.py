@@ -78,6 +78,8 @@ class App:
 
     def close(self) -> None:
         if self._client is not None:
+            if self._client.queued_in_transaction:  # as pachctl's WithActiveTransaction says it
+                sys.stderr.write(f"Added to transaction: {self._client.transaction}\n")
             self._client.close()
             self._client = None
 

@@ -35,23 +35,30 @@ CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE),
 ]
 _UNSET: Any = object()
+# calls pachd queues in the active transaction instead of running them (pachd.transactions)
+TRANSACTIONAL = frozenset({"CreateRepo", "DeleteRepo", "StartCommit", "FinishCommit", "SquashCommitSet",
+                           "CreateBranch", "DeleteBranch", "UpdateJobState", "StopJob", "CreatePipeline",
+                           "CreatePipelineV2"})
 
 
 class _Api:
     """A stub whose methods add the auth metadata and the default timeout to each call."""
 
-    def __init__(self, stub: Any, metadata: tuple, timeout: Optional[float]):
-        self._stub, self._metadata, self._timeout = stub, metadata, timeout
+    def __init__(self, stub: Any, metadata: tuple, timeout: Optional[float], client: Any = None):
+        self._stub, self._metadata, self._timeout, self._client = stub, metadata, timeout, client
 
     def __getattr__(self, name: str):
         method = getattr(self._stub, name)
-        metadata, default_timeout = self._metadata, self._timeout
+        metadata, default_timeout, client = self._metadata, self._timeout, self._client
 
         def call(request, timeout=_UNSET, metadata_extra=(), **kw):
             t = default_timeout if timeout is _UNSET else timeout
             md = metadata + tuple(metadata_extra)
             log.debug("rpc %s (timeout %s)", name, t)
-            return method(request, timeout=t, metadata=md or None, **kw)
+            out = method(request, timeout=t, metadata=md or None, **kw)
+            if client is not None and client.transaction and name in TRANSACTIONAL:
+                client.queued_in_transaction += 1
+            return out
 
         call.__name__ = name
         return call
@@ -74,6 +81,8 @@ class PachClient:
             md.append(("authn-token", token))
         if transaction:
             md.append(("pach-transaction", transaction))
+        self.transaction = transaction
+        self.queued_in_transaction = 0  # calls pachd queued in `transaction` instead of running
         self.metadata = tuple(md)
         self.pfs = self._api(pfs_pb2_grpc.APIStub)
         self.version = self._api(version_pb2_grpc.APIStub)
@@ -83,7 +92,7 @@ class PachClient:
         self._pps = None
 
     def _api(self, stub_cls) -> _Api:
-        return _Api(stub_cls(self.channel), self.metadata, self.timeout)
+        return _Api(stub_cls(self.channel), self.metadata, self.timeout, self)
 
     @property
     def pps(self) -> _Api:

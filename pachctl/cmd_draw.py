@@ -2,8 +2,10 @@
 
 Invariants:
 - `draw pipeline` prints Pachyderm's terminal picture by default (colour only when stdout is
-  a TTY and colour is on); `-o dot` prints DOT text; `-o png|svg` runs graphviz `dot`. With
-  `--output-file F` the result goes to F (format from `-o`, else from F's suffix).
+  a TTY and colour is on); `-o dot` prints DOT text; `-o png|svg` runs graphviz `dot` (without
+  graphviz, SVG is drawn by pachctl.draw.svg, with a note on stderr, and PNG fails naming the
+  package). With `--output-file F` the result goes to F (format from `-o`, else from F's
+  suffix).
 - `draw lineage REPO@REF` walks upstream from the commit (its job, that job's input commits,
   their jobs, ...) and with `--downstream` also what was derived from it; `-n` bounds the
   walk in job steps (`all` by default). Output is DOT unless `-o png|svg`.
@@ -45,13 +47,16 @@ def _format(output: str, output_file: str, default: str) -> str:
 
 def _emit(text: str, fmt: str, output_file: str) -> None:
     """Write DOT/ASCII text, or render it with graphviz, to the file or stdout."""
-    from pachctl.draw import GraphvizNotFound, render_image
+    from pachctl.draw import GraphvizNotFound, have_graphviz, render_image
     if fmt in ("dot", "ascii"):
         if output_file:
             Path(output_file).write_text(text)
         else:
             sys.stdout.write(text)
         return
+    if fmt == "svg" and not have_graphviz():
+        click.echo("note: graphviz is not installed; drawing the SVG with pachctl's own layout "
+                   "(sudo apt-get install graphviz for graphviz's)", err=True)
     try:
         if output_file:
             render_image(text, output_file, fmt)
@@ -85,7 +90,7 @@ def pipeline_records(infos) -> list[dict]:
 
 
 @command("draw", "pipeline", help="Draw a DAG of the pipelines of the current project: terminal art by "
-                                   "default, DOT with -o dot, an image with -o png|svg (needs graphviz).")
+                                   "default, DOT with -o dot, an image with -o png|svg (PNG needs graphviz).")
 @click.option("-c", "--commit", default="", metavar="COMMIT-SET", help="Commit set at which to draw the DAG")
 @click.option("--box-width", default=11, type=int, help="Character width of each box in the DAG")
 @click.option("--edge-height", default=5, type=int, help="Number of vertical lines spanned by each edge")
@@ -159,7 +164,7 @@ def _not_found(e: grpc.RpcError) -> bool:
 
 
 @command("draw", "lineage", arity=(1, 1), metavar="<repo>@<branch-or-commit>",
-         help="Draw the lineage of a commit as DOT (or -o png|svg with graphviz): the jobs and input "
+         help="Draw the lineage of a commit as DOT (or -o png|svg; PNG needs graphviz): the jobs and input "
               "commits upstream of it and, with --downstream, what was derived from it.")
 @click.option("--downstream", is_flag=True, help="Also draw the jobs and commits derived from this commit.")
 @click.option("-n", "--depth", default="all", metavar="N|all", help="How many job steps to walk (default: all).")

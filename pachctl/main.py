@@ -3,7 +3,7 @@
 Each noun area lives in its own module and registers its commands on import:
 `cmd_repo` (projects, repos, branches), `cmd_commit` (commits, commit sets, find commit),
 `cmd_file` (inspect/list/glob/diff/delete/copy file), `cmd_transfer` (put/get file),
-`cmd_config` (config ...), `cmd_misc` (version, shutdown, daemon) and `cmd_pps` (pipelines;
+`cmd_config` (config ...), `cmd_auth` (auth ...), `cmd_misc` (version, shutdown, daemon) and `cmd_pps` (pipelines;
 it imports `cmd_jobs` (jobs, datums), `cmd_logs` and `cmd_draw`). The hidden `next datum`
 (datum batching, `cmd_worker`) is added to the root as well.
 
@@ -30,7 +30,7 @@ from pachctl.cli import _PLURALS
 from pachctl.cli import root as _root
 
 ALL_MODULES = ("cmd_repo", "cmd_commit", "cmd_file", "cmd_transfer", "cmd_config", "cmd_misc", "cmd_pps",
-               "cmd_worker")
+               "cmd_worker", "cmd_auth", "cmd_transaction", "cmd_secret")
 # `<verb> <noun>` -> the module that registers it
 COMMAND_MODULES = {
     "cmd_file": ("copy file", "delete file", "diff file", "glob file", "inspect file", "list file"),
@@ -46,10 +46,13 @@ COMMAND_MODULES = {
                  "stop job", "wait job"),
     "cmd_draw": ("draw lineage", "draw pipeline"),
     "cmd_transfer": ("get file", "put file"),
+    "cmd_secret": ("create secret", "delete secret", "inspect secret", "list secret"),
+    "cmd_transaction": ("delete transaction", "finish transaction", "inspect transaction", "list transaction",
+                        "resume transaction", "start transaction", "stop transaction"),
 }
 # verbs that are one module's entirely
 VERB_MODULES = {"config": "cmd_config", "version": "cmd_misc", "shutdown": "cmd_misc", "logs": "cmd_logs",
-                "next": "cmd_worker"}
+                "next": "cmd_worker", "auth": "cmd_auth"}
 _FLAGS = ("-v", "--verbose", "--no-color")  # the root's own options, which may come first
 # modules imported through another one (they import each other; cmd_pps is the way in)
 _VIA = {"cmd_jobs": "cmd_pps", "cmd_logs": "cmd_pps", "cmd_draw": "cmd_pps"}

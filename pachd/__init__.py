@@ -2,7 +2,8 @@
 servicers, the S3 gateway and the background loops, and wires them together.
 
 - server.py       the server process (flags, stores, health, reflection, shutdown)
-- misc_api.py     version, admin, auth (and the auth-token interceptor)
+- misc_api.py     version, admin
+- auth_wiring.py  multi-user auth (the `auth` package) and TLS wired into the server
 - pps_runtime.py  the pipeline system plugged into the server: master, servicers, executor
 
 Invariants:

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from pps.master import PpsMaster
+from pps.secrets import LocalSecrets
 from pps.service import PpsServicer
 from proto.pps_v2 import pps_pb2_grpc
 from proto.worker_v1 import tasks_pb2_grpc
@@ -26,11 +27,20 @@ class PpsRuntime:
         self.pachd = pachd
         self.master = PpsMaster(pachd.pfs)
         self.master.auth_token = pachd.auth_token
+        self.master.secrets = LocalSecrets(pachd.root / "secrets")
+        self.servicer = PpsServicer(self.master)
+        pps_pb2_grpc.add_APIServicer_to_server(self.servicer, pachd.server)
+        pachd.authn.wire_pps(self.master)  # each pipeline's workers get a `pipeline:` token
+        if pachd.tls is not None:  # workers reach pachd over TLS, trusting its certificate
+            self.master.worker_env["PACHD_TLS_CA_PEM"] = pachd.tls.cert.decode()
         pps_pb2_grpc.add_APIServicer_to_server(PpsServicer(self.master), pachd.server)
         tasks_pb2_grpc.add_TasksServicer_to_server(self.master.board, pachd.server)
 
     def start(self) -> None:
-        self.master.executor = make_executor(self.pachd)
+        self.master.executor = make_executor(self.pachd, self.master.secrets)
+        kube_secrets = getattr(self.master.executor, "secret_store", None)
+        if kube_secrets is not None:  # with Kubernetes, secrets are real Secret objects
+            self.master.secrets = kube_secrets()
         self.master.start()
 
     def stop(self) -> None:
@@ -48,7 +58,7 @@ def local_image_dirs() -> list[Path]:
     return dirs
 
 
-def make_executor(pachd):
+def make_executor(pachd, secrets=None):
     kind = os.environ.get("PACHD_EXECUTOR", "local")
     if kind == "none":
         return None
@@ -63,7 +73,8 @@ def make_executor(pachd):
     return LocalExecutor(pachd_address=f"localhost:{pachd.port}",
                          scratch_root=pachd.root / "workers",
                          local_image_dirs=local_image_dirs(),
-                         sandbox=os.environ.get("PACH_SANDBOX", "auto"))
+                         sandbox=os.environ.get("PACH_SANDBOX", "auto"),
+                         secrets=secrets)
 
 
 def add_pps(pachd) -> PpsRuntime:

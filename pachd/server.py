@@ -1,8 +1,10 @@
 """pachd: one process serving pfs_v2 and pps_v2 over gRPC, plus the S3 gateway.
 
 Usage: `pachd [--port 30650] [--root ~/.pachyderm/data] [--storage s3://bucket/prefix]
-[--s3-gateway-port 30600] [--auth-token TOKEN]`; every flag has an environment equivalent
-(PACHD_PORT, PACHD_ROOT, PACHD_STORAGE, PACHD_S3_GATEWAY_PORT, PACHD_AUTH_TOKEN).
+[--s3-gateway-port 30600] [--auth-token TOKEN] [--tls-cert CERT --tls-key KEY]`; every flag
+has an environment equivalent (PACHD_PORT, PACHD_ROOT, PACHD_STORAGE, PACHD_S3_GATEWAY_PORT,
+PACHD_AUTH_TOKEN, PACHD_TLS_CERT, PACHD_TLS_KEY). Auth (users, robots, pipelines, roles) is
+the `auth` package, wired in by pachd/auth_wiring.py; its state is `<root>/auth.json`.
 
 Invariants:
 - Metadata lives in RocksDB under `<root>/meta`; chunks under `<root>/chunks` or in the
@@ -20,6 +22,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import uuid
 from concurrent import futures
 from pathlib import Path
@@ -30,12 +33,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from pfs.core import Pfs
-from pachd.misc_api import (AdminServicer, AuthServicer, TokenInterceptor, VersionServicer,
-                                  version_string)
+from pachd.auth_wiring import TLS, AuthSetup
+from pachd.misc_api import AdminServicer, VersionServicer, version_string
 from pfs.service.pfs_api import PfsServicer
 from proto.admin_v2 import admin_pb2, admin_pb2_grpc
-from proto.auth_v2 import auth_pb2, auth_pb2_grpc
+from proto.auth_v2 import auth_pb2
 from proto.pfs_v2 import pfs_pb2, pfs_pb2_grpc
+from proto.transaction_v2 import transaction_pb2_grpc
 from proto.versionpb_v2 import version_pb2, version_pb2_grpc
 
 log = logging.getLogger("pachd")
@@ -60,8 +64,12 @@ class Pachd:
 
     def __init__(self, root: str | Path, port: int = 30650, storage: Optional[str] = None,
                  s3_gateway_port: Optional[int] = None, auth_token: Optional[str] = None,
-                 host: str = "0.0.0.0", workers: int = 32, enable_pps: bool = True):
+                 host: str = "0.0.0.0", workers: int = 32, enable_pps: bool = True,
+                 tls_cert: Optional[str] = None, tls_key: Optional[str] = None):
         self.root = Path(root).expanduser().absolute()
+        if bool(tls_cert) != bool(tls_key):
+            raise ValueError("TLS needs both --tls-cert and --tls-key")
+        self.tls = TLS(tls_cert, tls_key) if tls_cert else None
         self.meta, self.chunks = open_stores(self.root, storage)
         try:
             self._setup(port, s3_gateway_port, auth_token, host, workers, enable_pps)
@@ -80,21 +88,33 @@ class Pachd:
         self.s3_gateway = None
         self.pps = None
         self._stopped = threading.Event()
-        interceptors = [TokenInterceptor(self.auth_token)] if self.auth_token else []
+        from pachd.transactions import TransactionInterceptor, TransactionRunner, TransactionServicer
+        pfs_servicer = PfsServicer(self.pfs)
+        self.transactions = TransactionRunner(
+            self.pfs, pfs_servicer, lambda: self.pps.servicer if self.pps is not None else None)
+        self.authn = AuthSetup(self.root, self.pfs, self.auth_token)
+        # auth first: a call queued in a transaction is checked as its caller makes it
+        interceptors = [self.authn.interceptor, TransactionInterceptor(self.transactions)]
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
             interceptors=interceptors,
             options=[("grpc.max_receive_message_length", MAX_MSG),
                      ("grpc.max_send_message_length", MAX_MSG),
                      ("grpc.so_reuseport", 0)])
-        pfs_pb2_grpc.add_APIServicer_to_server(PfsServicer(self.pfs), self.server)
+        pfs_pb2_grpc.add_APIServicer_to_server(pfs_servicer, self.server)
         version_pb2_grpc.add_APIServicer_to_server(VersionServicer(), self.server)
-        admin_pb2_grpc.add_APIServicer_to_server(AdminServicer(self._cluster_id()), self.server)
-        auth_pb2_grpc.add_APIServicer_to_server(AuthServicer(self.auth_token), self.server)
+        self.admin = AdminServicer(self._cluster_id())
+        admin_pb2_grpc.add_APIServicer_to_server(self.admin, self.server)
+        self.authn.add_servicer(self.server)
         services = [pfs_pb2.DESCRIPTOR.services_by_name["API"].full_name,
                     version_pb2.DESCRIPTOR.services_by_name["API"].full_name,
                     admin_pb2.DESCRIPTOR.services_by_name["API"].full_name,
                     auth_pb2.DESCRIPTOR.services_by_name["API"].full_name]
+        services += self._add_enterprise_services()
+        transaction_pb2_grpc.add_APIServicer_to_server(TransactionServicer(self.transactions), self.server)
+        services.append("transaction_v2.API")
+        from pachd.extra_services import add_extra_services
+        services += add_extra_services(self)
         if enable_pps:
             name = self._add_pps()
             if name:
@@ -105,11 +125,25 @@ class Pachd:
         services.append(reflection.SERVICE_NAME)
         reflection.enable_server_reflection(services, self.server)
         try:
-            self.port = self.server.add_insecure_port(f"{host}:{port}")
+            if self.tls is not None:
+                self.port = self.server.add_secure_port(f"{host}:{port}", self.tls.grpc_credentials())
+            else:
+                self.port = self.server.add_insecure_port(f"{host}:{port}")
         except RuntimeError:  # grpc raises when the address is taken
             self.port = 0
         if self.port == 0:
             raise OSError(f"pachd cannot listen on {host}:{port} (is another pachd running?)")
+
+    def _add_enterprise_services(self) -> list[str]:
+        """enterprise_v2, license_v2, identity_v2: an unlicensed Pachyderm's answers."""
+        from pachd.enterprise_api import EnterpriseServicer, IdentityServicer, LicenseServicer
+        from proto.enterprise_v2 import enterprise_pb2_grpc
+        from proto.identity_v2 import identity_pb2_grpc
+        from proto.license_v2 import license_pb2_grpc
+        enterprise_pb2_grpc.add_APIServicer_to_server(EnterpriseServicer(), self.server)
+        license_pb2_grpc.add_APIServicer_to_server(LicenseServicer(), self.server)
+        identity_pb2_grpc.add_APIServicer_to_server(IdentityServicer(self.auth_token), self.server)
+        return ["enterprise_v2.API", "license_v2.API", "identity_v2.API"]
 
     def _add_pps(self) -> str:
         from pachd.pps_runtime import add_pps  # noqa: WPS433 - pps loads only when enabled
@@ -142,7 +176,9 @@ class Pachd:
         except ImportError:
             log.warning("S3 gateway not available in this build")
             return
-        self.s3_gateway = S3Gateway(self.pfs, self.host, self.s3_gateway_port, auth_token=self.auth_token)
+        self.s3_gateway = S3Gateway(self.pfs, self.host, self.s3_gateway_port, auth_token=self.auth_token,
+                                    access=self.authn.s3_access,
+                                    ssl_context=self.tls.ssl_context() if self.tls else None)
         self.s3_gateway.start()
         self.s3_gateway_port = self.s3_gateway.port
         log.info("S3 gateway on %s:%d", self.host, self.s3_gateway_port)
@@ -192,6 +228,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="S3 gateway port, -1 to disable (env PACHD_S3_GATEWAY_PORT, default 30600)")
     ap.add_argument("--auth-token", default=os.environ.get("PACHD_AUTH_TOKEN"),
                     help="require this token on every call (env PACHD_AUTH_TOKEN); off by default")
+    ap.add_argument("--tls-cert", default=os.environ.get("PACHD_TLS_CERT"),
+                    help="PEM certificate (chain): serve gRPC and the S3 gateway over TLS (env PACHD_TLS_CERT)")
+    ap.add_argument("--tls-key", default=os.environ.get("PACHD_TLS_KEY"),
+                    help="PEM private key of --tls-cert (env PACHD_TLS_KEY)")
     ap.add_argument("--host", default=os.environ.get("PACHD_HOST", "0.0.0.0"),
                     help="address to listen on (env PACHD_HOST, default all interfaces)")
     ap.add_argument("--log-level", default=os.environ.get("PACHD_LOG_LEVEL", "INFO"))
@@ -209,7 +249,8 @@ def main(argv=None) -> int:
             logging.getLogger(name).setLevel(logging.WARNING)
     s3_port = None if args.s3_gateway_port is not None and args.s3_gateway_port < 0 else args.s3_gateway_port
     try:
-        pachd = Pachd(args.root, args.port, args.storage, s3_port, args.auth_token, host=args.host)
+        pachd = Pachd(args.root, args.port, args.storage, s3_port, args.auth_token, host=args.host,
+                      tls_cert=args.tls_cert, tls_key=args.tls_key)
     except Exception as e:  # noqa: BLE001 - a clear one-line reason for the person starting pachd
         print(f"pachd: cannot start: {e}", file=sys.stderr, flush=True)
         sys.stdout.flush()
@@ -217,6 +258,14 @@ def main(argv=None) -> int:
         # abort the process (SIGABRT) instead of exiting 1
         os._exit(1)
     stop = threading.Event()
+    restart = threading.Event()
+
+    def on_restart(reason: str) -> None:
+        log.info("restart requested: %s", reason)
+        restart.set()
+        stop.set()
+
+    pachd.admin.request_restart = on_restart
 
     def on_signal(signum, frame):
         log.info("received %s, shutting down", signal.Signals(signum).name)
@@ -228,7 +277,14 @@ def main(argv=None) -> int:
     print(f"pachd listening on {args.host}:{pachd.port}", file=sys.stderr, flush=True)
     while not stop.wait(1.0):
         pass
+    if restart.is_set():
+        time.sleep(0.5)  # let the RestartPachyderm call answer before the server stops
     pachd.stop()
+    if restart.is_set():
+        log.info("restarting pachd")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "pachd", *(sys.argv[1:] if argv is None else argv)])
     return 0
 
 

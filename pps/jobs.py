@@ -52,9 +52,10 @@ JOB_TIMEOUT_REASON = " jobtimed out"
 
 
 class JobKilled(Exception):
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, state: str = JOB_KILLED):
         super().__init__(reason)
         self.reason = reason
+        self.state = state  # JOB_KILLED, or the terminal state UpdateJobState asked for
 
 
 class JobInterrupted(Exception):
@@ -84,13 +85,14 @@ class JobRun:
         self.results: dict[str, DatumRecord] = {}
         self.outstanding: set[str] = set()
         self.kill_reason: Optional[str] = None
+        self.kill_state: str = JOB_KILLED
         self.interrupted = False
         self.pb_by_id: dict = {}
 
     # ---- control from other threads -------------------------------------------------------
-    def kill(self, reason: str) -> None:
+    def kill(self, reason: str, state: str = JOB_KILLED) -> None:
         with self.cond:
-            self.kill_reason = reason
+            self.kill_reason, self.kill_state = reason, state
             self.cond.notify_all()
 
     def interrupt(self) -> None:
@@ -103,7 +105,7 @@ class JobRun:
         if self.interrupted:
             raise JobInterrupted()
         if self.kill_reason is not None:
-            raise JobKilled(self.kill_reason)
+            raise JobKilled(self.kill_reason, self.kill_state)
         timeout = self.spec.job_timeout
         if timeout and self.job.started and time.time() - self.job.started > timeout:
             raise JobKilled(JOB_TIMEOUT_REASON)
@@ -141,7 +143,7 @@ class JobRun:
         except JobKilled as k:
             self.master.board.retire_job(self.key, j.id)
             self._fail_commit(k.reason)
-            self._finish_state(JOB_KILLED, k.reason)
+            self._finish_state(k.state, k.reason)
         except Exception as e:  # noqa: BLE001 - a job never takes the master down
             if self.interrupted:  # pfs closing under a shutdown: not the job's fault
                 self.master.board.retire_job(self.key, j.id)
@@ -393,6 +395,8 @@ class JobRun:
         if self.spec.s3_out:
             buckets["out"] = fixed_bucket("out", self.out_repo, self.job.id, self.job.output_branch, writable=True)
         token = self.master.auth_token or ""
+        if not token and self.master.worker_token is not None:  # multi-user auth: the pipeline's own
+            token = self.master.worker_token(self.job.project, self.job.pipeline) or ""
         # workers on this machine reach it on loopback; pods need PACH_JOB_S3_BIND (e.g. 0.0.0.0)
         # and PACH_JOB_S3_ADDRESS (an address pods can reach, e.g. the pachd pod IP)
         bind = os.environ.get("PACH_JOB_S3_BIND", "127.0.0.1")

@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Optional
+from typing import Callable, Optional
 
 from pfs.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PfsError
 from pfs.model import Branch, Repo
@@ -122,6 +122,10 @@ class PpsMaster:
         self._cron_wakeup = threading.Event()
         self.cpu_count = os.cpu_count() or 1
         self.auth_token: Optional[str] = None  # pachd's token, for job S3 gateways
+        # set by pachd with auth on: (project, pipeline) -> the token that pipeline's workers use
+        self.worker_token: Optional[Callable[[str, str], Optional[str]]] = None
+        self.worker_env: dict[str, str] = {}  # more worker environment from pachd (PACHD_TLS_CA)
+        self.secrets = None  # a pps.secrets.SecretStore, set by pachd (pps_runtime)
         pfs.is_pipeline_output = self.is_pipeline_output
         pfs.add_listener(self._on_event)
 
@@ -189,8 +193,10 @@ class PpsMaster:
             return
         n = effective_parallelism(spec, self.cpu_count)
         env = {"PPS_PIPELINE_VERSION": str(p.version)}
-        if self.auth_token:
-            env["PACHD_AUTH_TOKEN"] = self.auth_token  # the worker's credential for pachd
+        env.update(self.worker_env)
+        token = (self.worker_token(*p.key) if self.worker_token else None) or self.auth_token
+        if token:
+            env["PACHD_AUTH_TOKEN"] = token  # the worker's credential for pachd
         self.executor.ensure_workers(p.key, json.dumps(p.spec), n, env)
         self._note_worker_health(p)
 
@@ -269,6 +275,10 @@ class PpsMaster:
     def create_pipeline(self, spec_dict: dict, project: str = "default", update: bool = False,
                         reprocess: bool = False, dry_run: bool = False,
                         user_json: Optional[str] = None) -> dict:
+        from pps import defaults
+        user_json = user_json or json.dumps(spec_dict, sort_keys=True)  # before the defaults
+        target = ((spec_dict.get("pipeline") or {}).get("project") or {}).get("name") or project
+        spec_dict = defaults.apply(self.pfs.meta, target, spec_dict)  # cluster < project < user
         spec = normalize_spec(spec_dict, project=project, now=datetime.now(timezone.utc))
         project, name = spec.project or project, spec.name
         update = update or spec.update
@@ -298,7 +308,7 @@ class PpsMaster:
                         self.stop_job(project, name, j.id, UPDATE_KILL_REASON)
             rec = PipelineRecord(
                 project=project, name=name, version=(existing.version + 1) if existing else 1,
-                spec=effective, user_spec_json=user_json or json.dumps(spec_dict, sort_keys=True),
+                spec=effective, user_spec_json=user_json,
                 salt=salt, created_at=existing.created_at if existing else now, updated_at=now,
                 state="PIPELINE_RUNNING", stopped=existing.stopped if existing else False,
                 parallelism=effective_parallelism(spec, self.cpu_count),
@@ -324,6 +334,27 @@ class PpsMaster:
                 self.ensure_workers(rec, self.spec_of(rec))
             self._cron_wakeup.set()
             return effective
+
+    def check_pipeline(self, spec_dict: dict, project: str = "default", update: bool = False,
+                       new_repos: frozenset = frozenset()) -> None:
+        """What create_pipeline checks before it changes anything, without the pipeline lock
+        and counting `new_repos` ((project, name) pairs about to be created) as existing.
+        Used to validate a pipeline queued in a transaction."""
+        from pps import defaults
+        target = ((spec_dict.get("pipeline") or {}).get("project") or {}).get("name") or project
+        spec_dict = defaults.apply(self.pfs.meta, target, spec_dict)  # cluster < project < user
+        spec = normalize_spec(spec_dict, project=project, now=datetime.now(timezone.utc))
+        project, name = spec.project or project, spec.name
+        self.pfs.inspect_project(project)
+        if self.store.get_pipeline(project, name) is not None and not (update or spec.update):
+            raise AlreadyExists(f"pipeline {project}/{name} already exists")
+        if spec.input is None:
+            raise InvalidArgument(f"pipeline {name} has no input")
+        for inp in iter_inputs(spec.input):
+            if isinstance(inp, PfsInput) and (inp.project, inp.repo) not in new_repos:
+                repo = Repo(inp.project, inp.repo, inp.repo_type or "user")
+                if not self._repo_exists(repo):
+                    raise NotFound(f"repo {repo} not found")
 
     def _validate_inputs(self, spec: PipelineSpec, project: str, name: str) -> None:
         if spec.input is None:
@@ -502,7 +533,10 @@ class PpsMaster:
         c = self._controllers.get(key)
         return c.current if c else None
 
-    def stop_job(self, project: str, pipeline: str, job_id: str, reason: str = "") -> None:
+    def stop_job(self, project: str, pipeline: str, job_id: str, reason: str = "",
+                 state: str = JOB_KILLED) -> None:
+        """End a job that has not finished, as `state` (JOB_KILLED, or another terminal
+        state UpdateJobState asks for); its output commit is finished with the reason."""
         j = self.inspect_job(project, pipeline, job_id)
         if j.state in TERMINAL:
             return
@@ -510,16 +544,44 @@ class PpsMaster:
         with (c.lock if c is not None else contextlib.nullcontext()):
             run = c.current if c is not None else None
             if run is not None and run.job.id == j.id:
-                run.kill(reason or "job stopped")
+                run.kill(reason or "job stopped", state)
                 return
             j = self.store.get_job(j.project, j.pipeline, j.id)  # queued: end it here
             if j is None or j.state in TERMINAL:
                 return
-            j.state, j.reason, j.finished = JOB_KILLED, reason or "job stopped", time.time()
+            j.state, j.reason, j.finished = state, reason or "job stopped", time.time()
             self.store.put_job(j)
         ci = self.pfs.get_commit(Repo(j.project, j.pipeline), j.id)
         if ci is not None and ci.finished is None:
             self.pfs.finish_commit(Repo(j.project, j.pipeline), j.id, error=j.reason, force=True)
+        self.job_changed(j)
+
+    def update_job_state(self, project: str, pipeline: str, job_id: str, state: str, reason: str,
+                         counters: dict) -> None:
+        """Pachyderm's UpdateJobState (an internal RPC of its workers): a job that has not
+        finished takes the given counters and state. A terminal failure state ends the job
+        (as StopJob does); JOB_SUCCESS is only ever set by the job's own run, after its
+        datums and output commit are done."""
+        j = self.inspect_job(project, pipeline, job_id)
+        if j.state in TERMINAL:
+            raise FailedPrecondition(f"job {j.project}/{j.pipeline}@{j.id} has already finished")
+        if state == "JOB_SUCCESS":
+            raise FailedPrecondition(
+                f"job {j.project}/{j.pipeline}@{j.id}: JOB_SUCCESS is set by pachd when the job's datums "
+                "are processed and its output commit is finished; it cannot be set from outside")
+        if state in TERMINAL:
+            self.stop_job(j.project, j.pipeline, j.id, reason or f"job state set to {state}", state)
+            return
+        with self._lock:
+            j = self.store.get_job(j.project, j.pipeline, j.id)
+            if j is None or j.state in TERMINAL:
+                raise FailedPrecondition(f"job {project}/{pipeline}@{job_id} has already finished")
+            if state and state != "JOB_STATE_UNKNOWN":
+                j.state = state
+            j.reason = reason
+            for k, v in counters.items():
+                setattr(j, k, v)
+            self.store.put_job(j)
         self.job_changed(j)
 
     def delete_job(self, project: str, pipeline: str, job_id: str) -> None:
@@ -553,9 +615,12 @@ class PpsMaster:
     # ---- cron ----------------------------------------------------------------------------------
     def run_cron(self, project: str, name: str) -> None:
         p = self.inspect_pipeline(project, name)
-        for inp in iter_inputs(self.spec_of(p).input):
-            if isinstance(inp, CronInput):
-                self._tick(p, inp, datetime.now(timezone.utc).replace(microsecond=0))
+        crons = [inp for inp in iter_inputs(self.spec_of(p).input) if isinstance(inp, CronInput)]
+        if not crons:  # Pachyderm's text (an error without a gRPC status: UNKNOWN)
+            raise PfsError("pipeline doesn't have a cron input")
+        when = datetime.now(timezone.utc).replace(microsecond=0)  # the same time for every tick
+        for inp in crons:
+            self._tick(p, inp, when)
 
     def _tick(self, p: PipelineRecord, inp: CronInput, when: datetime) -> None:
         repo = Repo(inp.project or p.project, inp.repo, "user")

@@ -18,6 +18,8 @@ from pfs.model import Repo
 from pfs.service import convert as pcv
 from pfs.service.errors import rpc
 from pps import datums as dm
+from pps.service_misc import PpsMiscMixin
+from pps.service_secrets import SecretsMixin
 from pps.spec import normalize_spec, pipeline_input_summary
 from pps.store import TERMINAL, DatumRecord, JobRecord, LogRecord, PipelineRecord
 from proto.pfs_v2 import pfs_pb2
@@ -125,7 +127,8 @@ def datum_info(j: JobRecord, d: DatumRecord) -> pb.DatumInfo:
                               upload_time=dur(d.upload_time), download_bytes=d.download_bytes,
                               upload_bytes=d.upload_bytes))
     for name, project, repo, branch, commit, path, h, size in d.inputs:
-        fi = info.data.add(size_bytes=size, hash=h)
+        fi = info.data.add(size_bytes=size, hash=h,
+                           file_type=pfs_pb2.DIR if path == "/" or path.endswith("/") else pfs_pb2.FILE)
         fi.file.path = path
         fi.file.commit.CopyFrom(pcv.commit_out(pcv.CommitRef(Repo(project, repo), commit, branch)))
     return info
@@ -138,7 +141,7 @@ def log_message(lg: LogRecord) -> pb.LogMessage:
                          data=[pb.InputFile(path=p, hash=h) for p, h in lg.data])
 
 
-class PpsServicer(pps_pb2_grpc.APIServicer):
+class PpsServicer(SecretsMixin, PpsMiscMixin, pps_pb2_grpc.APIServicer):
     def __init__(self, master):
         self.m = master
 
@@ -230,6 +233,11 @@ class PpsServicer(pps_pb2_grpc.APIServicer):
         return EMPTY
 
     @rpc
+    def CreateDatum(self, request_iterator, ctx):
+        from pps.service_datums import create_datum
+        yield from create_datum(self, request_iterator)
+
+    @rpc
     def CheckStatus(self, req, ctx):
         return iter(())
 
@@ -252,6 +260,7 @@ class PpsServicer(pps_pb2_grpc.APIServicer):
     def DeleteAll(self, req, ctx):
         for p in self.m.list_pipelines():
             self.m.delete_pipeline(p.project, p.name, True, False)
+        self.delete_all_secrets()
         return EMPTY
 
     # ---- jobs --------------------------------------------------------------------------------
@@ -350,6 +359,27 @@ class PpsServicer(pps_pb2_grpc.APIServicer):
         return EMPTY
 
     @rpc
+    def UpdateJobState(self, req, ctx):
+        counters = {"restart": req.restart, "data_processed": req.data_processed,
+                    "data_skipped": req.data_skipped, "data_failed": req.data_failed,
+                    "data_recovered": req.data_recovered, "data_total": req.data_total}
+        if req.HasField("stats"):
+            st = req.stats
+            counters.update(download_time=st.download_time.ToNanoseconds() / 1e9,
+                            process_time=st.process_time.ToNanoseconds() / 1e9,
+                            upload_time=st.upload_time.ToNanoseconds() / 1e9,
+                            download_bytes=st.download_bytes, upload_bytes=st.upload_bytes)
+        self.m.update_job_state(_project(req.job.pipeline), req.job.pipeline.name, req.job.id,
+                                pb.JobState.Name(req.state), req.reason, counters)
+        return EMPTY
+
+    def check_pipeline_request(self, req: pb.CreatePipelineRequest, new_repos: set) -> None:
+        """Validate a pipeline queued in a transaction (see pachd.transactions)."""
+        d = json_format.MessageToDict(req, preserving_proto_field_name=True)
+        self.m.check_pipeline(d, project=_project(req.pipeline), update=req.update,
+                              new_repos=frozenset(new_repos))
+
+    @rpc
     def DeleteJob(self, req, ctx):
         self.m.delete_job(_project(req.job.pipeline), req.job.pipeline.name, req.job.id)
         return EMPTY
@@ -357,9 +387,14 @@ class PpsServicer(pps_pb2_grpc.APIServicer):
     # ---- datums ------------------------------------------------------------------------------
     @rpc
     def ListDatum(self, req, ctx):
-        if req.HasField("input") and not req.job.id:
+        has_job = bool(req.job.id or req.job.pipeline.name)
+        if req.HasField("input") and has_job:
+            raise InvalidArgument("ListDatum: specify a job or an input, not both")
+        if req.HasField("input"):
             yield from self._list_datum_input(req)
             return
+        if not has_job:
+            raise InvalidArgument("ListDatum: specify a job (pipeline and id) or an input")
         j = self.m.inspect_job(_project(req.job.pipeline), req.job.pipeline.name, req.job.id)
         states = {pb.DatumState.Name(s) for s in req.filter.state} if req.HasField("filter") else set()
         recs = list(self.m.store.datums(j.project, j.pipeline, j.id))
@@ -383,17 +418,38 @@ class PpsServicer(pps_pb2_grpc.APIServicer):
                 return
 
     def _list_datum_input(self, req):
-        inp = json_format.MessageToDict(req.input, preserving_proto_field_name=True)
+        from pps.service_datums import datums_of_input
+        n = 0
+        for info in datums_of_input(self, req.input):
+            if req.paginationMarker and info.datum.id <= req.paginationMarker:
+                continue
+            yield info
+            n += 1
+            if req.number and n >= req.number:
+                return
+
+    def _input_datums(self, input_msg):
+        """The datums a pipeline with this input would process now (branch heads)."""
+        inp = json_format.MessageToDict(input_msg, preserving_proto_field_name=True)
         spec = normalize_spec({"pipeline": {"name": "list-datum"}, "transform": {"cmd": ["true"]}, "input": inp},
                               strict=False)
         pfs = self.m.pfs
 
+        from pps.spec import PfsInput, iter_inputs
+        heads: dict = {}  # (project, repo, branch) -> the commit read, resolved once
+        for pi in iter_inputs(spec.input):
+            if isinstance(pi, PfsInput):
+                repo = Repo(pi.project or "default", pi.repo, pi.repo_type or "user")
+                heads[(pi.project, pi.repo, pi.branch)] = pfs.commit_for_read(
+                    repo, pi.commit, "" if pi.commit else (pi.branch or "master"))
+
         def listing(pi):
-            ci = pfs.commit_for_read(Repo(pi.project, pi.repo, pi.repo_type or "user"), "", pi.branch or "master")
+            ci = heads[(pi.project, pi.repo, pi.branch)]
             return [(k, e.hash, e.size) for k, e in pfs.tree(ci).glob(pi.glob or "/")]
 
+        commits = {k: ci.commit.id for k, ci in heads.items()}
         j = JobRecord(project="default", pipeline="", id="", pipeline_version=0, output_repo="", output_branch="")
-        for d in dm.enumerate_datums(spec.input, listing):
+        for d in dm.enumerate_datums(spec.input, listing, commits):
             rec = DatumRecord(d.id, "", "UNKNOWN",
                               [[f.name, f.project, f.repo, f.branch, f.commit, f.path, f.file_hash, f.size] for f in d.inputs])
             yield datum_info(j, rec)
@@ -453,13 +509,21 @@ class PpsServicer(pps_pb2_grpc.APIServicer):
             lines = lines[-req.tail:]
         for lg in lines:
             yield log_message(lg)
-        while req.follow and ctx.is_active():
+        # follow: a job's stream ends once the job is finished and its last lines are sent;
+        # a pipeline's stream runs until the client hangs up
+        done = job_id and self._job_finished(project, pipeline, job_id)
+        while req.follow and not done and ctx.is_active():
             with self.m._changed:
                 self.m._changed.wait(0.5)
+            done = job_id and self._job_finished(project, pipeline, job_id)  # before the read: no line lost
             for k, lg in self.m.store.logs(project, pipeline, job_id or None, after=cursor):
                 cursor = k
                 if wanted(lg):
                     yield log_message(lg)
+
+    def _job_finished(self, project: str, pipeline: str, job_id: str) -> bool:
+        j = self.m.store.get_job(project, pipeline, job_id)
+        return j is None or j.state in TERMINAL
 
     @rpc
     def ActivateAuth(self, req, ctx):

@@ -25,8 +25,9 @@ def imported_modules(package: str) -> dict[str, set[str]]:
 
 
 @pytest.mark.parametrize("package, forbidden", [
-    ("pfs", {"pps", "pachd", "pachctl"}),
-    ("pps", {"pachd", "pachctl"}),
+    ("pfs", {"pps", "pachd", "pachctl", "auth"}),
+    ("pps", {"pachd", "pachctl", "auth"}),
+    ("auth", {"pps", "pachd", "pachctl"}),
     ("pfs/core", {"grpc", "google", "proto", "click", "boto3", "botocore", "kubernetes"}),
     ("pfs/storage", {"grpc", "proto", "click", "kubernetes"}),
 ])
@@ -34,3 +35,14 @@ def test_package_does_not_import(package, forbidden):
     offenders = {f: sorted(names & forbidden) for f, names in imported_modules(package).items()
                  if names & forbidden}
     assert not offenders, f"{package} must not import {sorted(forbidden)}: {offenders}"
+
+
+def test_auth_core_has_no_grpc():
+    """auth's core (roles, model, state, core, rules' resource logic) sees no gRPC; only the
+    servicer and the interceptor do."""
+    core = {"auth/roles.py", "auth/model.py", "auth/state.py", "auth/core.py", "auth/s3.py"}
+    found = {f: names for f, names in imported_modules("auth").items() if f in core}
+    assert set(found) == core
+    offenders = {f: sorted(n & {"grpc", "proto", "google", "pfs"}) for f, n in found.items()
+                 if n & {"grpc", "proto", "google", "pfs"}}
+    assert not offenders, offenders

@@ -7,7 +7,8 @@ What it does, printing every pachctl command before running it:
   3. generates the sample videos and images (nothing can be downloaded here) and puts them;
   4. creates the tutorial's six pipelines from their Pachyderm specs;
   5. waits for every job, showing progress;
-  6. downloads the HTML collage and draws the pipeline DAG and the collage's lineage;
+  6. downloads the HTML collage and draws the pipeline DAG and the collage's lineage (SVG
+     always: graphviz's where it is installed, else pachctl's own layout; PNG with graphviz);
   7. adds one more image and shows, per pipeline, how many datums ran and how many were
      skipped (only those that depend on the new image run).
 
@@ -146,13 +147,14 @@ class Tutorial:
         for kind, args in (("dag", ["draw", "pipeline"]), ("lineage", ["draw", "lineage", "content_collager@master", "-n", "all"])):
             dot = self.out / f"{kind}.dot"
             self.run(*args, "-o", "dot", "--output-file", str(dot))
-            pics[kind + "_dot"] = dot
+            svg = self.out / f"{kind}.svg"
+            self.run(*args, "-o", "svg", "--output-file", str(svg))  # without graphviz: pachctl's own layout
+            pics[kind] = [svg]
+            png = self.out / f"{kind}.png"
+            png.unlink(missing_ok=True)  # never leave a PNG of an earlier run beside a new SVG
             if shutil.which("dot"):
-                svg = self.out / f"{kind}.svg"
-                png = self.out / f"{kind}.png"
-                self.run(*args, "-o", "svg", "--output-file", str(svg))
                 self.run(*args, "-o", "png", "--output-file", str(png))
-                pics[kind] = png
+                pics[kind].append(png)
         return pics
 
     def incremental(self) -> dict[str, dict]:
@@ -239,8 +241,11 @@ def main(argv=None) -> int:
     (out / "jobs.json").write_text(json.dumps(result, indent=2))
     tut.say(f"\ndone in {time.time() - t0:.0f} s")
     tut.say(f"  collage:            {pics['collage']}")
-    for k in ("dag", "lineage"):
-        tut.say(f"  {k + ' picture:':<19} {pics.get(k, pics[k + '_dot'])}")
+    for k, what in (("dag", "pipelines picture:"), ("lineage", "lineage picture:")):
+        tut.say(f"  {what:<19} {'  '.join(str(p) for p in pics[k])}")
+    if not shutil.which("dot"):
+        tut.say("  (graphviz is not installed: the pictures are SVG drawn by pachctl's own layout; "
+                "sudo apt-get install graphviz for graphviz's, and PNGs)")
     tut.say(f"  job stats:          {out / 'jobs.json'}")
     tut.say("explore: pachctl list repo; pachctl list job; pachctl logs -p image_tracer; "
             "stop the background pachd with: pachctl shutdown")

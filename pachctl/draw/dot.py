@@ -16,8 +16,8 @@ Style (Knitfab's `knit plan graph` / `knit data lineage`, seed 001):
   pipeline, and processed/skipped/failed/total counts.
 - Every string reaching DOT is escaped: ids and plain labels as DOT strings, HTML labels with
   html.escape.
-`render_image` shells out to graphviz `dot`; a missing binary raises GraphvizNotFound naming
-the apt package `graphviz`.
+`render_image` shells out to graphviz `dot`. Without it, SVG is drawn by pachctl.draw.svg (pure
+Python) and any other format raises GraphvizNotFound naming the apt package `graphviz`.
 """
 from __future__ import annotations
 
@@ -174,18 +174,29 @@ def lineage_dot(graph: nx.DiGraph) -> str:
 
 # ---- graphviz ----------------------------------------------------------------------------
 class GraphvizNotFound(RuntimeError):
-    """graphviz's `dot` binary is not on PATH."""
+    """graphviz's `dot` binary is not on PATH (and the format needs it)."""
+
+
+def have_graphviz() -> bool:
+    return shutil.which("dot") is not None
 
 
 def render_image(dot_text: str, path: str | Path, fmt: str | None = None) -> Path:
-    """Run `dot -T<fmt>` (fmt defaults to the file suffix: png, svg, pdf...) writing `path`."""
+    """Run `dot -T<fmt>` (fmt defaults to the file suffix: png, svg, pdf...) writing `path`.
+
+    Without graphviz, SVG comes from pachctl.draw.svg instead; other formats need graphviz."""
     path = Path(path)
     fmt = (fmt or path.suffix.lstrip(".") or "png").lower()
     exe = shutil.which("dot")
+    if exe is None and fmt == "svg":
+        from pachctl.draw.svg import render_svg
+        path.write_text(render_svg(dot_text))
+        return path
     if exe is None:
         raise GraphvizNotFound(
-            "graphviz's `dot` command was not found on PATH; install the `graphviz` package "
-            "(e.g. `apt-get install graphviz`) or pipe the DOT text to dot elsewhere")
+            f"graphviz's `dot` command was not found on PATH, and {fmt.upper()} needs it: install the "
+            "`graphviz` package (`sudo apt-get install graphviz`), or draw SVG (`-o svg`), which "
+            "works without it")
     proc = subprocess.run([exe, f"-T{fmt}", "-o", str(path)], input=dot_text.encode(),
                           capture_output=True, check=False)
     if proc.returncode != 0:

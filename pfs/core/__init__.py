@@ -19,10 +19,11 @@ from pfs.core.base import PfsBase, is_commit_id, new_id
 from pfs.core.branches import BranchesMixin
 from pfs.core.commits import CommitsMixin, FINISHED, FINISHING, READY, STARTED
 from pfs.core.files import FilesMixin, FileWriter
+from pfs.core.metadata import MetadataMixin
 from pfs.core.repos import ReposMixin
 
 
-class Pfs(ReposMixin, BranchesMixin, CommitsMixin, FilesMixin, PfsBase):
+class Pfs(ReposMixin, BranchesMixin, CommitsMixin, FilesMixin, MetadataMixin, PfsBase):
     """The versioned file system over a metadata store and a chunk store."""
 
 

@@ -5,6 +5,10 @@ Invariants:
   compare-and-swap-guarded batch (see pfs.core.txn). Readers never see half an operation.
 - Expensive work (chunking, building index trees) happens outside the lock; only publishing
   the result (a root hash into a commit record) happens inside.
+- `atomic()` groups several operations of one thread into one transaction (Pachyderm's
+  transaction API): every `self.txn()` inside joins the same Txn, the core lock is held
+  throughout, and at the end everything is committed at once, or nothing (an error, or a
+  dry run). Commits made inside belong to one commit set (the id given to `atomic`).
 - Waiters (`wait=FINISHED`, subscriptions) block on one condition variable notified after
   every committed transaction; event listeners receive (kind, CommitInfo) after commit.
   `stop_waiting()` (and `close()`) ends every wait with StorageError (UNAVAILABLE).
@@ -75,6 +79,7 @@ class PfsBase:
         # weak values: a commit's lock lives while someone holds or waits for it, then goes
         self._write_locks: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._closed = False
+        self._ambient = threading.local()  # .txn / .commit_set_id while inside atomic()
         raw = meta.get(keys.SEQUENCE_KEY)
         self._seq = int(raw.decode()) if raw else 0
         with self.txn() as t:
@@ -84,16 +89,45 @@ class PfsBase:
     # ---- plumbing ----------------------------------------------------------------------
     @contextmanager
     def txn(self) -> Iterator[Txn]:
+        ambient = getattr(self._ambient, "txn", None)
+        if ambient is not None:  # inside atomic(): join its transaction
+            yield ambient
+            return
         with self._lock:
             t = Txn(self.meta)
             yield t
             t.commit()
             self._changed.notify_all()
+        self._after(t)
+
+    def _after(self, t: Txn) -> None:
         for kind, obj in t.events:
             for cb in list(self._listeners):
                 cb(kind, obj)
         for fn in t.after_commit:
             fn()
+
+    @contextmanager
+    def atomic(self, commit_set_id: str, dry_run: bool = False) -> Iterator[Txn]:
+        """Run the operations of the block as ONE transaction whose new commits all belong to
+        commit set `commit_set_id`. With dry_run (or an error) nothing is written."""
+        if getattr(self._ambient, "txn", None) is not None:
+            raise RuntimeError("atomic() does not nest")
+        with self._lock:
+            t = Txn(self.meta)
+            self._ambient.txn, self._ambient.commit_set_id = t, commit_set_id
+            try:
+                yield t
+            finally:
+                self._ambient.txn = self._ambient.commit_set_id = None
+            if dry_run:
+                return
+            t.commit()
+            self._changed.notify_all()
+        self._after(t)
+
+    def ambient_commit_set_id(self) -> Optional[str]:
+        return getattr(self._ambient, "commit_set_id", None)
 
     def add_listener(self, cb: Callable[[str, object], None]) -> None:
         """cb(kind, CommitInfo) after commits are created/finished/deleted. Must not block."""

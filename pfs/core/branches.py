@@ -143,7 +143,31 @@ class BranchesMixin:
     # ---- helpers -----------------------------------------------------------------------
     def new_commit_set_id(self) -> str:
         from pfs.core.base import new_id
-        return new_id()
+        return self.ambient_commit_set_id() or new_id()
+
+    def _repoint_provenance(self, t: Txn, ci: CommitInfo, bi: BranchInfo, set_id: str) -> None:
+        """A commit set that grows after its downstream commit was made (several commits
+        started in one transaction): the downstream commit's provenance moves to the set's
+        commits in its upstream repos, so it sees them together (as Pachyderm does)."""
+        prov = list(ci.direct_provenance)
+        for p in bi.direct_provenance:
+            if t.commit_info(p.repo, set_id) is None:
+                continue
+            for i, ref in enumerate(prov):
+                if ref.repo == p.repo and ref.branch == p.name and ref.id != set_id:
+                    old = t.commit_info(ref.repo, ref.id)
+                    if old is not None:
+                        old.direct_subvenance = [s for s in old.direct_subvenance
+                                                 if not (s.repo == ci.commit.repo and s.id == ci.commit.id)]
+                        t.put_commit(old)
+                    prov[i] = CommitRef(p.repo, set_id, p.name)
+                    new = t.commit_info(p.repo, set_id)
+                    if all(not (s.repo == ci.commit.repo and s.id == ci.commit.id) for s in new.direct_subvenance):
+                        new.direct_subvenance.append(CommitRef(ci.commit.repo, ci.commit.id, ci.commit.branch))
+                        t.put_commit(new)
+        if prov != ci.direct_provenance:
+            ci.direct_provenance = prov
+            t.put_commit(ci)
 
     def _recompute_provenance(self, t: Txn) -> None:
         """Rebuild provenance/subvenance closures for every branch from the direct edges."""
@@ -194,10 +218,10 @@ class BranchesMixin:
         started = set(branches)
         created = []
         for bi in sorted((x for x in seen.values() if x is not None), key=lambda x: len(x.provenance)):
-            if bi.head == set_id:
+            existing = t.commit_info(bi.branch.repo, set_id)
+            if existing is not None:  # this repo already has a commit in the set
+                self._repoint_provenance(t, existing, bi, set_id)
                 continue
-            if t.commit_info(bi.branch.repo, set_id) is not None:
-                continue  # this repo already has a commit in the set
             prov = []
             for p in bi.direct_provenance:
                 if p in seen or p in started:

@@ -35,6 +35,10 @@ class CommitsMixin:
                     parent: Optional[str], finished: bool, provenance: Optional[list] = None,
                     base: Optional[CommitInfo] = None, description: str = "") -> CommitInfo:
         repo = branch.repo
+        if t.commit_info(repo, commit_id) is not None:  # one commit per repo per commit set
+            raise FailedPrecondition(
+                f"commit {repo}@{commit_id} already exists: commit set {commit_id} (one transaction) "
+                f"already has a commit in repo {repo}")
         now = self.clock()
         parent_ci = t.commit_info(repo, parent) if parent else None
         if base is None:
@@ -137,6 +141,22 @@ class CommitsMixin:
                 t.events.append(("commit_finished", ci))
             failpoint("finish_commit.after")
             return ci
+
+    def forget_commit(self, repo: Repo, commit_id: str = "", branch: str = "") -> CommitInfo:
+        """Pachyderm's ForgetCommit: a finished commit keeps its record but loses its files
+        (their storage becomes garbage unless other commits share it); `is_forgotten` then
+        says so and readers refuse it. Its children are unaffected (they hold whole trees)."""
+        with self.txn() as t:
+            ci = self.resolve(t, repo, commit_id, branch)
+            if ci.finished is None:
+                raise FailedPrecondition(f"cannot forget commit {ci.commit}: it is not finished")
+            ci.root = None
+            t.put_commit(ci)
+            t.blind_put(keys.pachd_key("forgotten", repo.project, repo.name, repo.type, ci.commit.id), b"1")
+            return ci
+
+    def is_forgotten(self, repo: Repo, commit_id: str) -> bool:
+        return self.meta.get(keys.pachd_key("forgotten", repo.project, repo.name, repo.type, commit_id)) is not None
 
     # ---- reads -------------------------------------------------------------------------
     def inspect_commit(self, repo: Repo, commit_id: str = "", branch: str = "",

@@ -374,6 +374,10 @@ class FilesMixin:
         if old_ci is None and new_ci.parent:
             old_ci = self.get_commit(new_ci.commit.repo, new_ci.parent)
         old_root = old_ci.root if old_ci is not None else None
+        op = ancestry.clean_path(old_path) if old_path else np
+        if op != np:  # each side under its own path, matched by full path (Pachyderm's Differ)
+            yield from self._diff_paths(new_ci, np, old_ci, op, shallow)
+            return
         # a directory on either side (it may exist only in the old commit: deleted since)
         is_dir = np != "/" and (self.tree(new_ci).entry(np + "/") is not None
                                 or FileTree(self.index, old_root).entry(np + "/") is not None)
@@ -386,6 +390,36 @@ class FilesMixin:
                     continue
             yield (self.file_info(new_ci, *new) if new else None,
                    self.file_info(old_ci, *old) if old and old_ci else None)
+
+    def _diff_paths(self, new_ci: CommitInfo, np: str, old_ci: Optional[CommitInfo], op: str,
+                    shallow: bool):
+        """DiffFile with different new and old paths: the entries at or below `np` in the new
+        commit against those at or below `op` in the old one, merged in path order; a path on
+        both sides with the same content is not a difference."""
+        def side(ci, path):
+            if ci is None:
+                return iter(())
+            tree = self.tree(ci)
+            if path == "/":
+                key = "/"
+            else:
+                key = path + "/" if tree.entry(path + "/") is not None else path
+            return ((k, e) for k, e in tree.walk(key)
+                    if not shallow or k == key or "/" not in k[len(key):].rstrip("/"))
+
+        new_it, old_it = side(new_ci, np), side(old_ci, op)
+        n, o = next(new_it, None), next(old_it, None)
+        while n is not None or o is not None:
+            if o is None or (n is not None and n[0] < o[0]):
+                yield self.file_info(new_ci, *n), None
+                n = next(new_it, None)
+            elif n is None or o[0] < n[0]:
+                yield None, self.file_info(old_ci, *o)
+                o = next(old_it, None)
+            else:
+                if not (n[1].hash == o[1].hash and n[1].size == o[1].size and n[1].is_dir == o[1].is_dir):
+                    yield self.file_info(new_ci, *n), self.file_info(old_ci, *o)
+                n, o = next(new_it, None), next(old_it, None)
 
     def tar_stream(self, ci: CommitInfo, path: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """A tar archive of a file or directory, or of every match of a glob (as Pachyderm's

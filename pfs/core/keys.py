@@ -116,3 +116,13 @@ def s3_part_prefix(upload_id: str) -> bytes:
 
 
 S3_PART_PREFIX = b"G\x00p\x00"
+
+
+# ---- pachd-level records (transactions, secrets, file sets, snapshots, ...) ---------------
+def pachd_key(kind: str, *parts: str) -> bytes:
+    """Records kept by pachd's own services, not by pfs or pps: `Y\\0kind\\0...`."""
+    return b"Y\x00" + _j(kind, *parts)
+
+
+def pachd_prefix(kind: str, *parts: str) -> bytes:
+    return b"Y\x00" + _j(kind, *parts) + SEP

@@ -102,12 +102,10 @@ class ReposMixin:
         return out
 
     def delete_repo(self, repo: Repo, force: bool = False) -> bool:
+        """False (no error) when the repo does not exist, as in Pachyderm 2.x."""
         with self.txn() as t:
             if t.repo(repo) is None:
-                if force:
-                    return False
-                self.require_project(t, repo.project)
-                self.require_repo(t, repo)
+                return False
             self._delete_repo_in(t, repo, force)
             return True
 

@@ -3,7 +3,9 @@
 With no auth token configured every request is accepted, signed or not (Pachyderm's
 behaviour with auth off). With a token, the access key must equal the token and the secret
 is the token; a request passes only if the signature it carries is the one botocore computes
-for the same canonical request.
+for the same canonical request. With an `access` (multi-user auth, given by pachd), any
+live token of a user, robot or pipeline is an access key (secret = the same token), and the
+request's `principal` is set to whom it belongs; what they may do is the gateway's check.
 
 Invariants:
 - Expected signatures come from botocore's own signers (`S3SigV4Auth`, `S3SigV4QueryAuth`,
@@ -114,14 +116,15 @@ def _parse_http_date(s: str) -> Optional[float]:
 
 
 class Authenticator:
-    def __init__(self, token: Optional[str], clock=time.time, secret: Optional[str] = None):
+    def __init__(self, token: Optional[str], clock=time.time, secret: Optional[str] = None, access=None):
         self.token = token
         self.secret = secret or token  # Pachyderm: the secret is the token too
         self.clock = clock
+        self.access = access  # .active, .principal(access_key) -> subject or None
 
     @property
     def enabled(self) -> bool:
-        return bool(self.token)
+        return bool(self.token) or (self.access is not None and self.access.active)
 
     def check(self, req) -> Optional[StreamSigner]:
         """Verify `req` (a pfs.s3gateway.request.Request). Returns a StreamSigner for
@@ -146,9 +149,18 @@ class Authenticator:
                                       "use the Pachyderm auth token as access key and secret key")
 
     # ---- helpers ---------------------------------------------------------------------------
-    def _creds(self, access_key: str) -> Credentials:
+    def _creds(self, access_key: str, req=None) -> Credentials:
+        if not self.token:  # multi-user auth: the access key is the caller's own token
+            principal = self.access.principal(access_key)
+            if principal is None:
+                raise S3Error("InvalidAccessKeyId", headers={}, AWSAccessKeyId=access_key[:8] + "...")
+            if req is not None:
+                req.principal = principal
+            return Credentials(access_key, access_key)
         if not hmac.compare_digest(access_key.encode(), self.token.encode()):
             raise S3Error("InvalidAccessKeyId", headers={}, AWSAccessKeyId=access_key[:8] + "...")
+        if req is not None:
+            req.principal = "pach:root"
         return Credentials(self.token, self.secret)
 
     @staticmethod
@@ -176,7 +188,7 @@ class Authenticator:
         except KeyError:
             raise S3Error("AuthorizationHeaderMalformed", "the Authorization header needs Credential, "
                                                           "SignedHeaders and Signature") from None
-        creds = self._creds(ak)
+        creds = self._creds(ak, req)
         h = req.headers
         stamp = h.get("x-amz-date")
         if stamp:
@@ -229,7 +241,7 @@ class Authenticator:
                           "X-Amz-Date, X-Amz-Expires, X-Amz-SignedHeaders and X-Amz-Signature") from None
         if not 0 <= expires <= MAX_PRESIGN_EXPIRES:
             raise S3Error("AuthorizationQueryParametersError", "X-Amz-Expires must be between 0 and 604800")
-        creds = self._creds(ak)
+        creds = self._creds(ak, req)
         when = _parse_amz_date(stamp)
         now = self.clock()
         if now > when + expires:
@@ -275,7 +287,7 @@ class Authenticator:
         m = _V2_HEADER.match(authz.strip())
         if not m:
             raise S3Error("AuthorizationHeaderMalformed", "expected 'AWS AccessKey:Signature'")
-        creds = self._creds(m.group(1))
+        creds = self._creds(m.group(1), req)
         amz_date = req.headers.get("x-amz-date")
         date = req.headers.get("Date", "")
         when = _parse_http_date(amz_date or date)
@@ -287,7 +299,7 @@ class Authenticator:
 
     def _v2_query(self, req) -> None:
         q = req.query
-        creds = self._creds(q["AWSAccessKeyId"])
+        creds = self._creds(q["AWSAccessKeyId"], req)
         try:
             expires = int(q.get("Expires", ""))
         except ValueError:

@@ -29,6 +29,7 @@ class Request:
     bucket: str = ""
     key: str = ""
     body: object = None  # pfs.s3gateway.body.Body, set after authentication
+    principal: Optional[str] = None  # who signed it (multi-user auth), set by authentication
 
     @classmethod
     def parse(cls, method: str, target: str, headers, request_id: str) -> "Request":

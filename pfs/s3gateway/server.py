@@ -7,7 +7,11 @@ Invariants:
   written chunk by chunk with a Content-Length known up front. The first chunk of a
   response is produced before the status line is sent, so most read failures still become
   proper S3 errors; a failure after that closes the connection (the client sees a short body).
-- Authentication runs before the body is touched (and before `100 Continue` is sent).
+- Authentication runs before the body is touched (and before `100 Continue` is sent); so
+  does authorization with multi-user auth (`access`, given by pachd): the signer's roles on
+  the bucket's repo must grant the operation, else AccessDenied naming what is missing.
+- With an `ssl_context` every connection is TLS; the handshake runs in the connection's
+  own thread, never in the accepting one.
 - After any response whose request body was not fully read, the connection is drained (small
   bodies) or closed, so the next request on it is never parsed from leftover body bytes.
 - `stop()` stops accepting, shuts down every open connection and joins every thread:
@@ -102,8 +106,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             try:
                 signer = gw.auth.check(req)
-                req.body = open_body(self.rfile, self.headers, self._continue, signer)
                 name, op = route(req.method, req.bucket, req.key, req.query, req.headers)
+                gw.authorize(req, name)
+                req.body = open_body(self.rfile, self.headers, self._continue, signer)
                 resp = op(Ctx(gw, req))
                 if not isinstance(resp.body, (bytes, bytearray)):
                     it = iter(resp.body)
@@ -251,15 +256,20 @@ class S3Gateway:
 
     def __init__(self, pfs, host: str = "0.0.0.0", port: int = 30600,
                  auth_token: Optional[str] = None, region: str = "us-east-1",
-                 buckets: Optional[dict] = None):
+                 buckets: Optional[dict] = None, access=None, ssl_context=None):
         """`buckets`: serve only these {name: names.fixed_bucket(...)} (a pipeline worker's
-        gateway); None serves every branch under its `[[commit.]branch.]repo[.project]` name."""
+        gateway); None serves every branch under its `[[commit.]branch.]repo[.project]` name.
+        `access`: multi-user auth (pachd's): `.active`, `.principal(token)`,
+        `.authorize(principal, operation, project, repo)` -> None or why not,
+        `.can_list(principal, project, repo)`. `ssl_context`: serve HTTPS."""
         self.pfs = pfs
         self.buckets = dict(buckets) if buckets is not None else None
         self.host = host
         self.requested_port = port
         self.region = region
-        self.auth = Authenticator(auth_token)
+        self.auth = Authenticator(auth_token, access=access)
+        self.access = access
+        self.ssl_context = ssl_context
         self.uploads = MultipartStore(pfs)
         # Parallel read-ahead pays off when every chunk read is a network round trip.
         self.read_ahead = not isinstance(pfs.chunks, LocalChunkStore)
@@ -275,10 +285,34 @@ class S3Gateway:
                           BucketName=name)
         return b
 
+    def _checks_roles(self) -> bool:
+        return not self.auth.token and self.access is not None and self.access.active
+
+    def authorize(self, req, operation: str) -> None:
+        """Refuse (AccessDenied) an operation the signer's roles do not grant."""
+        if not self._checks_roles() or operation == "ListBuckets":
+            return
+        targets = [(operation, self.resolve_bucket(req.bucket))]
+        src = req.headers.get("x-amz-copy-source")
+        if src and operation in ("CopyObject", "UploadPartCopy"):
+            from urllib.parse import unquote
+            src_bucket = unquote(src).lstrip("/").split("/", 1)[0]
+            targets.append(("GetObject", self.resolve_bucket(src_bucket)))
+        for op, b in targets:
+            why = self.access.authorize(req.principal, op, b.repo.project, b.repo.name)
+            if why:
+                raise S3Error("AccessDenied", why)
+
+    def can_list(self, req, repo) -> bool:
+        return not self._checks_roles() or self.access.can_list(req.principal, repo.project, repo.name)
+
     def start(self) -> "S3Gateway":
         if self._server is not None:
             return self
         self._server = _Server((self.host, self.requested_port), self)
+        if self.ssl_context is not None:
+            self._server.socket = self.ssl_context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="s3gw-accept", daemon=True)
         self._thread.start()
@@ -294,7 +328,8 @@ class S3Gateway:
     @property
     def endpoint_url(self) -> str:
         host = self.host if self.host not in ("0.0.0.0", "", "::") else "127.0.0.1"
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://[{host}]:{self.port}" if ":" in host else f"{scheme}://{host}:{self.port}"
 
     def stop(self, timeout: float = 10.0) -> None:
         server, self._server = self._server, None

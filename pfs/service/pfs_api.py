@@ -14,9 +14,11 @@ from typing import Iterator
 from google.protobuf import empty_pb2, wrappers_pb2
 
 from pfs.core import Pfs
+from pfs.core.filesets import FILESETS_REPO
 from pfs.errors import InvalidArgument, Unimplemented
 from pfs.service import convert as cv
 from pfs.service.errors import rpc
+from pfs.service.pfs_extra import PfsExtraMixin
 from pfs.service.urls import fetch_url, local_file
 from pfs.model import DEFAULT_PROJECT
 from proto.pfs_v2 import pfs_pb2 as pb
@@ -41,7 +43,7 @@ def _rechunk(it: Iterator[bytes], size: int = GET_CHUNK) -> Iterator[bytes]:
         yield bytes(buf)
 
 
-class PfsServicer(pfs_pb2_grpc.APIServicer):
+class PfsServicer(PfsExtraMixin, pfs_pb2_grpc.APIServicer):
     def __init__(self, pfs: Pfs):
         self.pfs = pfs
 
@@ -285,7 +287,11 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
 
     def _commit(self, f: pb.File):
         repo, cid, br = cv.commit_in(f.commit)
-        return self.pfs.commit_for_read(repo, cid, br)
+        if repo.name == FILESETS_REPO:
+            return self.filesets.as_commit(cid)
+        ci = self.pfs.commit_for_read(repo, cid, br)
+        self._check_not_forgotten(ci)
+        return ci
 
     @rpc
     def GetFile(self, req, ctx):
@@ -323,8 +329,7 @@ class PfsServicer(pfs_pb2_grpc.APIServicer):
 
     @rpc
     def GlobFile(self, req, ctx):
-        repo, cid, br = cv.commit_in(req.commit)
-        ci = self.pfs.commit_for_read(repo, cid, br)
+        ci = self._commit(pb.File(commit=req.commit))
         lo = req.path_range.lower if req.HasField("path_range") else ""
         hi = req.path_range.upper if req.HasField("path_range") else ""
         for fi in self.pfs.glob_file(ci, req.pattern, lo, hi):

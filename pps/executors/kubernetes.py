@@ -185,6 +185,12 @@ class KubernetesExecutor:
                                  restarts=s.restarts, exit_code=s.exit_code, spec_hash=s.spec_hash)
                     for s in pool.slots]
 
+    def secret_store(self):
+        """User secrets as real Secret objects in this namespace (worker pods reference them
+        by name: secretKeyRef env vars and secret volumes, see k8s_pods)."""
+        from pps.secrets import KubeSecrets
+        return KubeSecrets(self.core, self.namespace)
+
     def close(self) -> None:
         with self._cond:
             if self._closed:

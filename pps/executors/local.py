@@ -8,10 +8,18 @@ Invariants (beyond the Executor contract in base.py):
 - Worker `i` of a pipeline is `<project>-<pipeline>-w<i>` (stable across restarts). Its scratch
   dir `<scratch_root>/<project>.<pipeline>/<worker id>/pfs` is wiped before every start and
   removed by stop; its stdout/stderr are appended to `<worker id>.log` beside it (kept).
-- Sandbox: "bwrap" requires bubblewrap, "none" never uses it, "auto" uses it when usable and
-  otherwise falls back (warning once; see pps.worker.sandbox for what the fallback means).
+- Sandbox: "bwrap" requires bubblewrap, "userns" the user-namespace launcher that stands in for
+  it, "none" uses neither, "auto" takes the first usable of bwrap, userns, none (see
+  pps.worker.sandbox for what the fallback means). Both sandboxes have the same process tree.
 - Crashed workers (non-zero exit) restart after 0.5 s, doubling to 30 s; the delay resets
   after a worker stayed up 60 s. A worker that exited 0 waits for the next ensure_workers.
+- Secrets (`transform.secrets`): resolved from the secret store at each worker start. An
+  `env_var` secret is put in the worker's environment (so user code sees it); a `mount_path`
+  secret is written as one file per key (mode 0600, in a 0700 directory inside the worker's
+  scratch dir, removed with it) and bound read-only at `mount_path` in the sandbox (fallback
+  mode: the worker rewrites `mount_path` to that directory like /pfs). Values are never
+  logged; a missing secret or key counts as a crash whose reason (names only) goes to the
+  worker's log, so the pipeline shows CRASHING with it.
 - Stopping: SIGTERM to the worker (it hands its task back), then SIGKILL to the sandbox after
   `grace` seconds; the PID namespace takes every process inside with it. close() leaves no
   process behind.
@@ -81,13 +89,14 @@ class _Pool:
 class LocalExecutor:
     def __init__(self, pachd_address: str, scratch_root: Path | str,
                  local_image_dirs: Sequence[Path] = (), sandbox: str = "auto",
-                 grace: float = 3.0, worker_args: Sequence[str] = ()):
+                 grace: float = 3.0, worker_args: Sequence[str] = (), secrets=None):
         self.pachd_address = pachd_address
         self.scratch_root = Path(scratch_root).absolute()
         self.local_image_dirs = [Path(p) for p in local_image_dirs]
         self.mode = sb.choose_sandbox(sandbox)
         self.grace = grace
         self.worker_args = list(worker_args)
+        self.secrets = secrets  # a pps.secrets.SecretStore (or None: pipelines with secrets crash)
         self._pools: dict[Hashable, _Pool] = {}
         self._cond = threading.Condition()
         self._wanted = 0   # generation of desired state
@@ -245,31 +254,65 @@ class LocalExecutor:
         argv = [sys.executable, "-m", "pps.worker", "--pachd", self.pachd_address,
                 "--project", pool.project, "--pipeline", pool.pipeline, "--worker-id", s.worker_id,
                 *self.worker_args]
-        if self.mode == "bwrap":
+        if s.state == CRASHING:
+            s.restarts += 1
+        try:
+            secret_env, secret_dirs = self._secrets(pool, s)
+        except Exception as e:  # noqa: BLE001 - a missing secret: the worker cannot start
+            reason = getattr(e, "message", None) or f"{type(e).__name__}"
+            with open(s.log_path, "a") as logf:
+                logf.write(f"worker {s.worker_id} not started: {reason}\n")
+            log.warning("worker %s not started: %s", s.worker_id, reason)
+            s.delay = min(s.delay * 2, BACKOFF_MAX) if s.restarts else BACKOFF_START
+            s.state, s.not_before, s.exit_code = CRASHING, time.monotonic() + s.delay, 1
+            return
+        worker_env = {**pool.env, **secret_env}
+        if self.mode != "none":
             argv += ["--spec-file", "/pps/spec.json"]
-            cmd = sb.bwrap_command(argv, pfs_dir, image_dir, {str(spec_file): "/pps/spec.json"})
-            env = sb.worker_env(pool.env, home="/tmp")
+            ro = {str(spec_file): "/pps/spec.json", **{str(d): m for m, d in secret_dirs.items()}}
+            cmd = sb.sandbox_command(self.mode, argv, pfs_dir, image_dir, ro)
+            env = sb.worker_env(worker_env, home="/tmp")
             cwd = None
         else:
             argv += ["--spec-file", str(spec_file), "--pfs-root", str(pfs_dir)]
             if image_dir is not None:
                 argv += ["--image-dir", str(image_dir)]
+            for m, d in secret_dirs.items():
+                argv += ["--secret-mount", f"{m}={d}"]
             home = s.dir / "home"
             home.mkdir(exist_ok=True)
-            cmd, env, cwd = argv, sb.worker_env(pool.env, home=str(home)), str(home)
-        if s.state == CRASHING:
-            s.restarts += 1
+            cmd, env, cwd = argv, sb.worker_env(worker_env, home=str(home)), str(home)
         with open(s.log_path, "ab") as logf:
             s.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                                       env=env, cwd=cwd, start_new_session=True)
         s.state, s.started, s.spec_hash, s.exit_code = STARTING, time.time(), pool.hash, None
         log.info("started worker %s (pid %d, %s)", s.worker_id, s.proc.pid,
-                 "bwrap" if self.mode == "bwrap" else "no sandbox")
+                 self.mode if self.mode != "none" else "no sandbox")
+
+    def _secrets(self, pool: _Pool, s: _Slot) -> tuple[dict, dict]:
+        """(env vars, {mount path: host dir}) for the pipeline's transform.secrets."""
+        from pps.secrets import resolve
+        from pps.spec import SecretMount
+        raw = ((json.loads(pool.spec_json).get("transform") or {}).get("secrets")) or []
+        mounts = [SecretMount(name=m.get("name", ""), key=m.get("key", ""),
+                              mount_path=m.get("mount_path", ""), env_var=m.get("env_var", "")) for m in raw]
+        env, files = resolve(self.secrets, mounts)
+        dirs: dict[str, Path] = {}
+        for i, (mount_path, data) in enumerate(sorted(files.items())):
+            d = s.dir / "secrets" / str(i)
+            d.mkdir(parents=True, mode=0o700)
+            os.chmod(d.parent, 0o700)
+            for key, value in data.items():
+                fd = os.open(d / key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(value)
+            dirs[mount_path] = d
+        return env, dirs
 
     def _stop(self, slots: list[_Slot]) -> None:
         live = [s for s in slots if s.proc is not None]
         for s in live:
-            for pid in _worker_pids(s.proc.pid) if self.mode == "bwrap" else [s.proc.pid]:
+            for pid in _worker_pids(s.proc.pid) if self.mode != "none" else [s.proc.pid]:
                 _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + self.grace
         for s in live:
@@ -297,8 +340,8 @@ def _signal(pid: int, sig: int) -> None:
 
 
 def _worker_pids(bwrap_pid: int) -> list[int]:
-    """The worker inside a bwrap sandbox: the grandchild of the bwrap process
-    (bwrap -> bwrap as the namespace's init -> worker), found by scanning /proc."""
+    """The worker inside a sandbox: the grandchild of the sandbox process (bwrap -> bwrap as
+    the namespace's init -> worker; the same for pps/worker/userns.py), found by scanning /proc."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():

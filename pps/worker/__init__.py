@@ -17,11 +17,12 @@ Invariants:
 - A datum that FAILED, was RECOVERED or CANCELLED uploads nothing; successful datums of a task
   are uploaded together in one ModifyFile stream before the task is reported complete.
 - User processes never outlive the datum attempt (process groups) nor the worker (PID
-  namespace under bwrap, PDEATHSIG in the fallback).
+  namespace under bwrap or userns.py, PDEATHSIG in the fallback).
 
 Modules: `runner` (task loop, heartbeats, cancellation), `datum_loop` (one datum at a time:
 /pfs, env, retries, err_cmd, timeouts), `usercode` (one user process), `datum_io` (batched
 downloads, prefetching), `upload` (staging /pfs/out, batched ModifyFile), `scratch`
 (directories recycled instead of removed), `batching` (datum_batching and the worker_v2
-NextDatum API), `sandbox` (bwrap command line, local images, fallback path rewriting).
+NextDatum API), `sandbox` (bwrap command line, local images, fallback path rewriting),
+`userns` (a stdlib stand-in for bwrap that runs the same command line where it is missing).
 """

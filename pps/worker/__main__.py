@@ -27,6 +27,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="where /pfs is (fallback mode without a sandbox: a scratch dir)")
     ap.add_argument("--image-dir", default=None,
                     help="fallback mode: a local image dir whose /<entry> paths are rewritten")
+    ap.add_argument("--secret-mount", action="append", default=[], metavar="PATH=DIR",
+                    help="fallback mode: a secret mounted at PATH is the directory DIR (rewritten like /pfs)")
     ap.add_argument("--max-datums", type=int, default=200)
     ap.add_argument("--wait-seconds", type=float, default=10.0)
     ap.add_argument("--unreachable-timeout", type=float, default=60.0)
@@ -40,6 +42,7 @@ def main(argv=None) -> int:
                         format=f"%(asctime)s %(levelname)s worker {a.worker_id}: %(message)s")
     cfg = Config(pachd=a.pachd, project=a.project, pipeline=a.pipeline, worker_id=a.worker_id,
                  pfs_root=a.pfs_root, image_dir=a.image_dir, spec_file=a.spec_file,
+                 secret_mounts=dict(m.split("=", 1) for m in a.secret_mount),
                  max_datums=a.max_datums, wait_seconds=a.wait_seconds,
                  unreachable_timeout=a.unreachable_timeout,
                  auth_token=os.environ.get("PACHD_AUTH_TOKEN", ""))

@@ -22,7 +22,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -60,6 +60,7 @@ class Config:
     wait_seconds: float = 10.0
     unreachable_timeout: float = 60.0
     auth_token: str = ""
+    secret_mounts: dict = field(default_factory=dict)  # fallback mode: mount path -> host dir
 
 
 class Logs:
@@ -107,13 +108,19 @@ class Worker(DatumRunner):
         self.cfg = cfg
         self.md = (("authn-token", cfg.auth_token),) if cfg.auth_token else ()
         opts = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
-        self.channel = grpc.insecure_channel(cfg.pachd, options=opts)
+        ca = os.environ.get("PACHD_TLS_CA_PEM")  # pachd serves TLS: trust this certificate (PEM text;
+        if ca:                                    # a sandboxed worker may not see pachd's files)
+            creds = grpc.ssl_channel_credentials(ca.encode())
+            self.channel = grpc.secure_channel(cfg.pachd, creds, options=opts)
+        else:
+            self.channel = grpc.insecure_channel(cfg.pachd, options=opts)
         self.tasks = tasks_pb2_grpc.TasksStub(self.channel)
         self.pfs = Path(cfg.pfs_root)
         self.scratch = self.pfs / ".scratch"
         self.dirs = Dirs(self.scratch / "pool")
         self.io = PfsIO(self.channel, self.dirs, self.md)
-        self.rewrite = PathRewriter(cfg.pfs_root, Path(cfg.image_dir) if cfg.image_dir else None)
+        self.rewrite = PathRewriter(cfg.pfs_root, Path(cfg.image_dir) if cfg.image_dir else None,
+                                    cfg.secret_mounts)
         self.logs = Logs(cfg.worker_id)
         self.version = int(os.environ.get("PPS_PIPELINE_VERSION", "0") or 0)
         self.spec = spec or self.load_spec()  # InspectPipeline sets self.version too

@@ -1,4 +1,5 @@
-"""Where a worker runs: one bubblewrap sandbox per worker process, or the documented fallback.
+"""Where a worker runs: one sandbox per worker process (bubblewrap, else a user namespace), or
+the documented fallback.
 
 With bwrap (`bwrap_command`) the WHOLE worker process lives in one sandbox for its lifetime
 (~14 ms to start, paid once, never per datum); the worker starts the user's code per datum
@@ -22,7 +23,13 @@ inside it. The sandbox:
   first (so `python3` has the project's packages), HOME=/tmp, PYTHONPATH=project dir, plus
   what the master passes. The host's own environment never reaches user code.
 
-FALLBACK (bwrap missing or unusable, or `sandbox="none"`): the worker runs as a plain process
+WITHOUT BUBBLEWRAP (`userns_command`, mode "userns"): the same bwrap command line is run by
+`pps/worker/userns.py`, a small stdlib launcher that builds the same root in an unprivileged
+user + mount + PID namespace (see its docstring). User code sees the same `/pfs` paths, the
+same file system and environment, so its outputs and logs are the same as under bwrap. "auto"
+takes bwrap when usable, else this when the kernel allows unprivileged user namespaces.
+
+FALLBACK (neither is usable, or `sandbox="none"`): the worker runs as a plain process
 with NO mount namespace. Its pfs root is a real per-worker scratch directory, and the worker
 rewrites the `/pfs` path prefix in cmd/err_cmd arguments, stdin lines, env values and
 working_dir to that directory (`PathRewriter`); a local image's top-level entries `/<entry>`
@@ -72,22 +79,43 @@ def bwrap_usable(binary: Optional[str] = None) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=None)
+def userns_usable() -> bool:
+    """True when pps/worker/userns.py can build a sandbox here (probed once)."""
+    probe = userns_command(["/bin/sh", "-c", "test -d /pfs"], Path(os.path.realpath("/tmp")))
+    try:
+        return subprocess.run(probe, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=20).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 def choose_sandbox(mode: str) -> str:
-    """'bwrap' or 'none' for a requested mode 'bwrap' | 'none' | 'auto'."""
+    """'bwrap', 'userns' or 'none' for a requested mode 'bwrap' | 'userns' | 'none' | 'auto'."""
     global _warned
-    if mode not in ("bwrap", "none", "auto"):
-        raise ValueError(f"sandbox must be 'bwrap', 'none' or 'auto', not {mode!r}")
+    if mode not in ("bwrap", "userns", "none", "auto"):
+        raise ValueError(f"sandbox must be 'bwrap', 'userns', 'none' or 'auto', not {mode!r}")
     if mode == "none":
         return "none"
-    if bwrap_usable():
+    if mode in ("bwrap", "auto") and bwrap_usable():
         return "bwrap"
     if mode == "bwrap":
-        raise RuntimeError("bubblewrap (bwrap) is required but missing or unusable here")
+        raise RuntimeError("bubblewrap (bwrap) is required but missing or unusable here "
+                           "(apt-get install bubblewrap)")
+    if userns_usable():
+        if mode == "auto" and not _warned:
+            _warned = True
+            log.info("bubblewrap (bwrap) is not usable: workers run in a user-namespace sandbox "
+                     "(pps/worker/userns.py); `apt-get install bubblewrap` to use bwrap")
+        return "userns"
+    if mode == "userns":
+        raise RuntimeError("unprivileged user namespaces are not available here "
+                           "(sysctl kernel.unprivileged_userns_clone=1, or a container that allows them)")
     if not _warned:
         _warned = True
-        log.warning("bubblewrap (bwrap) is missing or unusable: workers run WITHOUT a sandbox; "
-                    "/pfs paths are rewritten to per-worker scratch directories "
-                    "(see pps/worker/sandbox.py)")
+        log.warning("neither bubblewrap (bwrap) nor unprivileged user namespaces are usable: "
+                    "workers run WITHOUT a sandbox; /pfs paths are rewritten to per-worker "
+                    "scratch directories (see pps/worker/sandbox.py); `apt-get install bubblewrap`")
     return "none"
 
 
@@ -186,18 +214,42 @@ def bwrap_command(argv: Sequence[str], pfs_dir: Path, image_dir: Optional[Path] 
     return args
 
 
+USERNS_LAUNCHER = Path(__file__).resolve().with_name("userns.py")
+
+
+def userns_command(argv: Sequence[str], pfs_dir: Path, image_dir: Optional[Path] = None,
+                   ro_files: Mapping[str, str] = {}) -> list[str]:
+    """`bwrap_command`'s sandbox, built by pps/worker/userns.py instead of bwrap."""
+    args = bwrap_command(argv, pfs_dir, image_dir, ro_files, binary="bwrap")
+    return [sys.executable, "-I", "-S", str(USERNS_LAUNCHER), *args[1:]]
+
+
+def sandbox_command(mode: str, argv: Sequence[str], pfs_dir: Path, image_dir: Optional[Path] = None,
+                    ro_files: Mapping[str, str] = {}) -> list[str]:
+    """The command line running `argv` in sandbox `mode` ('bwrap' or 'userns')."""
+    if mode == "bwrap":
+        return bwrap_command(argv, pfs_dir, image_dir, ro_files)
+    if mode == "userns":
+        return userns_command(argv, pfs_dir, image_dir, ro_files)
+    raise ValueError(f"no sandbox command for mode {mode!r}")
+
+
 class PathRewriter:
     """Fallback mode: map sandbox paths (`/pfs...`, `/<image entry>...`) to real host paths.
 
     Only whole path components are rewritten: `/pfs/out` and `x=/pfs/in` change, `/pfsx` and
     `a/pfs` do not. With `pfs_root == "/pfs"` and no image it is the identity."""
 
-    def __init__(self, pfs_root: str, image_dir: Optional[Path] = None):
+    def __init__(self, pfs_root: str, image_dir: Optional[Path] = None,
+                 extra: Mapping[str, str] = {}):
         self.map: dict[str, str] = {}
         if pfs_root.rstrip("/") != PFS:
             self.map[PFS] = pfs_root.rstrip("/")
         for entry in image_entries(image_dir) if image_dir else []:
             self.map["/" + entry] = str(Path(image_dir) / entry)
+        for inside, host in extra.items():  # e.g. secrets' mount paths
+            if inside.rstrip("/") != str(host).rstrip("/"):
+                self.map[inside.rstrip("/")] = str(host).rstrip("/")
         if self.map:
             alts = "|".join(re.escape(k) for k in sorted(self.map, key=len, reverse=True))
             self._re = re.compile(r"(?<![\w.~/-])(" + alts + r")(?![\w.-])")

@@ -2,14 +2,12 @@
 drives our pachd unchanged: pfs round trips, path_exists, and a pipeline to success."""
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
-import venv
 
 import pytest
 
 from pachd.server import Pachd
+from tests.compat.helpers import run_pp
 
 pytestmark = pytest.mark.slow
 
@@ -37,21 +35,9 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-@pytest.fixture(scope="session")
-def pp_python(tmp_path_factory):
-    d = tmp_path_factory.mktemp("python-pachyderm-venv")
-    venv.create(d, with_pip=True)
-    py = d / "bin" / "python"
-    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "python-pachyderm==7.6.0"],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
-    return py
-
-
 def test_python_pachyderm_7_6_works_unchanged(pp_python, tmp_path):
     pd = Pachd(tmp_path / "pachd", port=0, host="127.0.0.1", s3_gateway_port=None).start()
     try:
-        r = subprocess.run([str(pp_python), "-c", SCRIPT, str(pd.port)], capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0 and r.stdout.strip() == "ok", r.stdout + r.stderr
+        run_pp(pp_python, SCRIPT, pd.port)
     finally:
         pd.stop(grace=1.0)

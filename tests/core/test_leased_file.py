@@ -16,6 +16,7 @@ import pytest
 from pfs.core import local_ingest
 from pfs.core.leased_file import LeasedFile
 from tests.core.helpers import R, read
+from tests.tools import skip_unless_leases
 
 # A writer in another process: opens the file for writing (which waits while a read lease
 # is held), says when its open returned, then overwrites the first bytes.
@@ -41,6 +42,7 @@ def _wait_until(cond, timeout=10.0) -> None:
 
 @pytest.fixture
 def leasable(tmp_path):
+    skip_unless_leases(tmp_path)
     path = tmp_path / "data.bin"
     body = random.Random(1).randbytes(3 * 4096 + 100)
     path.write_bytes(body)
@@ -121,6 +123,7 @@ def _chunks_match_their_hashes(pfs, refs) -> None:
 
 
 def test_put_local_reads_a_big_file_in_place_under_a_lease(pfs, tmp_path, monkeypatch):
+    skip_unless_leases(tmp_path)
     leases = _spy_leases(monkeypatch)
     body = random.Random(2).randbytes(20 * 1024 * 1024 + 12345)  # ends mid-page
     (tmp_path / "big").write_bytes(body)
@@ -152,6 +155,7 @@ def test_put_local_starts_over_by_copying_when_a_writer_breaks_the_lease(pfs, tm
     """A writer opens the file while it is read in place: the ingest notices, waits for its
     pack writes, lets the writer in and reads the file again by copying. What is stored is
     the file as the writer left it, and every chunk (of both passes) matches its hash."""
+    skip_unless_leases(tmp_path)
     from pfs.core.content import ContentWriter
     monkeypatch.setattr(ContentWriter, "LOCAL_BLOCK", 1)  # many small segments
     body = bytearray(random.Random(4).randbytes(40 * 1024 * 1024 + 999))

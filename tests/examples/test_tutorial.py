@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -86,7 +87,24 @@ def test_lineage_graph_nodes_and_edges(tutorial):
               ("movie_gifer", "content_shuffler"), ("content_shuffler", "content_collager")}
     outputs = {(p, p) for p in pipelines}
     assert short == inputs | outputs
-    assert (out / "lineage.png").stat().st_size > 1000 and (out / "dag.png").stat().st_size > 1000
+
+
+def test_pictures_are_there_and_their_paths_printed(tutorial):
+    """SVG always (graphviz's, or pachctl's own layout without it); PNG exactly when graphviz is here."""
+    out, stdout, _ = tutorial
+    for kind, label in (("dag", "pipelines picture:"), ("lineage", "lineage picture:")):
+        svg = (out / f"{kind}.svg").read_text()
+        assert svg.startswith("<?xml") and "<svg" in svg and "content_collager" in svg
+        png = out / f"{kind}.png"
+        line = next(ln for ln in stdout.splitlines() if ln.strip().startswith(label))
+        if shutil.which("dot"):
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+            assert line.split()[2:] == [str(out / f"{kind}.svg"), str(png)]
+        else:
+            assert not png.exists()
+            assert line.split()[2:] == [str(out / f"{kind}.svg")]
+    assert f"collage:            {out / 'collage' / 'index.html'}" in stdout
+    assert ("graphviz is not installed" in stdout) == (shutil.which("dot") is None)
 
 
 def test_second_run_is_idempotent(tutorial):

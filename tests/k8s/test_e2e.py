@@ -79,7 +79,10 @@ def test_pipeline_runs_on_worker_pods(kmock_server, cluster, tmp_path, monkeypat
         assert len(datums) == 6 and {d.state for d in datums} == {pps_pb2.SUCCESS}
         info = c.pps.inspect_pipeline(pipeline=pps.Pipeline(name="upper"), details=True)
         assert info.details.workers_available == 2  # from executor.workers()
-        assert "worker started" in cluster.log_of("default-upper-w0")
+        # both pods run workers (w1 may have done every datum while a loaded machine was still
+        # starting w0's process, so wait for its log rather than expect it already)
+        wait_for(lambda: "worker started" in cluster.log_of("default-upper-w0"),
+                 what="worker w0 started and logged it")
 
         c.pps.delete_pipeline(pipeline=pps.Pipeline(name="upper"))
         wait_for(lambda: list_pods(kmock_server, ns) == {}, what="pods deleted with the pipeline")

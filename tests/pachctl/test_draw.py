@@ -1,10 +1,12 @@
-"""pachctl.draw: the `draw pipeline` ASCII picture, DOT output, and commit lineage walking.
+"""pachctl.draw: the `draw pipeline` ASCII picture, DOT output, commit lineage walking, and the
+SVG pictures: every DOT text is drawn both by graphviz (skipped, naming it, where graphviz is not
+installed) and by pachctl.draw.svg, the pure-Python drawing used without graphviz.
 
 ASCII expectations are written with a `$` at each line end so trailing spaces are visible;
 each was checked by hand against the layout rules in pachctl/draw/dag.py's docstring.
 """
-import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
 import networkx as nx
@@ -24,6 +26,9 @@ from pachctl.draw import (
     run_key,
 )
 from pachctl.draw import dot as dot_mod
+from pachctl.draw import svg as svg_mod
+from pachctl.draw.svg import render_svg
+from tests.tools import needs_graphviz
 
 
 def pic(s: str) -> str:
@@ -264,15 +269,29 @@ def test_named_inputs_cron_and_other_projects():
 
 
 # ---- DOT ---------------------------------------------------------------------------------
-def graphviz_accepts(text: str) -> str:
-    assert shutil.which("dot"), "graphviz `dot` is required (apt-get install graphviz)"
-    proc = subprocess.run(["dot", "-Tsvg"], input=text.encode(), capture_output=True, check=False)
-    assert proc.returncode == 0, proc.stderr.decode()
-    assert b"<svg" in proc.stdout
-    return proc.stdout.decode()
+def svg_texts(svg: str) -> tuple[set[str], str]:
+    """(the <title>s of nodes and edges, all text) of an SVG, which must be well-formed XML."""
+    root = ET.fromstring(svg)
+    ns = "{http://www.w3.org/2000/svg}"
+    titles = {t.text for t in root.iter(ns + "title")}
+    return titles, " ".join("".join(t.itertext()) for t in root.iter(ns + "text"))
 
 
-def test_render_dot_tutorial_is_valid_and_stable():
+@pytest.fixture(params=[pytest.param("graphviz", marks=needs_graphviz), "pachctl"])
+def draws(request):
+    """DOT text -> SVG text, by graphviz's `dot` or by pachctl.draw.svg (pure Python)."""
+    def draw(text: str) -> str:
+        if request.param == "pachctl":
+            svg = render_svg(text)
+            assert svg == render_svg(text)  # same DOT, same picture
+            return svg
+        proc = subprocess.run(["dot", "-Tsvg"], input=text.encode(), capture_output=True, check=False)
+        assert proc.returncode == 0, proc.stderr.decode()
+        return proc.stdout.decode()
+    return draw
+
+
+def test_render_dot_tutorial_is_valid_and_stable(draws):
     g = build_pipeline_graph(TUTORIAL)
     text = render_dot(g, highlight="image_tracer")
     assert text.startswith("digraph G {\n\tnode [shape=record fontsize=10]\n\tedge [fontsize=10]\n\n")
@@ -281,13 +300,18 @@ def test_render_dot_tutorial_is_valid_and_stable():
     assert '<FONT COLOR="red"><B>failure</B></FONT>' in text  # movie_gifer's last job
     assert 'BGCOLOR="#EDD9B4"><B>image_tracer</B>' in text
     assert text == render_dot(build_pipeline_graph(TUTORIAL), highlight="image_tracer")
-    svg = graphviz_accepts(text)
-    assert "content_collager" in svg
+    titles, words = svg_texts(draws(text))
+    assert set(g.nodes) <= titles
+    for name in g.nodes:
+        assert name in words
+    assert "failure" in words and "/*.{png,jpg,jpeg} (union)" in words
 
 
-def test_dot_escaping():
+def test_dot_escaping(draws):
     g = build_pipeline_graph([P('odd', pfs('in"put', glob='/a\\b<&>'))])
-    graphviz_accepts(render_dot(g))
+    titles, words = svg_texts(draws(render_dot(g)))
+    assert {'in"put', "odd"} <= titles
+    assert "/a\\b<&>" in words
 
 
 # ---- lineage: the beginner tutorial, two commit sets -------------------------------------
@@ -427,7 +451,7 @@ def test_both_directions_from_the_middle(store):
     assert set(g.nodes) == {D(RAW, b)} and not g.edges
 
 
-def test_missing_job_missing_commit_and_alias(store):
+def test_missing_job_missing_commit_and_alias(store, draws):
     commits, jobs, fc, fj, _ = store
     b = SETS[1]
     del jobs[(PROJ, "image_flattener", b)]  # AUTO commit whose job is gone: placeholder run
@@ -440,12 +464,12 @@ def test_missing_job_missing_commit_and_alias(store):
     assert R("image_tracer", b) not in g and D("image_tracer", b) in g
     text = lineage_dot(g)
     assert "(not found)" in text and "state_unknown" in text
-    graphviz_accepts(text)
+    assert "(not found)" in svg_texts(draws(text))[1]
     with pytest.raises(LookupError):
         build_lineage(ref("nope", b), fc, fj)
 
 
-def test_lineage_dot_is_valid_and_renders(store, tmp_path):
+def test_lineage_dot_is_valid_and_renders(store, draws):
     commits, jobs, fc, fj, _ = store
     b = SETS[1]
     commits[ref("content_collager", b)]["error"] = 'boom <"quoted"> & more'
@@ -464,19 +488,50 @@ def test_lineage_dot_is_valid_and_renders(store, tmp_path):
     assert "id: bbbbbbbb | 1001B |" in text  # raw commit: short id, go-units size, time
     assert f'\t"{D(RAW, b)}" -> "{R("image_tracer", b)}" [label="/pfs/{RAW}"];' in text
     assert text.index("[shape=none color=\"#FFA500\"") > text.rindex("[shape=none color=\"#1c9930\"")
-    graphviz_accepts(text)
+    titles, words = svg_texts(draws(text))
+    assert set(g.nodes) <= titles
+    assert 'boom <"quoted"> & more' in words and "user code failed" in words
+    assert f"/pfs/{RAW}" in words
+
+
+def test_svg_layout_keeps_nodes_apart_and_arrows_on_their_ends(store):
+    lineage = lineage_dot(build_lineage(ref("content_collager", SETS[1]), *store[2:4]))
+    for text in (render_dot(build_pipeline_graph(TUTORIAL)), lineage):
+        nodes, arrows, width, height, _ = svg_mod.place(text)
+        boxes = {k: (n.x - n.w / 2, n.y - n.h / 2, n.x + n.w / 2, n.y + n.h / 2) for k, n in nodes.items()}
+        for a, (ax0, ay0, ax1, ay1) in boxes.items():
+            assert ax0 >= -0.01 and ay0 >= -0.01 and ax1 <= width + 0.01 and ay1 <= height + 0.01, a
+            for b, (bx0, by0, bx1, by1) in boxes.items():
+                assert a == b or ax1 <= bx0 or bx1 <= ax0 or ay1 <= by0 or by1 <= ay0, (a, b)
+        assert len(arrows) == text.count(" -> ")
+        for arrow in arrows:
+            (sx, sy), (ex, ey) = arrow.pts[0], arrow.pts[-1]
+            s0, e0 = boxes[arrow.src], boxes[arrow.dst]
+            assert abs(sy - s0[3]) < 0.01 or abs(sx - s0[0]) < 0.01 or abs(sx - s0[2]) < 0.01  # leaves its source
+            assert abs(ey - e0[1]) < 0.01 or abs(ex - e0[0]) < 0.01 or abs(ex - e0[2]) < 0.01  # enters its target
+            assert sy < ey  # sources above what they feed, as graphviz draws it
+
+
+@needs_graphviz
+def test_render_image_with_graphviz(store, tmp_path):
+    g = build_lineage(ref("content_collager", SETS[1]), *store[2:4])
+    text = lineage_dot(g)
     png = render_image(text, tmp_path / "lineage.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     svg = render_image(text, tmp_path / "lineage.out", "svg")
-    assert b"<svg" in svg.read_bytes()
-
-
-def test_render_image_errors(tmp_path, monkeypatch):
+    assert "Generated by graphviz" in svg.read_text()
     with pytest.raises(RuntimeError, match="dot -Tpng failed"):
         render_image("digraph {", tmp_path / "x.png")
+
+
+def test_render_image_without_graphviz(store, tmp_path, monkeypatch):
     monkeypatch.setattr(dot_mod.shutil, "which", lambda name: None)
-    with pytest.raises(GraphvizNotFound, match="apt-get install graphviz"):
-        render_image("digraph G {}", tmp_path / "x.svg")
+    g = build_lineage(ref("content_collager", SETS[1]), *store[2:4])
+    svg = render_image(lineage_dot(g), tmp_path / "lineage.svg")
+    assert set(g.nodes) <= svg_texts(svg.read_text())[0]
+    with pytest.raises(GraphvizNotFound, match=r"PNG needs it.*sudo apt-get install graphviz.*-o svg"):
+        render_image("digraph G {}", tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_parse_depth():

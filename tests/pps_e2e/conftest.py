@@ -26,7 +26,7 @@ from pachyderm_sdk import Client
 from pachyderm_sdk.api import pfs, pps
 
 from pachd.server import Pachd
-from pps.worker.sandbox import bwrap_usable
+from tests.tools import BEST_SANDBOX, needs_sandbox
 from proto.pfs_v2 import pfs_pb2, pfs_pb2_grpc
 from proto.pps_v2 import pps_pb2, pps_pb2_grpc
 
@@ -57,8 +57,8 @@ def start_pachd(root: Path, images_dir: Path) -> Pachd:
 
 @pytest.fixture(scope="session")
 def pachd(images_dir):
-    if not bwrap_usable():
-        pytest.skip("bubblewrap (bwrap) not usable here")
+    if BEST_SANDBOX == "none":
+        pytest.skip(needs_sandbox.kwargs["reason"])
     root = Path(tempfile.mkdtemp(prefix="pps-e2e-pachd-"))
     p = start_pachd(root / "pachd", images_dir)
     try:

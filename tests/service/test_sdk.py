@@ -243,7 +243,7 @@ def test_delete_repo(client, repo):
     assert not client.pfs.repo_exists(repo)
     assert list(client.pfs.list_repo()) == []
     assert not client.pfs.delete_repo(repo=repo, force=True).deleted
-    expect_error(grpc.StatusCode.NOT_FOUND, client.pfs.delete_repo, repo=repo)
+    assert not client.pfs.delete_repo(repo=repo).deleted  # a missing repo: no error, as in Pachyderm
 
 
 def test_branches_and_provenance(client, repo):
@@ -340,11 +340,11 @@ def test_failed_precondition_for_finished_commit(client, repo):
 
 
 def test_auth_not_activated(client):
+    """(Activate is the one auth call that works with auth off: tests/auth covers it.)"""
     from pachyderm_sdk.api import auth
     from pachyderm_sdk.errors import AuthServiceNotActivated
     for call in (lambda: client.auth.who_am_i(),
                  lambda: client.auth.get_configuration(),
-                 lambda: client.auth.activate(root_token="x"),
                  lambda: client.auth.get_permissions(resource=auth.Resource(type=auth.ResourceType.REPO, name="r"))):
         with pytest.raises((grpc.RpcError, AuthServiceNotActivated)) as ei:
             call()

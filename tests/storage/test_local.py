@@ -176,9 +176,17 @@ def test_put_parts_direct_writes_page_aligned_parts_around_the_cache(store, tmp_
     store.put_parts("packs/ab/direct", [memoryview(p) for p in pages], direct=True)
     want = b"".join(bytes(p) for p in pages)
     path = tmp_path / "chunks" / "packs" / "ab" / "direct"
-    assert _cached(path) is not _direct_io_bypasses_cache(tmp_path)
+    try:
+        cached = _cached(path)  # before any read of it below
+    except OSError as e:  # e.g. overlayfs in a container: no RWF_NOWAIT to see the cache with
+        cached = None
+        reason = f"preadv RWF_NOWAIT: {os.strerror(e.errno)}"
+    if cached is not None:
+        assert cached is not _direct_io_bypasses_cache(tmp_path)
     assert store.get("packs/ab/direct") == want
     assert store.get_range("packs/ab/direct", 4095, 4098) == want[4095:8193]
+    if cached is None:
+        pytest.skip(f"wrote and read back, but cannot tell what is in the page cache under {tmp_path} ({reason})")
 
 
 def test_put_parts_direct_with_unaligned_parts_falls_back_to_the_cache(store, tmp_path):

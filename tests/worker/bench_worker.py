@@ -1,4 +1,4 @@
-"""Per-datum overhead of ONE worker: `python -m tests.worker.bench_worker [N] [bwrap|none] [glob] [batch]`.
+"""Per-datum overhead of ONE worker: `python -m tests.worker.bench_worker [N] [bwrap|userns|none] [glob] [batch]`.
 
 A real pachd (in this process) + the test task master hand N one-file datums, in tasks of
 200, to one worker started by the LocalExecutor; the transform copies the file to /pfs/out
@@ -24,7 +24,7 @@ BATCH_CODE = ("import os, shutil\nfrom pachyderm_sdk import batch_all_datums\n@b
 
 def main(argv: list[str]) -> None:
     n = int(argv[0]) if argv and argv[0].isdigit() else 1000
-    mode = "none" if "none" in argv else "bwrap"
+    mode = next((m for m in ("none", "userns") if m in argv), "bwrap")
     batch, glob = "batch" in argv, "glob" in argv
     tmp = Path(tempfile.mkdtemp(prefix="bench-worker-"))
     env = Env(tmp, glob_tar=glob)

@@ -4,7 +4,9 @@
   tests queue tasks built from real commits and read back CompleteTask / Heartbeat traffic.
   It is a test kubelet, not the product's master (pps/tasks.py).
 - `env`: pachd + master + helpers to make input repos, output commits and tasks, and to start
-  workers through the real LocalExecutor (bwrap or fallback).
+  workers through the real LocalExecutor: in the best sandbox here (bwrap, else the user
+  namespace launcher; a test that needs one skips, naming what is missing, where neither
+  works) unless a test asks for a mode.
 """
 from __future__ import annotations
 
@@ -23,12 +25,20 @@ import pytest
 from pfs.model import Branch, Repo
 from pachd.server import Pachd
 from pps.executors.local import LocalExecutor
-from pps.worker.sandbox import bwrap_usable
 from proto.worker_v1 import tasks_pb2 as wpb
 from proto.worker_v1 import tasks_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
-needs_bwrap = pytest.mark.skipif(not bwrap_usable(), reason="bubblewrap (bwrap) not usable here")
+from tests.tools import BEST_SANDBOX, needs_bwrap, needs_sandbox  # noqa: F401 (used by the tests)
+
+
+def sandbox_mode(mode: Optional[str]) -> str:
+    """`mode`, or the best sandbox here for None (skipping the test where there is none)."""
+    if mode is not None:
+        return mode
+    if BEST_SANDBOX == "none":
+        pytest.skip(needs_sandbox.kwargs["reason"])
+    return BEST_SANDBOX
 
 
 class TaskMaster(tasks_pb2_grpc.TasksServicer):
@@ -188,13 +198,13 @@ class Env:
         return t
 
     # ---- workers ------------------------------------------------------------------------
-    def executor(self, sandbox: str = "bwrap", image_dirs=(), **kw) -> LocalExecutor:
+    def executor(self, sandbox: Optional[str] = None, image_dirs=(), **kw) -> LocalExecutor:
         ex = LocalExecutor(self.address, self.tmp / f"workers{len(self.executors)}", list(image_dirs),
-                           sandbox=sandbox, **kw)
+                           sandbox=sandbox_mode(sandbox), **kw)
         self.executors.append(ex)
         return ex
 
-    def start(self, pipeline: str, transform: dict, n: int = 1, sandbox: str = "bwrap",
+    def start(self, pipeline: str, transform: dict, n: int = 1, sandbox: Optional[str] = None,
               image_dirs=(), env: Optional[dict] = None, **kw) -> LocalExecutor:
         ex = self.executor(sandbox, image_dirs, **kw)
         ex.ensure_workers(("default", pipeline), spec_json(pipeline, transform), n, self.env(env))
@@ -203,7 +213,7 @@ class Env:
     def env(self, extra: Optional[dict] = None) -> dict:
         return {**(extra or {}), "PPS_TEST_MARKER": self.marker}
 
-    def run(self, pipeline: str, transform: dict, datums: list, sandbox: str = "bwrap",
+    def run(self, pipeline: str, transform: dict, datums: list, sandbox: Optional[str] = None,
             image_dirs=(), tries: int = 3, timeout: float = 0.0, wait: float = 30.0):
         """Start one worker, run one task, return (CompleteTaskRequest, output files)."""
         out = self.output_commit(pipeline)

@@ -9,9 +9,7 @@ import pytest
 
 from pachctl.cmd_worker import next_datum, next_group
 from proto.worker_v1 import tasks_pb2 as wpb
-from tests.worker.conftest import ROOT, by_id, needs_bwrap, user_lines
-
-pytestmark = needs_bwrap
+from tests.worker.conftest import ROOT, by_id, user_lines
 NEXT = "python3 -c 'from pachctl.cmd_worker import next_datum; next_datum()'"
 SDK_SCRIPT = """\
 import os, shutil
@@ -35,7 +33,7 @@ def _datums(env, names, repo="in"):
     return [env.datum((repo, repo, c, f"/{n}")) for n in names]
 
 
-@pytest.mark.parametrize("sandbox", ["bwrap", "none"])
+@pytest.mark.parametrize("sandbox", [None, "none"], ids=["sandbox", "none"])
 def test_pachctl_next_datum_loop(env, sandbox):
     ds = _datums(env, ["a", "b", "c"])
     tr = {"cmd": ["bash"], "datum_batching": True,

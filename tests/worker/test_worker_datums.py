@@ -1,14 +1,12 @@
-"""Real worker processes in real bwrap sandboxes, against a real pachd and a test task master:
-/pfs layout, outputs and their datum tags, env, stdin, retries, err_cmd, timeouts, cancel,
+"""Real worker processes in real sandboxes (bwrap, else the user-namespace one), against a real
+pachd and a test task master: /pfs layout, outputs and their datum tags, env, stdin, retries, err_cmd, timeouts, cancel,
 restart, logs, local images and the no-bwrap fallback."""
 from __future__ import annotations
 
 import time
 
 from proto.worker_v1 import tasks_pb2 as wpb
-from tests.worker.conftest import by_id, needs_bwrap, user_lines
-
-pytestmark = needs_bwrap
+from tests.worker.conftest import by_id, user_lines
 
 
 def test_pfs_layout_outputs_datum_tags_and_stats(env):

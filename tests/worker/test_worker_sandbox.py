@@ -1,5 +1,6 @@
-"""pps.worker.sandbox and pps.worker.usercode on their own: images, path rewriting, the bwrap
-command line (run for real), user processes (timeouts, process groups, logs)."""
+"""pps.worker.sandbox and pps.worker.usercode on their own: images, path rewriting, the sandbox
+command line (run for real, by bwrap and by pps/worker/userns.py), user processes (timeouts,
+process groups, logs)."""
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ import pytest
 
 from pps.worker import sandbox as sb
 from pps.worker.usercode import UserProcess, stdin_bytes
-from tests.worker.conftest import needs_bwrap
+from tests.tools import SANDBOXES
 
 
 def test_image_names_map_to_local_dirs(tmp_path):
@@ -56,8 +57,8 @@ def test_worker_env_puts_the_venv_first():
     assert str(sb.PROJECT_DIR) in env["PYTHONPATH"]
 
 
-@needs_bwrap
-def test_bwrap_sandbox_sees_pfs_image_and_python(tmp_path):
+@pytest.mark.parametrize("mode", SANDBOXES)
+def test_sandbox_sees_pfs_image_and_python(tmp_path, mode):
     pfs = tmp_path / "pfs"
     (pfs / "in").mkdir(parents=True)
     (pfs / "in" / "a.txt").write_text("hello")
@@ -67,7 +68,7 @@ def test_bwrap_sandbox_sees_pfs_image_and_python(tmp_path):
     script = ("cat /pfs/in/a.txt; echo; python3 /tool.py; echo x > /pfs/out.txt; "
               "ls / | tr '\\n' ' '; echo; test -w /usr && echo usr-writable || echo usr-ro; "
               f"test -e {tmp_path} && echo host-visible || echo host-hidden")
-    cmd = sb.bwrap_command(["sh", "-c", script], pfs, img)
+    cmd = sb.sandbox_command(mode, ["sh", "-c", script], pfs, img)
     out = subprocess.run(cmd, env=sb.worker_env(), capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
@@ -77,8 +78,8 @@ def test_bwrap_sandbox_sees_pfs_image_and_python(tmp_path):
     assert (pfs / "out.txt").read_text() == "x\n"  # /pfs is the scratch dir, read-write
 
 
-@needs_bwrap
-def test_python_and_project_under_tmp_stay_visible(tmp_path, monkeypatch):
+@pytest.mark.parametrize("mode", SANDBOXES)
+def test_python_and_project_under_tmp_stay_visible(tmp_path, monkeypatch, mode):
     """A CI clone keeps its venv under /tmp; the sandbox's fresh /tmp must not hide it."""
     under_tmp = tmp_path / "clone" / ".venv"
     under_tmp.mkdir(parents=True)
@@ -88,7 +89,7 @@ def test_python_and_project_under_tmp_stay_visible(tmp_path, monkeypatch):
     monkeypatch.setattr(sb, "python_paths", lambda: real + [str(under_tmp)])
     pfs = tmp_path / "pfs"
     pfs.mkdir()
-    cmd = sb.bwrap_command(["cat", str(under_tmp / "marker")], pfs)
+    cmd = sb.sandbox_command(mode, ["cat", str(under_tmp / "marker")], pfs)
     out = subprocess.run(cmd, env=sb.worker_env(), capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "venv here"

@@ -33,6 +33,8 @@ def list_buckets(ctx: Ctx) -> Response:
                 pass
     else:
         for ri in ctx.pfs.list_repos(type="user"):
+            if not ctx.gw.can_list(ctx.req, ri.repo):  # repos the caller cannot read stay unseen
+                continue
             for b in sorted(ri.branches, key=lambda b: b.name):
                 buckets.append((names.bucket_name(ri.repo.project, ri.repo.name, b.name), ri.created))
     buckets.sort()

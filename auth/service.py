@@ -1,0 +1,211 @@
+"""The auth_v2.API servicer: request -> Auth -> response. No logic beyond conversion.
+
+Invariants:
+- With auth off every method but Activate answers UNIMPLEMENTED "the auth service is not
+  activated" (both Pachyderm clients map this text to AuthServiceNotActivated).
+- The caller is found from its own `authn-token` (the interceptor has already refused
+  calls without a valid one where the method needs it).
+- OIDC, groups and enterprise features are not implemented: they answer UNIMPLEMENTED with
+  a message saying so. There is no licensing: Activate activates.
+"""
+from __future__ import annotations
+
+import functools
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from auth.core import Auth
+from auth.interceptor import status_of, token_of
+from auth.model import (CLUSTER_RESOURCE, AuthError, InvalidArgument, NotActivated, Resource,
+                        Unsupported, normalize_subject)
+from auth.roles import CLUSTER, PROJECT, REPO, ROLES, roles_for_permission
+from proto.auth_v2 import auth_pb2, auth_pb2_grpc
+
+_TYPES = {auth_pb2.CLUSTER: CLUSTER, auth_pb2.PROJECT: PROJECT, auth_pb2.REPO: REPO}
+_TYPE_NUMBERS = {v: k for k, v in _TYPES.items()}
+
+
+def resource_from_proto(r) -> Resource:
+    t = _TYPES.get(r.type)
+    if t is None:
+        raise InvalidArgument(f"unsupported resource type {auth_pb2.ResourceType.Name(r.type)} "
+                              "(CLUSTER, PROJECT or REPO)")
+    if t == CLUSTER:
+        return CLUSTER_RESOURCE
+    if not r.name:
+        raise InvalidArgument(f"a {t.lower()} resource needs a name")
+    if t == REPO and "/" not in r.name:
+        return Resource(REPO, f"default/{r.name}")
+    return Resource(t, r.name)
+
+
+def _perm_names(values) -> list[str]:
+    try:
+        return [auth_pb2.Permission.Name(v) for v in values]
+    except ValueError as e:
+        raise InvalidArgument(f"unknown permission: {e}") from None
+
+
+def _role_message(role) -> auth_pb2.Role:
+    return auth_pb2.Role(name=role.name, permissions=[auth_pb2.Permission.Value(p) for p in role.permissions],
+                         can_be_bound_to=[_TYPE_NUMBERS[t] for t in role.can_be_bound_to],
+                         returned_for=[_TYPE_NUMBERS[t] for t in role.returned_for])
+
+
+def _timestamp(t) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromNanoseconds(int(t * 1e9))
+    return ts
+
+
+def rpc(fn):
+    @functools.wraps(fn)
+    def wrapper(self, request, context):
+        try:
+            if fn.__name__ != "Activate":
+                self.auth.require_active()
+            return fn(self, request, context)
+        except AuthError as e:
+            context.abort(status_of(e), str(e))
+    return wrapper
+
+
+class AuthServicer(auth_pb2_grpc.APIServicer):
+    def __init__(self, auth: Auth):
+        self.auth = auth
+        self.on_activate = None  # set by pachd: give existing pipelines their bindings and tokens
+
+    def _caller(self, context) -> str:
+        return self.auth.authenticate(token_of(context.invocation_metadata()))
+
+    @rpc
+    def Activate(self, req, ctx):
+        token = self.auth.activate(req.root_token)
+        if self.on_activate is not None:
+            self.on_activate()
+        return auth_pb2.ActivateResponse(pach_token=token)
+
+    @rpc
+    def Deactivate(self, req, ctx):
+        self.auth.deactivate()
+        return auth_pb2.DeactivateResponse()
+
+    @rpc
+    def RotateRootToken(self, req, ctx):
+        return auth_pb2.RotateRootTokenResponse(root_token=self.auth.rotate_root_token(req.root_token))
+
+    @rpc
+    def WhoAmI(self, req, ctx):
+        token = token_of(ctx.invocation_metadata())
+        subject = self.auth.authenticate(token)
+        rec = self.auth.token_info(token)
+        resp = auth_pb2.WhoAmIResponse(username=subject)
+        if rec.expires is not None:
+            resp.expiration.CopyFrom(_timestamp(rec.expires))
+        return resp
+
+    @rpc
+    def GetRobotToken(self, req, ctx):
+        return auth_pb2.GetRobotTokenResponse(token=self.auth.robot_token(req.robot, req.ttl))
+
+    @rpc
+    def RevokeAuthToken(self, req, ctx):
+        caller = self._caller(ctx)
+        try:
+            owner = self.auth.token_info(req.token).subject
+        except AuthError:
+            return auth_pb2.RevokeAuthTokenResponse(number=0)
+        if owner != caller:
+            self.auth.check(caller, CLUSTER_RESOURCE, "CLUSTER_AUTH_REVOKE_USER_TOKENS")
+        return auth_pb2.RevokeAuthTokenResponse(number=self.auth.revoke(req.token))
+
+    @rpc
+    def RevokeAuthTokensForUser(self, req, ctx):
+        return auth_pb2.RevokeAuthTokensForUserResponse(number=self.auth.revoke_subject(req.username))
+
+    @rpc
+    def ModifyRoleBinding(self, req, ctx):
+        self.auth.modify_binding(resource_from_proto(req.resource), req.principal, list(req.roles))
+        return auth_pb2.ModifyRoleBindingResponse()
+
+    @rpc
+    def GetRoleBinding(self, req, ctx):
+        binding = self.auth.get_binding(resource_from_proto(req.resource))
+        out = auth_pb2.RoleBinding()
+        for subject, roles in binding.items():
+            for r in roles:
+                out.entries[subject].roles[r] = True
+        return auth_pb2.GetRoleBindingResponse(binding=out)
+
+    @rpc
+    def Authorize(self, req, ctx):
+        caller = self._caller(ctx)
+        res = resource_from_proto(req.resource)
+        wanted = _perm_names(req.permissions)
+        perms, _ = self.auth.permissions(caller, res)
+        sat = [p for p in wanted if p in perms]
+        miss = [p for p in wanted if p not in perms]
+        return auth_pb2.AuthorizeResponse(
+            authorized=not miss, principal=caller,
+            satisfied=[auth_pb2.Permission.Value(p) for p in sat],
+            missing=[auth_pb2.Permission.Value(p) for p in miss])
+
+    def _permissions(self, subject: str, resource) -> auth_pb2.GetPermissionsResponse:
+        perms, roles = self.auth.permissions(subject, resource)
+        return auth_pb2.GetPermissionsResponse(permissions=[auth_pb2.Permission.Value(p) for p in perms],
+                                               roles=roles)
+
+    @rpc
+    def GetPermissions(self, req, ctx):
+        return self._permissions(self._caller(ctx), resource_from_proto(req.resource))
+
+    @rpc
+    def GetPermissionsForPrincipal(self, req, ctx):
+        return self._permissions(normalize_subject(req.principal), resource_from_proto(req.resource))
+
+    @rpc
+    def GetRolesForPermission(self, req, ctx):
+        name = _perm_names([req.permission])[0]
+        return auth_pb2.GetRolesForPermissionResponse(roles=[_role_message(r) for r in roles_for_permission(name)])
+
+    @rpc
+    def ExtractAuthTokens(self, req, ctx):
+        out = auth_pb2.ExtractAuthTokensResponse()
+        for h, rec in self.auth.extract_tokens():
+            info = out.tokens.add(subject=rec.subject, hashed_token=h)
+            if rec.expires is not None:
+                info.expiration.CopyFrom(_timestamp(rec.expires))
+        return out
+
+    @rpc
+    def RestoreAuthToken(self, req, ctx):
+        t = req.token
+        expires = t.expiration.ToNanoseconds() / 1e9 if t.HasField("expiration") else None
+        if not t.hashed_token:
+            raise InvalidArgument("a token to restore needs its hashed_token")
+        self.auth.restore_token(t.hashed_token, t.subject, expires)
+        return auth_pb2.RestoreAuthTokenResponse()
+
+    @rpc
+    def DeleteExpiredAuthTokens(self, req, ctx):
+        self.auth.delete_expired()
+        return auth_pb2.DeleteExpiredAuthTokensResponse()
+
+
+def _unsupported(name: str, what: str):
+    @rpc
+    def handler(self, req, ctx):
+        raise Unsupported(f"{what} are not supported by this pachd (tokens come from "
+                          "`pachctl auth get-robot-token`; roles are bound to users directly)")
+    handler.__name__ = name
+    return handler
+
+
+for _name, _what in (("GetConfiguration", "OIDC identity providers"), ("SetConfiguration", "OIDC identity providers"),
+                     ("Authenticate", "OIDC logins"), ("GetOIDCLogin", "OIDC logins"),
+                     ("SetGroupsForUser", "groups"), ("ModifyMembers", "groups"), ("GetGroups", "groups"),
+                     ("GetGroupsForPrincipal", "groups"), ("GetUsers", "groups")):
+    setattr(AuthServicer, _name, _unsupported(_name, _what))
+
+__all__ = ["AuthServicer", "resource_from_proto", "ROLES", "NotActivated"]

@@ -1,0 +1,103 @@
+"""Wiring multi-user auth and TLS into pachd: the Auth core over `<root>/auth.json`, the
+interceptor, the auth_v2 servicer, the S3 gateway's access checks, pipeline tokens, and the
+TLS credentials for gRPC and the gateway.
+
+Invariants:
+- Auth lives in the top-level `auth` package; `pfs/` and `pps/` never import it. What auth
+  needs to know about pfs (does a repo exist, which repos a commit set spans) comes through
+  PfsHooks here, and what pps needs from auth (a worker's token, bindings of a pipeline)
+  through plain callables set on the master.
+- `--auth-token T` (the single shared token of earlier versions) still works: it activates
+  auth with T as a root token (pach:root).
+- With TLS, workers reach pachd over TLS too: they get the certificate to trust (PEM
+  text) in PACHD_TLS_CA_PEM.
+"""
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Optional
+
+import grpc
+
+from auth.core import Auth
+from auth.interceptor import AuthInterceptor
+from auth.model import Resource
+from auth.s3 import S3Access
+from auth.service import AuthServicer
+from pfs.errors import NotFound
+from pfs.model import Repo
+from proto.auth_v2 import auth_pb2_grpc
+
+
+class PfsHooks:
+    def __init__(self, pfs):
+        self.pfs = pfs
+
+    def repo_exists(self, res: Resource) -> bool:
+        project, _, name = res.name.partition("/")
+        try:
+            self.pfs.inspect_repo(Repo(project or "default", name, "user"))
+            return True
+        except NotFound:
+            return False
+
+    def commit_set_repos(self, set_id: str) -> list[Resource]:
+        from auth.model import repo_resource
+        out = []
+        for ci in self.pfs.commit_set(set_id):
+            r = repo_resource(ci.commit.repo.project, ci.commit.repo.name)
+            if r not in out:
+                out.append(r)
+        return out
+
+
+class AuthSetup:
+    def __init__(self, root: Path, pfs, auth_token: Optional[str]):
+        self.auth = Auth(Path(root) / "auth.json")
+        if auth_token:
+            self.auth.ensure_root_token(auth_token)
+        self.hooks = PfsHooks(pfs)
+        self.interceptor = AuthInterceptor(self.auth, self.hooks)
+        self.s3_access = S3Access(self.auth, self.hooks.repo_exists)
+
+    def add_servicer(self, server) -> None:
+        self.servicer = AuthServicer(self.auth)
+        auth_pb2_grpc.add_APIServicer_to_server(self.servicer, server)
+
+    def wire_pps(self, master) -> None:
+        """Each pipeline's workers hold their own `pipeline:` token; pipelines that exist when
+        auth is activated get their bindings and restart their workers with a token (what
+        Pachyderm's pps ActivateAuth does)."""
+        master.worker_token = self.auth.pipeline_token
+        self.servicer.on_activate = lambda: self._activate_pipelines(master)
+
+    def _activate_pipelines(self, master) -> None:
+        from pps.spec import input_repos
+        for p in master.store.list_pipelines():
+            spec = master.spec_of(p)
+            self.auth.setup_pipeline(p.project, p.name, [(proj, repo) for proj, repo, _ in input_repos(spec)])
+            if not p.stopped:
+                master.ensure_workers(p, spec)
+
+
+class TLS:
+    """`pachd --tls-cert/--tls-key`: gRPC and the S3 gateway serve TLS with this pair."""
+
+    def __init__(self, cert: str, key: str):
+        self.cert_path, self.key_path = Path(cert), Path(key)
+        try:
+            self.cert, self.key = self.cert_path.read_bytes(), self.key_path.read_bytes()
+        except OSError as e:
+            raise OSError(f"cannot read the TLS certificate or key: {e}") from None
+
+    def grpc_credentials(self):
+        return grpc.ssl_server_credentials([(self.key, self.cert)])
+
+    def ssl_context(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            ctx.load_cert_chain(str(self.cert_path), str(self.key_path))
+        except ssl.SSLError as e:
+            raise OSError(f"the TLS certificate and key do not load ({e})") from None
+        return ctx
