@@ -216,7 +216,15 @@ class RootGroup(VerbGroup):
             _silence_stdout()
         except grpc.RpcError as e:
             from pachctl.client import describe_rpc_error
-            _err(describe_rpc_error(e, _current[-1].address if _current else None))
+            app = _current[-1] if _current else None
+            text = describe_rpc_error(e, app.address if app else None)
+            if app is not None and text.startswith("could not connect to pachd"):
+                from pachctl.daemon import not_started_hint
+                try:
+                    text += not_started_hint(app.config, app.env)
+                except Exception:  # noqa: BLE001 - the hint must never hide the error
+                    pass
+            _err(text)
         except (CliError, DaemonError, ValueError) as e:
             _err(str(e))
         except OSError as e:

@@ -91,7 +91,10 @@ def shutdown():
 
 @root.group("daemon", help="Manage the local pachd that pachctl starts in the background when the default "
                            "context finds nothing listening (data in ~/.pachyderm/data, log in "
-                           "~/.pachyderm/pachd.log; PACHCTL_NO_AUTOSTART=1 turns autostart off).")
+                           "~/.pachyderm/pachd.log; PACHCTL_NO_AUTOSTART=1 turns autostart off). An address "
+                           "named explicitly (PACHD_ADDRESS or another context) is never autostarted, so "
+                           "a fresh pachd cannot answer in place of a crashed one of yours; "
+                           "PACHCTL_AUTOSTART=1 asks for it there too.")
 def daemon_group():
     pass
 

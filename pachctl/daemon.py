@@ -10,8 +10,15 @@ waits for it to exit.
 
 Invariants:
 - `~` is `$HOME`, so tests isolate everything with HOME (and PACH_CONFIG for the config).
-- `PACHCTL_NO_AUTOSTART=1` disables autostart; contexts pointing anywhere else, TLS and unix
-  sockets never autostart. `PACHCTL_AUTOSTART_TIMEOUT` (seconds, default 20) bounds the wait.
+- Autostart only for the IMPLICIT default: no `PACHD_ADDRESS`, and the active context names no
+  address or is pachctl's own `default` context at `grpc://localhost:30650`. An address named
+  explicitly (`PACHD_ADDRESS`, or any other context) is somebody's own pachd, perhaps started
+  with its own `--root`: when it is down (crashed), a fresh pachd on ~/.pachyderm/data must
+  not silently answer in its place, so pachctl says that nothing answers there and starts
+  nothing, unless `PACHCTL_AUTOSTART=1` asks for autostart at that (loopback) address.
+- `PACHCTL_NO_AUTOSTART=1` disables autostart; remote addresses, TLS and unix sockets never
+  autostart. `PACHCTL_AUTOSTART_TIMEOUT` (seconds, default 20) bounds the wait.
+- The one-line notice of a start names the address, the pid, the data root and the log.
 - Starting is serialised by an flock on `~/.pachyderm/pachd.lock`, and the port is probed
   again under the lock, so concurrent pachctl invocations start at most one pachd.
 - pachd runs as `<this python> -m pachd`, with this checkout on PYTHONPATH, so it
@@ -31,9 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, TextIO
 
-from pachctl.config import ADDRESS_ENV, DEFAULT_PORT, Config, PachdAddress, normalize_address
+from pachctl.config import (ADDRESS_ENV, DEFAULT_ADDRESS, DEFAULT_CONTEXT, DEFAULT_PORT, Config, PachdAddress,
+                            normalize_address)
 
 NO_AUTOSTART_ENV = "PACHCTL_NO_AUTOSTART"
+AUTOSTART_ENV = "PACHCTL_AUTOSTART"
 TIMEOUT_ENV = "PACHCTL_AUTOSTART_TIMEOUT"
 DEFAULT_TIMEOUT = 20.0
 LOOPBACK = ("localhost", "127.0.0.1", "::1", "ip6-localhost")
@@ -72,21 +81,47 @@ def paths(env: Optional[Mapping[str, str]] = None) -> Paths:
 
 
 # ---- deciding --------------------------------------------------------------------------------
-def autostart_address(config: Config, env: Optional[Mapping[str, str]] = None) -> Optional[PachdAddress]:
-    """The address to start a pachd on, or None when autostart does not apply."""
-    env = os.environ if env is None else env
-    if env.get(NO_AUTOSTART_ENV, "") not in ("", "0", "false", "no"):
-        return None
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "") not in ("", "0", "false", "no")
+
+
+def _decide(config: Config, env: Mapping[str, str]) -> tuple[Optional[PachdAddress], str]:
+    """(address to autostart at or None, and when None for a loopback address named
+    explicitly: what named it, for the error text)."""
+    if _flag(env, NO_AUTOSTART_ENV):
+        return None, ""
     addr = config.pachd_address(env)
     if addr.secured or addr.unix_socket or addr.host not in LOOPBACK:
-        return None
+        return None, ""
+    if _flag(env, AUTOSTART_ENV):
+        return addr, ""
     if env.get(ADDRESS_ENV):
-        return addr
-    _, ctx = config.active_context(env, error_on_no_active=False)
+        return None, f"{ADDRESS_ENV}={env[ADDRESS_ENV]}"
+    name, ctx = config.active_context(env, error_on_no_active=False)
     ctx_addr = (ctx or {}).get("pachd_address", "")
-    if ctx_addr and normalize_address(ctx_addr) not in _DEFAULT_ADDRESSES:
-        return None
-    return addr
+    if ctx_addr and not (name == DEFAULT_CONTEXT and normalize_address(ctx_addr) == DEFAULT_ADDRESS):
+        return None, f"the context {name!r}"
+    return addr, ""
+
+
+def autostart_address(config: Config, env: Optional[Mapping[str, str]] = None) -> Optional[PachdAddress]:
+    """The address to start a pachd on, or None when autostart does not apply."""
+    return _decide(config, os.environ if env is None else env)[0]
+
+
+def not_started_hint(config: Config, env: Optional[Mapping[str, str]] = None) -> str:
+    """For a loopback address named explicitly where nothing answered: why pachctl started no
+    pachd there, and how to get one ("" when that does not apply)."""
+    env = os.environ if env is None else env
+    try:
+        addr, named_by = _decide(config, env)
+    except ValueError:
+        return ""
+    if addr is not None or not named_by:
+        return ""
+    return (f"; {named_by} names this address, so pachctl did not start a pachd of its own there "
+            f"(it would not have your data): start your pachd again with its --root, or set "
+            f"{AUTOSTART_ENV}=1 to start one with data in {paths(env).data}")
 
 
 def answers(addr: PachdAddress, timeout: float = 1.0) -> bool:

@@ -112,6 +112,13 @@ class StorageError(PfsError):
     code = "UNAVAILABLE"
 
 
+class DiskFull(StorageError):
+    """A local disk pachd writes to (chunks, metadata) is full: nothing was written by the
+    failed call, what is stored stays readable, and writes work again once space is freed."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+
 class Unimplemented(PfsError):
     code = "UNIMPLEMENTED"
 

@@ -34,6 +34,7 @@ from pfs.core.filetree import WriteSession, entry_hash_size
 from pfs.core.filetree import diff as fdiff
 from pfs.glob import clean_glob, compile_glob
 from pfs.errors import CommitNotFound, PfsError
+from pfs.failpoints import failpoint
 from pfs.model import Repo
 from pps import datums as dm
 from pps.spec import CronInput, PfsInput, PipelineSpec, iter_inputs
@@ -289,6 +290,7 @@ class JobRun:
             det = self.store.details(j.project, j.pipeline, row[2], datum_id) if row else None
             for path in (det[1] if det else []):
                 session.delete(path)
+        failpoint("job.output_base")
         self.pfs.set_commit_root(self.out_repo, j.id, session.apply())
         n_skipped = 0
         if base_job is not None and (plan is not None or to_skip):
@@ -308,6 +310,7 @@ class JobRun:
             self._run_datums(to_process, salt)
         self._check()
         processed = list(self.results.values())
+        failpoint("job.datum_table")
         self.store.put_job_datums(j, processed)
         failed = [r for r in processed if r.state == D_FAILED]
         if failed:
@@ -325,7 +328,9 @@ class JobRun:
             return
         j.state = JOB_FINISHING
         self._save()
+        failpoint("job.finish")
         self.pfs.finish_commit(self.out_repo, j.id, force=True)
+        failpoint("job.finished_state")
         self._finish_state(JOB_SUCCESS, "")
 
     def _run_datums(self, to_process: list, salt: str) -> None:
@@ -411,6 +416,7 @@ class JobRun:
         self.store.add_logs(recs)
         if not results:
             return
+        failpoint("job.bookkeeping")
         with self.cond:
             for r in results:
                 if r.datum_id not in self.outstanding:

@@ -159,7 +159,12 @@ class PpsServicer(SecretsMixin, PpsMiscMixin, pps_pb2_grpc.APIServicer):
             d = json.loads(req.create_pipeline_request_json)
         except json.JSONDecodeError as e:
             raise InvalidArgument(f"pipeline spec is not valid JSON: {e}") from e
-        project = ((d.get("pipeline") or {}).get("project") or {}).get("name") or "default"
+        if not isinstance(d, dict):
+            raise InvalidArgument(f"pipeline spec must be a JSON object, not {type(d).__name__.replace('NoneType', 'null')}: "
+                                  f"{req.create_pipeline_request_json[:80]}")
+        pipe = d.get("pipeline")
+        proj = pipe.get("project") if isinstance(pipe, dict) else None
+        project = (proj.get("name") if isinstance(proj, dict) else None) or "default"
         eff = self.m.create_pipeline(d, project=project, update=req.update, reprocess=req.reprocess,
                                      dry_run=req.dry_run, user_json=req.create_pipeline_request_json)
         return pb.CreatePipelineV2Response(effective_create_pipeline_request_json=json.dumps(eff))

@@ -6,7 +6,9 @@ Invariants:
   presumed dead; its partial uploads are harmless: outputs are only recorded on completion,
   and the job removes unrecorded outputs of requeued datums before it finishes).
 - Results are delivered exactly once to the job that submitted the datums; results for a
-  cancelled job or an unknown task are ignored.
+  cancelled job or an unknown task are ignored. A task's lease is released only after its
+  results were recorded: a failure to record them is the worker's error to retry, and the
+  datums stay leased (requeued if the worker gives up), never lost.
 - NextTask long-polls: an idle worker blocks (bounded) instead of spinning. A poll whose
   client is gone leases nothing, and a worker's NextTask takes back any lease still held under
   its id (a worker runs one task at a time, and ids are stable across restarts), so a lost
@@ -21,7 +23,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+import grpc
 from google.protobuf.duration_pb2 import Duration
+
+from pfs.errors import PfsError
+from pfs.service.errors import CODES
 
 from proto.worker_v1 import tasks_pb2 as wpb
 from proto.worker_v1 import tasks_pb2_grpc
@@ -219,6 +225,20 @@ class TaskBoard(tasks_pb2_grpc.TasksServicer):
                         output_repo=feed.output_repo, output_branch=feed.output_branch, env=feed.env)
 
     def CompleteTask(self, request, context):
+        # Record the results first, with the lease still held: if recording fails (e.g. the
+        # metadata disk is full) the worker gets the error, retries, and the datums are never
+        # lost (popping the lease first lost them: the job then waited forever).
+        with self._cond:
+            key = self._task_index.get(request.task_id)
+            b = self._boards.get(key) if key else None
+            lease = b.leases.get(request.task_id) if b else None
+            feed = b.jobs.get(lease.job_id) if lease else None
+        if feed is not None and not feed.cancelled:
+            try:
+                feed.on_results(list(request.results), list(request.logs))
+            except PfsError as e:
+                context.abort(CODES.get(e.code, grpc.StatusCode.UNAVAILABLE),
+                              f"recording the results of task {request.task_id} failed: {e.message}")
         with self._cond:
             key = self._task_index.pop(request.task_id, None)
             b = self._boards.get(key) if key else None
@@ -230,8 +250,6 @@ class TaskBoard(tasks_pb2_grpc.TasksServicer):
                     if d.id not in done:
                         b.pending.appendleft((lease.job_id, d))
             self._cond.notify_all()
-        if feed is not None and not feed.cancelled:
-            feed.on_results(list(request.results), list(request.logs))
         return wpb.CompleteTaskResponse()
 
     def Heartbeat(self, request, context):

@@ -20,6 +20,7 @@ from pfs.core.txn import Txn
 from pfs.errors import (CommitFinished, CommitNotFound, CommitSetNotFound, FailedPrecondition,
                         InvalidArgument)
 from pfs import ancestry
+from pfs.failpoints import failpoint
 from pfs.model import AUTO, USER, Branch, BranchInfo, CommitInfo, CommitRef, Repo
 
 FINISHED, FINISHING, STARTED, READY = "FINISHED", "FINISHING", "STARTED", "READY"
@@ -120,6 +121,7 @@ class CommitsMixin:
             ci = self.resolve(t, repo, commit_id, branch)
         lock = self.write_lock(ci.commit.repo, ci.commit.id)
         with lock:  # wait for any write session on this commit to publish
+            failpoint("finish_commit.before")
             with self.txn() as t:
                 ci = t.commit_info(repo, ci.commit.id)
                 if ci is None:
@@ -137,7 +139,8 @@ class CommitsMixin:
                 ci.size = self._commit_size(ci)
                 t.put_commit(ci)
                 t.events.append(("commit_finished", ci))
-                return ci
+            failpoint("finish_commit.after")
+            return ci
 
     def forget_commit(self, repo: Repo, commit_id: str = "", branch: str = "") -> CommitInfo:
         """Pachyderm's ForgetCommit: a finished commit keeps its record but loses its files

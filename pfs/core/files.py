@@ -28,6 +28,7 @@ import tarfile
 from typing import Iterable, Iterator, Optional
 
 from pfs import ancestry
+from pfs.failpoints import failpoint
 from pfs.core.filetree import Entry, FileTree, WriteSession, diff, file_entry
 from pfs.errors import (CommitFinished, CommitNotFound, Conflict, DataLoss, FailedPrecondition, FileNotFound,
                         InvalidArgument, InvalidPath, RepoNotFound)
@@ -85,6 +86,7 @@ class FileWriter:
             self.content.begin()
             self._open_path, self._open_datum = p, datum
         if data:
+            failpoint("modify_file.write")
             self.content.feed(data)
 
     def _start_put(self, path: str, append: bool) -> str:
@@ -158,6 +160,7 @@ class FileWriter:
             self._end_open_file()
             self.content.flush()
             root = self.session.apply()
+            failpoint("commit.before_publish")
             with self.lease.pinned() as lease_raw:
                 try:
                     self.result = self.pfs._publish(self, root, lease_raw)
@@ -166,6 +169,7 @@ class FileWriter:
                         self.lease.lost = True  # collected as expired: say so
                         self.lease.check()
                     raise
+            failpoint("commit.after_publish")
             return self.result
         finally:
             self._closed = True
@@ -267,6 +271,8 @@ class FilesMixin:
                     raise CommitFinished(f"commit {w.target.commit} has already finished")
                 if ci.root != w.target.root:
                     raise Conflict(f"commit {ci.commit} changed during the upload; retry")
+                if ci.direct_provenance:
+                    failpoint("job.outputs")  # a pipeline's output commit: a worker's outputs
                 ci.root = root
                 ci.size = self._commit_size(ci)
                 if w.session.collisions and len(ci.problems) < 10:

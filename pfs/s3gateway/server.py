@@ -43,6 +43,11 @@ DRAIN_LIMIT = 1 << 20
 _GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError)
 
 
+# statuses http.server answers on its own -> the S3 error code of the document
+_HTTP_SERVER_ERRORS = {400: "InvalidRequest", 414: "InvalidURI", 431: "RequestHeaderSectionTooLarge",
+                       501: "NotImplemented", 505: "HttpVersionNotSupported"}
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "PachydermS3Gateway"
@@ -50,7 +55,29 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body go in separate writes: no 40 ms stalls
     timeout = 300  # idle/slow-client limit per socket operation
 
+    # A request line too broken to name its version is answered as HTTP/1.0, with a status
+    # line (http.server's default, HTTP/0.9, answers with a bare body no client can read).
+    default_request_version = "HTTP/1.0"
+
     # ---- http.server hooks -------------------------------------------------------------
+    def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
+        """Errors http.server finds itself (a broken request line, an unknown method, headers
+        too long) answered as S3 error documents like every other error."""
+        s3code = _HTTP_SERVER_ERRORS.get(code, "InvalidRequest")
+        text = message or explain or s3code
+        body = xmlutil.document(el("Error", ("Code", s3code), ("Message", text),
+                                   ("RequestId", uuid.uuid4().hex[:16].upper())), namespace=False)
+        self.close_connection = True
+        self.send_response(code, message)
+        self.send_header("Connection", "close")
+        if getattr(self, "command", "") != "HEAD" and code >= 200 and code not in (204, 304):
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            self.end_headers()
+
     def parse_request(self) -> bool:
         self._expect = False
         return super().parse_request()

@@ -5,7 +5,9 @@ Invariants:
 - Supported schemes: http, https, s3 (boto3's standard credentials, AWS_ENDPOINT_URL
   honoured), and file:// -- the last only for clients on the same machine (a loopback
   peer), which is how pachctl uploads local files to a local pachd without pushing every
-  byte through gRPC. Anything else is a clear INVALID_ARGUMENT naming the scheme.
+  byte through gRPC. Anything else is a clear INVALID_ARGUMENT naming the scheme, and so is
+  an http(s) URL without a host or an s3 URL without a bucket (they are not unreachable
+  servers but malformed input).
 """
 from __future__ import annotations
 
@@ -37,6 +39,9 @@ def _local_path(u, allow_local: bool) -> str:
 
 def fetch_url(url: str, allow_local: bool = False) -> Iterator[bytes]:
     u = urllib.parse.urlparse(url)
+    if u.scheme in ("http", "https", "s3") and not u.hostname:
+        what = "bucket" if u.scheme == "s3" else "host"
+        raise InvalidArgument(f"URL {url!r} names no {what} (expected {u.scheme}://{what}/path)")
     if u.scheme == "file":
         path = _local_path(u, allow_local)
         try:

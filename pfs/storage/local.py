@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from pfs.errors import ObjectNotFound, StorageError
+from pfs.errors import DiskFull, ObjectNotFound, StorageError
 from pfs.storage.chunkstore import ObjectInfo, check_key, check_range
 
 __all__ = ["LocalChunkStore"]
@@ -98,6 +98,9 @@ class LocalChunkStore:
         )
 
     def _error(self, op: str, key: str, e: OSError) -> StorageError:
+        if e.errno == errno.ENOSPC:
+            return DiskFull(f"{op} of {key!r} failed: the disk of the {self._where()} is full "
+                            f"({e.strerror}); nothing was written, free space on it and retry")
         return StorageError(f"{op} of {key!r} failed in the {self._where()}: {e.strerror or e}")
 
     # -- writes ------------------------------------------------------------------------

@@ -24,24 +24,33 @@ Invariants (on top of those of `pfs.storage.metadata`):
   the snapshot closes that database and removes the directory. Directories left by a crash
   are removed when the store opens. (rocksdict's own `Snapshot` answers point reads from
   the snapshot but iterates the live database, so it cannot serve a consistent scan.)
-- `close()` is idempotent; using the store after it raises RuntimeError.
+- `close()` is idempotent; using the store after it raises RuntimeError. A failure of
+  RocksDB's own close is logged, not raised (pachd must still shut down cleanly).
+- A failed write (disk full, I/O error) raises `DiskFull` (RESOURCE_EXHAUSTED) or
+  `StorageError` naming the store and saying what to do, and writes nothing (a WriteBatch is
+  all or nothing). RocksDB then refuses every later write ("Writer has previous error") until
+  the database is reopened, so the next write first reopens it (replaying its WAL; reads keep
+  working meanwhile): once space is freed, writes work again without a restart of pachd.
 """
 from __future__ import annotations
 
-import os
+import logging
 import secrets
 import shutil
+import os
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
 from rocksdict import (AccessType, Checkpoint, Options, ReadOptions, Rdict, WriteBatch as RocksBatch,
                        WriteOptions)
 
-from pfs.errors import Conflict, StorageError
+from pfs.errors import Conflict, DiskFull, StorageError
 from pfs.storage.metadata import PAGE, WriteBatch, _check, conflict_message, scan_bounds
 
 __all__ = ["RocksMetadataStore"]
+log = logging.getLogger("pfs.storage")
 
 
 class RocksMetadataStore:
@@ -53,6 +62,8 @@ class RocksMetadataStore:
         opts = Options(raw_mode=True)
         opts.create_if_missing(True)
         opts.set_keep_log_file_num(4)
+        self._opts = opts
+        self._failed: str = ""  # the write error RocksDB is stuck on, until a reopen
         try:
             os.makedirs(self.path.parent, exist_ok=True)
             self._db = Rdict(str(self.path), opts)
@@ -69,6 +80,12 @@ class RocksMetadataStore:
         self._closed = False
         self._snapshots_dir = self.path.parent / (self.path.name + ".snapshots")
         shutil.rmtree(self._snapshots_dir, ignore_errors=True)  # left by a crash
+        # reads run without _lock; a reopen (after a failed write) waits until none is inside
+        # the handle and holds new ones back (rocksdict: closing a handle in use raises
+        # "Already mutably borrowed" in the reader)
+        self._readers = 0
+        self._reopening = False
+        self._rcond = threading.Condition()
 
     def __repr__(self) -> str:
         return f"RocksMetadataStore({str(self.path)!r})"
@@ -78,18 +95,81 @@ class RocksMetadataStore:
             raise RuntimeError(f"metadata store {self.path} is closed")
         return self._db
 
+    def _read(self, fn):
+        with self._rcond:
+            while self._reopening:
+                self._rcond.wait()
+            db = self._alive()
+            self._readers += 1
+        try:
+            return fn(db)
+        finally:
+            with self._rcond:
+                self._readers -= 1
+                if not self._readers:
+                    self._rcond.notify_all()
+
     def get(self, key: bytes) -> bytes | None:
-        return self._alive().get(_check(key))
+        key = _check(key)
+        return self._read(lambda db: db.get(key))
 
     def put(self, key: bytes, value: bytes) -> None:
         key, value = _check(key), _check(value, "value")
         with self._lock:
-            self._alive().put(key, value, self._wo)
+            self._write(lambda db: db.put(key, value, self._wo))
 
     def delete(self, key: bytes) -> None:
         key = _check(key)
         with self._lock:
-            self._alive().delete(key, self._wo)
+            self._write(lambda db: db.delete(key, self._wo))
+
+    # ---- write errors (called with self._lock held) ---------------------------------------------
+    def _write(self, fn) -> None:
+        db = self._writable()
+        try:
+            fn(db)
+        except Exception as e:  # rocksdict raises plain Exception("IO error: ...")
+            self._failed = str(e)
+            raise self._write_error(str(e)) from None
+
+    def _write_error(self, text: str) -> StorageError:
+        if "No space left on device" in text or "ENOSPC" in text:
+            return DiskFull(f"the disk of the metadata store at {self.path} is full; nothing was written. "
+                            f"Free space on it and retry (what is stored stays readable) [{text}]")
+        return StorageError(f"writing to the metadata store at {self.path} failed; nothing was written "
+                            f"[{text}]")
+
+    def _writable(self) -> Rdict:
+        """The database, reopened first if an earlier write failed (RocksDB keeps refusing
+        writes after a write error until it is reopened)."""
+        db = self._alive()
+        if not self._failed:
+            return db
+        with self._rcond:
+            self._reopening = True
+            while self._readers:
+                self._rcond.wait()
+        try:
+            try:
+                db.close()
+            except Exception:  # noqa: BLE001 - it is in its error state; the reopen decides
+                pass
+            for attempt in range(3):
+                try:
+                    self._db = Rdict(str(self.path), self._opts)
+                    break
+                except Exception as e:  # noqa: BLE001 - e.g. still no space for a new WAL
+                    if attempt == 2:
+                        raise self._write_error(f"{self._failed}; reopening it failed: {e}") from None
+                    time.sleep(0.05)
+        finally:
+            with self._rcond:
+                self._reopening = False
+                self._rcond.notify_all()
+        self._db.set_write_options(self._wo)
+        log.warning("metadata store %s reopened after a failed write (%s)", self.path, self._failed)
+        self._failed = ""
+        return self._db
 
     def batch(self, *, durable: bool = True) -> WriteBatch:
         self._alive()
@@ -99,7 +179,7 @@ class RocksMetadataStore:
 
     def _apply(self, writes: dict, expects: list, wo: WriteOptions | None = None) -> None:
         with self._lock:
-            db = self._alive()
+            db = self._writable() if writes else self._alive()
             for k, v in expects:
                 actual = db.get(k)
                 if actual != v:
@@ -112,7 +192,7 @@ class RocksMetadataStore:
                     wb.delete(k)
                 else:
                     wb.put(k, v)
-            db.write(wb, self._wo if wo is None else wo)
+            self._write(lambda d: d.write(wb, self._wo if wo is None else wo))
 
     def put_if(self, key: bytes, expected: bytes | None, new: bytes | None) -> bool:
         b = self.batch().expect(key, expected)
@@ -125,7 +205,8 @@ class RocksMetadataStore:
 
     def _page(self, lo: bytes, hi: bytes | None, cursor: bytes | None, reverse: bool,
               n: int) -> list[tuple[bytes, bytes]]:
-        return _page(self._alive(), lo, hi, cursor, reverse, n)
+        """Read up to n items after `cursor` (exclusive) in [lo, hi); no iterator survives."""
+        return self._read(lambda db: _page(db, lo, hi, cursor, reverse, n))
 
     def scan(self, prefix: bytes = b"", start: bytes | None = None, end: bytes | None = None,
              reverse: bool = False, limit: int | None = None) -> Iterator[tuple[bytes, bytes]]:
@@ -163,7 +244,7 @@ class RocksMetadataStore:
 
     def sequence(self) -> int:
         """RocksDB's latest sequence number: it moves on every write."""
-        return self._alive().latest_sequence_number()
+        return self._read(lambda db: db.latest_sequence_number())
 
     def close(self) -> None:
         with self._lock:
@@ -171,7 +252,10 @@ class RocksMetadataStore:
                 return
             self._closed = True
             db, self._db = self._db, None
-        db.close()
+        try:
+            db.close()
+        except Exception as e:  # noqa: BLE001 - e.g. "Writer has previous error" after a full disk
+            log.warning("closing the metadata store at %s: %s", self.path, e)
         del db
 
 

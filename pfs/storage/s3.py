@@ -15,7 +15,9 @@ Invariants (on top of those of `pfs.storage.chunkstore`):
   ``standard`` retry mode (exponential backoff with jitter, `max_attempts`, a retry quota
   against retry storms). Unless given as arguments, `max_attempts` (tries in total, the
   first included) and the mode come from the standard ``AWS_MAX_ATTEMPTS`` /
-  ``AWS_RETRY_MODE`` variables, else 8 and ``standard``. (``adaptive`` adds a client-wide
+  ``AWS_RETRY_MODE`` variables, else 8 and ``standard``. A request that stalls counts as a
+  failed attempt after ``PACHD_S3_READ_TIMEOUT`` seconds without data (default 60;
+  ``PACHD_S3_CONNECT_TIMEOUT``, default 5, for connecting). (``adaptive`` adds a client-wide
   rate limiter: after a few SlowDowns it slows every request of the process -- measured
   here, a 32 MiB read of 64 range GETs, one in three answered SlowDown/500, took 30 s in
   adaptive mode and 8 s in standard mode -- so it is opt-in: AWS_RETRY_MODE=adaptive.) When the attempts run out, the `StorageError` says
@@ -69,6 +71,19 @@ def _env_int(name: str, default: int) -> int:
         raise StorageError(f"{name}={raw!r} is not a whole number") from None
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        v = float(raw)
+    except ValueError:
+        raise StorageError(f"{name}={raw!r} is not a number of seconds") from None
+    if not v > 0:
+        raise StorageError(f"{name}={raw!r} must be more than 0 seconds")
+    return v
+
+
 class S3ChunkStore:
     """Chunk store over one bucket (and an optional key prefix inside it)."""
 
@@ -84,14 +99,18 @@ class S3ChunkStore:
         session_token: str | None = None,
         max_attempts: int | None = None,
         retry_mode: str | None = None,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 60.0,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
         max_pool_connections: int = 32,
         addressing_style: str | None = None,
         check: bool = True,
     ):
         if not bucket:
             raise ValueError("S3ChunkStore needs a bucket name")
+        if connect_timeout is None:
+            connect_timeout = _env_float("PACHD_S3_CONNECT_TIMEOUT", 5.0)
+        if read_timeout is None:
+            read_timeout = _env_float("PACHD_S3_READ_TIMEOUT", 60.0)
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self._kp = self.prefix + "/" if self.prefix else ""

@@ -43,7 +43,8 @@ log = logging.getLogger("pps.worker")
 HEARTBEAT_SECONDS = 1.0
 LOG_CHUNK = 2 << 20  # bytes of log messages per Heartbeat / CompleteTask
 _TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
-              grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.CANCELLED)
+              grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.CANCELLED,
+              grpc.StatusCode.RESOURCE_EXHAUSTED)  # pachd's disk full: retry until space is freed
 
 
 @dataclass

@@ -72,25 +72,34 @@ def test_rpc_timeout_applies(ok, pachctl):
 
 
 # ---- autostart decisions (no processes) ------------------------------------------------------
-@pytest.mark.parametrize("ctx_addr,env_addr,expect", [
-    ("", "", "localhost:30650"),
-    ("grpc://localhost:30650", "", "localhost:30650"),
-    ("grpc://127.0.0.1:30650", "", "127.0.0.1:30650"),
-    ("grpc://pach.example.com:30650", "", None),
-    ("grpc://localhost:31000", "", None),  # a port-forward to a real cluster: never autostart
-    ("grpcs://localhost:30650", "", None),
-    ("grpc://pach.example.com:30650", "localhost:40000", "localhost:40000"),
-    ("", "pach.example.com:30650", None),
+@pytest.mark.parametrize("ctx_name,ctx_addr,env_addr,expect", [
+    ("c", "", "", "localhost:30650"),                            # no address anywhere: the default
+    ("default", "grpc://localhost:30650", "", "localhost:30650"),  # pachctl's own default context
+    # an address named explicitly is somebody's own pachd: never answered by a fresh one
+    ("c", "grpc://localhost:30650", "", None),
+    ("c", "grpc://127.0.0.1:30650", "", None),
+    ("default", "grpc://localhost:31000", "", None),
+    ("c", "grpc://pach.example.com:30650", "", None),
+    ("c", "grpc://localhost:31000", "", None),  # a port-forward to a real cluster
+    ("c", "grpcs://localhost:30650", "", None),
+    ("c", "grpc://pach.example.com:30650", "localhost:40000", None),
+    ("default", "grpc://localhost:30650", "localhost:30650", None),
+    ("c", "", "pach.example.com:30650", None),
 ])
-def test_autostart_address(tmp_path, ctx_addr, env_addr, expect):
+def test_autostart_only_for_the_implicit_default(tmp_path, ctx_name, ctx_addr, env_addr, expect):
     ctx = {"pachd_address": ctx_addr} if ctx_addr else {}
-    cfg = Config({"user_id": "u", "v2": {"active_context": "c", "contexts": {"c": ctx}}}, tmp_path / "c.json")
+    cfg = Config({"user_id": "u", "v2": {"active_context": ctx_name, "contexts": {ctx_name: ctx}}},
+                 tmp_path / "c.json")
     env = {"HOME": str(tmp_path)}
     if env_addr:
         env["PACHD_ADDRESS"] = env_addr
     got = daemon.autostart_address(cfg, env)
     assert (got.target if got else None) == expect
     assert daemon.autostart_address(cfg, {**env, "PACHCTL_NO_AUTOSTART": "1"}) is None
+    # PACHCTL_AUTOSTART=1 asks for it at any loopback address
+    forced = daemon.autostart_address(cfg, {**env, "PACHCTL_AUTOSTART": "1"})
+    loopback = cfg.pachd_address(env).host in ("localhost", "127.0.0.1") and not cfg.pachd_address(env).secured
+    assert (forced is not None) == loopback
 
 
 def test_shutdown_without_daemon(pachctl):

@@ -65,7 +65,7 @@ def isolated(tmp_path):
     home.mkdir()
     port = free_port()
     e = subprocess_env({"HOME": str(home), "PACH_CONFIG": str(tmp_path / "config.json"),
-                        "PACHD_ADDRESS": f"localhost:{port}"})
+                        "PACHD_ADDRESS": f"localhost:{port}", "PACHCTL_AUTOSTART": "1"})
     e.pop("PACHCTL_NO_AUTOSTART", None)
     yield e, home, port
     info = daemon.running({"HOME": str(home)})
@@ -138,3 +138,39 @@ def test_process_ends_with_all_output_written(console_script, env, ok, tmp_path)
     r = subprocess.run(console_script + ["get", "file", "r@master:/d/nope"], env=e, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 1 and "nope" in r.stderr and r.stdout == ""
+
+
+def test_a_crashed_pachd_named_explicitly_is_not_answered_by_a_fresh_one(console_script, tmp_path):
+    """A pachd started by hand with its own --root, named by the context; it is killed -9.
+    pachctl must say nothing answers there, not start a fresh pachd on ~/.pachyderm/data that
+    would answer with none of the user's repos."""
+    from tests.reliability.harness import CrashablePachd
+    home = tmp_path / "home"
+    home.mkdir()
+    pd = CrashablePachd(tmp_path / "mine").start()
+    try:
+        e = subprocess_env({"HOME": str(home), "PACH_CONFIG": str(tmp_path / "config.json")})
+        for k in ("PACHCTL_NO_AUTOSTART", "PACHD_ADDRESS", "PACH_CONTEXT"):
+            e.pop(k, None)
+        r = run(console_script + ["config", "set", "context", "mine"], e,
+                input=json.dumps({"pachd_address": f"grpc://localhost:{pd.port}"}))
+        assert r.returncode == 0, r.stderr
+        assert run(console_script + ["config", "set", "active-context", "mine"], e).returncode == 0
+        assert run(console_script + ["create", "repo", "precious"], e).returncode == 0
+        pd.kill9()
+        for env in (e, {**e, "PACHD_ADDRESS": f"localhost:{pd.port}"}):
+            r = run(console_script + ["list", "repo"], env)
+            assert r.returncode == 1 and r.stdout == ""
+            assert r.stderr.startswith(f"could not connect to pachd at grpc://localhost:{pd.port}: "), r.stderr
+            named = "the context 'mine'" if "PACHD_ADDRESS" not in env else f"PACHD_ADDRESS=localhost:{pd.port}"
+            assert (f"; {named} names this address, so pachctl did not start a pachd of its own there "
+                    f"(it would not have your data): start your pachd again with its --root, or set "
+                    f"PACHCTL_AUTOSTART=1 to start one with data in {home / '.pachyderm' / 'data'}\n") in r.stderr
+            assert r.stderr.count("\n") == 1
+            assert not (home / ".pachyderm" / "pachd.pid").exists() and not (home / ".pachyderm" / "data").exists()
+        # the user's pachd, restarted on its root, still has the repo
+        pd.start()
+        r = run(console_script + ["list", "repo"], {**e, "PACHD_ADDRESS": f"localhost:{pd.port}"})
+        assert r.returncode == 0 and "precious" in r.stdout, r.stderr
+    finally:
+        pd.kill9()

@@ -31,7 +31,8 @@ def _free_port() -> int:
 def tutorial(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     out = tmp_path_factory.mktemp("out")
-    env = {**os.environ, "HOME": str(home), "PACHD_ADDRESS": f"localhost:{_free_port()}"}
+    env = {**os.environ, "HOME": str(home), "PACHD_ADDRESS": f"localhost:{_free_port()}",
+           "PACHCTL_AUTOSTART": "1"}
     env.pop("PACH_CONTEXT", None)
     env.pop("PACH_CONFIG", None)
     try:

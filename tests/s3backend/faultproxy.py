@@ -13,7 +13,14 @@ What it injects is set with `configure(...)` on the live proxy (settings are rea
 - `fail_puts_after = k`: once k object PUTs have reached the server, every later PUT fails
   (`put_failure` = "503" answers SlowDown, "reset" closes the connection without an answer,
   as a server that died mid-upload). `fail_puts_after = None` recovers.
-- counters: `forwarded` and `injected` per method (`stats()` copies them); `puts_ok()`.
+- `chaos_every = {"PUT": n, "GET": m}`: every n-th object PUT (m-th GET) gets the next fault
+  of `chaos_kinds` in turn (same `max_in_a_row` cap): "503"/"500" (answered by the proxy),
+  "reset" (the connection closes, no answer), "stall" (no answer for `stall_seconds`, then
+  the connection closes: the client's read timeout fires), "slow" (forwarded, the answer
+  trickles back at `slow_bytes_per_sec`), "ackloss" (forwarded and done by the server, then
+  the connection closes before the answer: the client must retry a write that happened).
+- counters: `forwarded` and `injected` per method, `kinds` per chaos kind (`stats()` copies
+  them); `puts_ok()`.
 
 Bodies are forwarded with Content-Length (S3 clients send one for PutObject); a chunked
 request is refused with 501 so it cannot be half-forwarded. `close()` stops the server
@@ -43,6 +50,13 @@ class FaultProxy:
         self.max_in_a_row: int = 3
         self.fail_puts_after: Optional[int] = None
         self.put_failure: str = "503"
+        self.chaos_every: dict[str, int] = {}
+        self.chaos_kinds: list = ["503", "500", "reset", "stall", "slow", "ackloss"]
+        self.stall_seconds: float = 3.0
+        self.slow_bytes_per_sec: int = 256 * 1024
+        self.kinds: Counter = Counter()
+        self._chaos_seen: Counter = Counter()
+        self._closing = threading.Event()
         self.forwarded: Counter = Counter()
         self.injected: Counter = Counter()
         self._seen: Counter = Counter()  # per method, object requests only
@@ -99,7 +113,7 @@ class FaultProxy:
 
     def stats(self) -> dict:
         with self._lock:
-            return {"forwarded": dict(self.forwarded), "injected": dict(self.injected)}
+            return {"forwarded": dict(self.forwarded), "injected": dict(self.injected), "kinds": dict(self.kinds)}
 
     def _decide(self, method: str, path: str) -> Optional[str]:
         """None (forward), "reset", or "err:<i>" (answer with _ERRORS[i])."""
@@ -109,6 +123,19 @@ class FaultProxy:
                     and self._puts_ok >= self.fail_puts_after:
                 self.injected[method] += 1
                 return "reset" if self.put_failure == "reset" else "err:0"
+            chaos = self.chaos_every.get(method, 0)
+            if chaos and is_object:
+                self._chaos_seen[method] += 1
+                key = ("chaos", method, path)
+                if self._chaos_seen[method] % chaos == 0 and self._in_a_row[key] < self.max_in_a_row:
+                    self._in_a_row[key] += 1
+                    self.injected[method] += 1
+                    kind = self.chaos_kinds[sum(self.kinds.values()) % len(self.chaos_kinds)]
+                    self.kinds[kind] += 1
+                    if kind in ("slow", "ackloss"):
+                        self.forwarded[method] += 1
+                    return {"503": "err:0", "500": "err:1"}.get(kind, kind)
+                self._in_a_row.pop(key, None)
             every = self.fail_every.get(method, 0)
             if every and is_object:
                 self._seen[method] += 1
@@ -138,6 +165,9 @@ class FaultProxy:
         n = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(n) if n else b""
         action = self._decide(h.command, h.path.split("?", 1)[0])
+        if action == "stall":
+            self._closing.wait(self.stall_seconds)
+            action = "reset"
         if action == "reset":
             h.close_connection = True
             try:
@@ -145,7 +175,7 @@ class FaultProxy:
             except OSError:
                 pass
             return
-        if action is not None:
+        if action is not None and action.startswith("err:"):
             status, code, msg = _ERRORS[int(action.split(":")[1])]
             xml = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
                    f"<Message>{msg}</Message><Resource>{h.path}</Resource>"
@@ -171,6 +201,14 @@ class FaultProxy:
                 c.close()
                 if attempt:
                     raise
+        if action == "ackloss":  # the server did it; the client never hears so
+            resp.read()
+            h.close_connection = True
+            try:
+                h.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
         h.send_response(resp.status, resp.reason)
         chunked = resp.getheader("Content-Length") is None and h.command != "HEAD" \
             and resp.status not in (204, 304)
@@ -187,11 +225,20 @@ class FaultProxy:
         if chunked:
             h.wfile.write(data)
             return
+        if action == "slow":
+            step = max(1, self.slow_bytes_per_sec // 20)
+            while piece := resp.read(step):
+                h.wfile.write(piece)
+                h.wfile.flush()
+                if self._closing.wait(len(piece) / self.slow_bytes_per_sec):
+                    break
+            return
         while piece := resp.read(1 << 20):
             h.wfile.write(piece)
 
     def close(self) -> None:
         """Stop accepting, end every client connection, join every handler thread."""
+        self._closing.set()
         self._server.shutdown()
         with self._lock:
             clients = list(self._clients)
