@@ -277,7 +277,9 @@ class PpsMaster:
                         user_json: Optional[str] = None) -> dict:
         from pps import defaults
         user_json = user_json or json.dumps(spec_dict, sort_keys=True)  # before the defaults
-        target = ((spec_dict.get("pipeline") or {}).get("project") or {}).get("name") or project
+        pipe = spec_dict.get("pipeline")  # any JSON here: the spec parser names what is wrong
+        proj = pipe.get("project") if isinstance(pipe, dict) else None
+        target = (proj.get("name") if isinstance(proj, dict) else None) or project
         spec_dict = defaults.apply(self.pfs.meta, target, spec_dict)  # cluster < project < user
         spec = normalize_spec(spec_dict, project=project, now=datetime.now(timezone.utc))
         project, name = spec.project or project, spec.name
@@ -341,7 +343,9 @@ class PpsMaster:
         and counting `new_repos` ((project, name) pairs about to be created) as existing.
         Used to validate a pipeline queued in a transaction."""
         from pps import defaults
-        target = ((spec_dict.get("pipeline") or {}).get("project") or {}).get("name") or project
+        pipe = spec_dict.get("pipeline")  # any JSON here: the spec parser names what is wrong
+        proj = pipe.get("project") if isinstance(pipe, dict) else None
+        target = (proj.get("name") if isinstance(proj, dict) else None) or project
         spec_dict = defaults.apply(self.pfs.meta, target, spec_dict)  # cluster < project < user
         spec = normalize_spec(spec_dict, project=project, now=datetime.now(timezone.utc))
         project, name = spec.project or project, spec.name
