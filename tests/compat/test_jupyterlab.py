@@ -41,7 +41,8 @@ class Jupyter:
         env = {**os.environ, "PACHD_ADDRESS": f"grpc://localhost:{pachd_port}",
                "PACH_CONFIG": str(root.parent / "pach-config.json"), "HOME": str(root.parent),
                "JUPYTER_CONFIG_DIR": str(root.parent / "jupyter-config"), "JUPYTER_RUNTIME_DIR": str(root.parent / "rt")}
-        self.log = open(root.parent / "jupyter.log", "wb")
+        self.log_path = root.parent / "jupyter.log"
+        self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [str(py), "-m", "jupyter_server", f"--ServerApp.port={self.port}", "--ServerApp.ip=127.0.0.1",
              "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
@@ -108,7 +109,9 @@ def test_jupyterlab_pachyderm_browses_repos_files_and_datums(pachd_pps, jupyter)
             cm2.put_file_from_bytes(path="/b.txt", data=b"dog")
 
     code, health = jupyter.ext("GET", "/health")
-    assert code == 200 and health["status"] in ("HEALTHY_INVALID_CLUSTER", "HEALTHY_NO_AUTH", "HEALTHY_LOGGED_IN"), health
+    assert code == 200, f"the extension did not answer ({code}); jupyter's log:\n" + \
+        jupyter.log_path.read_text(errors="replace")[-3000:]
+    assert health["status"] in ("HEALTHY_INVALID_CLUSTER", "HEALTHY_NO_AUTH", "HEALTHY_LOGGED_IN"), health
     assert health["status"] == "HEALTHY_NO_AUTH"
     code, repos = jupyter.ext("GET", "/repos")
     assert code == 200, repos

@@ -8,7 +8,6 @@ import textwrap
 import pytest
 
 from pachd.server import Pachd
-from tests.compat.test_python_pachyderm import pp_python  # noqa: F401 - the shared venv fixture
 from tests.tlscerts import make_cert
 
 pytestmark = pytest.mark.slow
