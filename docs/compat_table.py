@@ -42,6 +42,8 @@ SERVICES = {
     "pachyderm.worker.Worker": (OK + " (served by each pipeline worker to its user code, not by pachd)",
                                 "tests/worker/, tests/pps_e2e/test_user_code.py"),
     "worker_v1.Tasks": (OK + " (internal: pachd hands datums to workers)", "tests/worker/, tests/pps_e2e/"),
+    "maintenance_v1.API": (OK + " (ours, not Pachyderm's: pachctl garbage-collect, extract; docs/storage.md)",
+                           "tests/cli/test_cli_storage.py, tests/core/test_gc.py"),
 }
 
 # (service, rpc) -> (status, tests); overrides the service default
@@ -50,8 +52,9 @@ RPCS = {
                             "tests/auth/test_rpc_matrix.py")
        for m in ("GetConfiguration", "SetConfiguration", "Authenticate", "GetOIDCLogin", "SetGroupsForUser",
                  "ModifyMembers", "GetGroups", "GetGroupsForPrincipal", "GetUsers")},
-    ("pfs_v2.API", "Fsck"): ("issue 14 (another branch)", ""),
-    ("pfs_v2.API", "CheckStorage"): ("issue 14 (another branch)", ""),
+    ("pfs_v2.API", "Fsck"): (OK + " (pachctl fsck [--fix]; --zombie: " + FP + ")", "tests/cli/test_cli_storage.py"),
+    ("pfs_v2.API", "CheckStorage"): (OK + " (pachctl check storage [--read-chunk-data])",
+                                     "tests/cli/test_cli_storage.py"),
     ("pfs_v2.API", "DiffFile"): (OK + " (different old/new paths matched by full path)",
                                  "tests/compat/test_pfs_extra.py, tests/compat/test_client_errors.py"),
     ("pfs_v2.API", "DeleteRepo"): (OK + " (a missing repo: deleted=false, no error)",

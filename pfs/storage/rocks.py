@@ -160,6 +160,7 @@ class RocksMetadataStore:
                     break
                 except Exception as e:  # noqa: BLE001 - e.g. still no space for a new WAL
                     if attempt == 2:
+                        self._reopen_for_reads()
                         raise self._write_error(f"{self._failed}; reopening it failed: {e}") from None
                     time.sleep(0.05)
         finally:
@@ -170,6 +171,14 @@ class RocksMetadataStore:
         log.warning("metadata store %s reopened after a failed write (%s)", self.path, self._failed)
         self._failed = ""
         return self._db
+
+    def _reopen_for_reads(self) -> None:
+        """After a failed reopen, keep serving reads from a read-only handle (it needs no
+        new files); `_failed` stays set, so the next write tries a writable reopen again."""
+        try:
+            self._db = Rdict(str(self.path), self._opts, access_type=AccessType.read_only())
+        except Exception as e:  # noqa: BLE001 - nothing left to serve from: say so on use
+            log.error("metadata store %s cannot be reopened even read-only: %s", self.path, e)
 
     def batch(self, *, durable: bool = True) -> WriteBatch:
         self._alive()

@@ -24,9 +24,6 @@ from tests.compat.helpers import run_pp
 PACHYDERMS_UNIMPLEMENTED = ("the auth service is not activated",
                             "cluster does not have enterprise features enabled",
                             "cluster ID or secret is not valid")  # the license server's (suffix)
-# Fsck and CheckStorage belong to issue 14 (another branch); until it lands they may still be
-# unimplemented here, and only they
-ISSUE_14 = {"pfs.fsck", "pfs.check_storage"}
 SERVICES = ("admin", "auth", "debug", "enterprise", "identity", "license", "logs", "metadata", "pjs",
             "pfs", "pps", "snapshot", "storage", "transaction")
 # run last: they reset the cluster
@@ -156,8 +153,6 @@ def test_every_pachyderm_sdk_method_is_answered(pachd_pps, tmp_path):
         bad = {}
         for svc, name, fn, kw in calls:
             why = _verdict(_run(fn, kw))
-            if why and f"{svc}.{name}" in ISSUE_14 and why == "UNIMPLEMENTED: Method not implemented!":
-                continue
             if why:
                 bad[f"{svc}.{name}"] = why
         for v in args.values():
@@ -284,8 +279,6 @@ PP_SCRIPT = textwrap.dedent('''
             bad[name] = "no answer"
         elif err is not None:
             code, det = err.code(), err.details() or ""
-            if name in ("fsck", "check_storage") and det == "Method not implemented!":
-                continue  # issue 14 (another branch) implements these
             if (code == grpc.StatusCode.UNIMPLEMENTED and not det.endswith(ALLOWED)) or code == grpc.StatusCode.INTERNAL:
                 bad[name] = f"{code.name}: {det}"
     assert not missing, missing
