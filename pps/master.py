@@ -275,13 +275,8 @@ class PpsMaster:
     def create_pipeline(self, spec_dict: dict, project: str = "default", update: bool = False,
                         reprocess: bool = False, dry_run: bool = False,
                         user_json: Optional[str] = None) -> dict:
-        from pps import defaults
         user_json = user_json or json.dumps(spec_dict, sort_keys=True)  # before the defaults
-        pipe = spec_dict.get("pipeline")  # any JSON here: the spec parser names what is wrong
-        proj = pipe.get("project") if isinstance(pipe, dict) else None
-        target = (proj.get("name") if isinstance(proj, dict) else None) or project
-        spec_dict = defaults.apply(self.pfs.meta, target, spec_dict)  # cluster < project < user
-        spec = normalize_spec(spec_dict, project=project, now=datetime.now(timezone.utc))
+        spec = self._spec_with_defaults(spec_dict, project)
         project, name = spec.project or project, spec.name
         update = update or spec.update
         reprocess = reprocess or spec.reprocess
@@ -337,17 +332,21 @@ class PpsMaster:
             self._cron_wakeup.set()
             return effective
 
-    def check_pipeline(self, spec_dict: dict, project: str = "default", update: bool = False,
-                       new_repos: frozenset = frozenset()) -> None:
-        """What create_pipeline checks before it changes anything, without the pipeline lock
-        and counting `new_repos` ((project, name) pairs about to be created) as existing.
-        Used to validate a pipeline queued in a transaction."""
+    def _spec_with_defaults(self, spec_dict: dict, project: str):
+        """The normalized spec, the cluster's and its project's defaults under the user's."""
         from pps import defaults
         pipe = spec_dict.get("pipeline")  # any JSON here: the spec parser names what is wrong
         proj = pipe.get("project") if isinstance(pipe, dict) else None
         target = (proj.get("name") if isinstance(proj, dict) else None) or project
         spec_dict = defaults.apply(self.pfs.meta, target, spec_dict)  # cluster < project < user
-        spec = normalize_spec(spec_dict, project=project, now=datetime.now(timezone.utc))
+        return normalize_spec(spec_dict, project=project, now=datetime.now(timezone.utc))
+
+    def check_pipeline(self, spec_dict: dict, project: str = "default", update: bool = False,
+                       new_repos: frozenset = frozenset()) -> None:
+        """What create_pipeline checks before it changes anything, without the pipeline lock
+        and counting `new_repos` ((project, name) pairs about to be created) as existing.
+        Used to validate a pipeline queued in a transaction."""
+        spec = self._spec_with_defaults(spec_dict, project)
         project, name = spec.project or project, spec.name
         self.pfs.inspect_project(project)
         if self.store.get_pipeline(project, name) is not None and not (update or spec.update):
