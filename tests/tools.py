@@ -34,9 +34,16 @@ needs_sandbox = pytest.mark.skipif(
     not (bwrap_usable() or userns_usable()),
     reason="needs a worker sandbox so user code sees /pfs: bubblewrap is missing "
            f"({_apt('bubblewrap')}) and unprivileged user namespaces are disabled")
+def has_fuse() -> bool:
+    import importlib.util
+    return (os.path.exists("/dev/fuse") and shutil.which("fusermount3") is not None
+            and importlib.util.find_spec("pyfuse3") is not None)
+
+
 needs_fuse = pytest.mark.skipif(
-    not (os.path.exists("/dev/fuse") and shutil.which("fusermount3")),
-    reason=f"needs FUSE (/dev/fuse and `fusermount3`): {_apt('fuse3')}")
+    not has_fuse(), reason="needs FUSE (/dev/fuse, `fusermount3` and the pyfuse3 module, which bootstrap "
+                           f"builds when libfuse3's headers are there): "
+                           f"{_apt('fuse3 libfuse3-dev pkg-config gcc python3-dev')}, then make test again")
 
 # The sandbox "auto" picks here: every sandboxed test runs in it.
 BEST_SANDBOX = "bwrap" if bwrap_usable() else "userns" if userns_usable() else "none"

@@ -40,7 +40,9 @@ class Jupyter:
         root.mkdir()
         env = {**os.environ, "PACHD_ADDRESS": f"grpc://localhost:{pachd_port}",
                "PACH_CONFIG": str(root.parent / "pach-config.json"), "HOME": str(root.parent),
-               "JUPYTER_CONFIG_DIR": str(root.parent / "jupyter-config"), "JUPYTER_RUNTIME_DIR": str(root.parent / "rt")}
+               "JUPYTER_CONFIG_DIR": str(root.parent / "jupyter-config"), "JUPYTER_RUNTIME_DIR": str(root.parent / "rt"),
+               # where the extension keeps its view of mounted files (default /pfs: root only)
+               "PFS_MOUNT_DIR": str(root.parent / "pfs")}
         self.log_path = root.parent / "jupyter.log"
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(

@@ -28,7 +28,9 @@ from pachctl.mount import unmount as um  # noqa: E402
 from proto.pfs_v2 import pfs_pb2 as pfs  # noqa: E402
 from google.protobuf import wrappers_pb2  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse on this machine: FUSE tests need it")
+from tests.tools import needs_fuse
+
+pytestmark = needs_fuse
 
 
 def fuse_available() -> bool:

@@ -219,8 +219,11 @@ class Subscriber(threading.Thread):
 
 
 def run(pd: CrashablePachd, seconds: float, writers: int = 8, readers: int = 2, subscribers: int = 2,
-        seed: int = 1) -> dict:
-    """The whole R4 scenario on a running pachd; returns the figures (raises Broken on a loss)."""
+        seed: int = 1, min_commits: int = 0, min_reads: int = 0) -> dict:
+    """The whole R4 scenario on a running pachd; returns the figures (raises Broken on a loss).
+    Runs `seconds`, and longer (up to 10x, at least 2 minutes) until the subscribers saw
+    `min_commits` commits and the readers made `min_reads` reads: a slow machine does the
+    same amount of work, only later."""
     with pd.client() as c:
         c.create_repo(REPO)
     stats, stop = Stats(), threading.Event()
@@ -232,7 +235,13 @@ def run(pd: CrashablePachd, seconds: float, writers: int = 8, readers: int = 2, 
     for t in ws + rs:
         t.start()
     t0 = time.monotonic()
-    while time.monotonic() - t0 < seconds and not any(t.error for t in ws + rs):
+    cap = max(10 * seconds, 120.0)
+
+    def more_needed() -> bool:
+        seen = max((len(s.got) for s in subs), default=min_commits)
+        return seen < min_commits or stats.reads < min_reads
+    while (time.monotonic() - t0 < seconds or (more_needed() and time.monotonic() - t0 < cap)) \
+            and not any(t.error for t in ws + rs):
         time.sleep(0.2)
     stop.set()
     for t in ws + rs:
