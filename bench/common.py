@@ -59,6 +59,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+
+def peak_rss_of(pid: int) -> int:
+    """VmHWM (peak resident set) of process `pid`, in bytes; 0 if /proc does not say."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
 class PachdProcess:
     """pachd as a subprocess; `.channel` for raw stubs; `.peak_rss()` from /proc."""
 
@@ -87,11 +96,7 @@ class PachdProcess:
 
     def peak_rss(self) -> int:
         """VmHWM of the pachd process, in bytes."""
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+        return peak_rss_of(self.proc.pid)
 
     def rss(self) -> int:
         with open(f"/proc/{self.proc.pid}/status") as f:

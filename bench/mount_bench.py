@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import REPO_ROOT, Result, pachd, run, workdir, write_random_file
+from bench.common import REPO_ROOT, Result, pachd, peak_rss_of, run, workdir, write_random_file
 from bench.pfs_bench import _repo, pachctl, put_stream
 from proto.pfs_v2 import pfs_pb2 as pb
 from proto.pfs_v2 import pfs_pb2_grpc
@@ -53,11 +53,7 @@ class _Mount:
             time.sleep(0.05)
 
     def peak_rss(self) -> int:
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        return 0
+        return peak_rss_of(self.proc.pid)
 
     def close(self) -> float:
         """Unmount (the process commits what was written); seconds until it exited."""

@@ -22,6 +22,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from pachctl.daemon import alive  # running and not a zombie
 from typing import Optional
 
 FSTYPE = "fuse.pfs"
@@ -122,20 +124,6 @@ def remove_record(mountpoint: str, env=None, resolved: bool = False) -> None:
         record_path(mountpoint, env, resolved).unlink()
     except FileNotFoundError:
         pass
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie has finished
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 # ---- unmounting --------------------------------------------------------------------------------
