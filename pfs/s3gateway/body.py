@@ -13,6 +13,9 @@ Invariants:
   signatures, x-amz-decoded-content-length) is verified; a mismatch raises `S3Error` from the
   read that reaches the end of the body, i.e. before the consumer can publish anything.
 - A truncated body raises IncompleteBody, never a silent short object.
+- A body is exhausted only once every layer is at its end (an aws-chunked body inside HTTP
+  chunked framing also consumes the framing's last chunk): a keep-alive connection's next
+  request is never parsed from leftover framing.
 - `Expect: 100-continue` is answered lazily by the first read, so a request refused before
   its body is needed never makes the client send the body.
 """
@@ -261,6 +264,11 @@ class Body:
             for _, h, _ in self._checks:
                 h.update(data)
             return data
+        if self._aws is not None:
+            # the aws-chunked body ended; finish the framing around it too (an HTTP chunked
+            # body's last "0\r\n\r\n"), so the next request on the connection starts clean
+            if self._aws.inner.read(PIECE):
+                raise S3Error("InvalidRequest", "bytes after the end of the aws-chunked body")
         self.exhausted = True
         self._verify()
         return b""

@@ -90,6 +90,28 @@ def test_aws_chunked_unsigned_trailer(gateway, pfs, repo):
     assert commits(pfs, repo) == n
 
 
+def test_aws_chunked_inside_http_chunked_keeps_the_connection_usable(gateway, pfs, repo):
+    """What boto3 sends over HTTPS: an aws-chunked body with a checksum trailer, framed with
+    Transfer-Encoding: chunked. The framing's last chunk must be consumed with the body, or the
+    next request on the connection is parsed from it (it was: 'Bad request syntax ('0')')."""
+    data = b"over https" * 1000
+    body = aws_chunked(data, 4096, f"x-amz-checksum-crc32:{crc32_b64(data)}\r\n".encode())
+    hdrs = {"Content-Encoding": "aws-chunked", "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+            "x-amz-decoded-content-length": str(len(data)), "x-amz-trailer": "x-amz-checksum-crc32",
+            "Transfer-Encoding": "chunked"}
+    c = conn(gateway)
+    try:
+        c.request("PUT", f"/{B}/framed", body=iter([body]), encode_chunked=True, headers=hdrs)
+        r = c.getresponse()
+        r.read()
+        assert r.status == 200
+        c.request("GET", f"/{B}/framed")  # the same connection
+        r = c.getresponse()
+        assert (r.status, r.read()) == (200, data)
+    finally:
+        c.close()
+
+
 @pytest.mark.parametrize("header,value,code", [
     ("Content-MD5", base64.b64encode(hashlib.md5(b"other").digest()).decode(), b"BadDigest"),
     ("Content-MD5", "not base64!", b"InvalidDigest"),
