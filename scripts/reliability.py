@@ -5,6 +5,7 @@
     .venv/bin/python scripts/reliability.py r1-jobs --rounds 20
     .venv/bin/python scripts/reliability.py r2      --rounds 20
     .venv/bin/python scripts/reliability.py r3      --cases 1000
+    .venv/bin/python scripts/reliability.py r3-atheris --seconds 60   # per coverage-guided target
     .venv/bin/python scripts/reliability.py r4      --seconds 60 --writers 8
     .venv/bin/python scripts/reliability.py faults  --rounds 20
     .venv/bin/python scripts/reliability.py all     # everything above with those defaults
@@ -33,28 +34,38 @@ def _report(part: str, t0: float, **figures) -> dict:
     return out
 
 
-def r1_pfs(rounds: int, seed: int) -> dict:
+def r1_pfs(rounds: int, seed: int, fresh_every: int = 15) -> dict:
+    """`rounds` kills at each pfs failpoint plus `rounds` at random moments, in a shuffled
+    order. Every `fresh_every` rounds the run moves to a new data root and a new model: the
+    read-back after each restart grows with the history, and a long run would otherwise spend
+    its time re-reading old commits instead of crashing pachd."""
     from tests.reliability.harness import CrashablePachd
     from tests.reliability.pfs_crash import Model, run_round
     from tests.reliability.test_pfs_crash import PFS_POINTS
     rng, t0 = random.Random(seed), time.monotonic()
     kills: dict[str, int] = {}
+    plan = [f"{p}@{rng.randint(1, 6)}" for p in PFS_POINTS for _ in range(rounds)]
+    plan += [""] * rounds
+    rng.shuffle(plan)
+    acked = commits = files_read = 0
     with tempfile.TemporaryDirectory(prefix="r1-pfs-") as d:
-        pd = CrashablePachd(Path(d))
-        model = Model(seed, sample_old=20)
-        plan = [f"{p}@{rng.randint(1, 6)}" for p in PFS_POINTS for _ in range(rounds)]
-        plan += [""] * rounds
-        rng.shuffle(plan)
-        try:
-            for i, fp in enumerate(plan):
-                r = run_round(pd, model, failpoint=fp, kill_after=None if fp else rng.uniform(0.2, 3.0))
-                kills[r.killed_by] = kills.get(r.killed_by, 0) + 1
-                if (i + 1) % 10 == 0:
-                    print(f"  r1-pfs {i + 1}/{len(plan)} rounds, {model.acked} ops acknowledged", file=sys.stderr)
-        finally:
-            pd.kill9()
-        return _report("r1-pfs", t0, rounds=len(plan), kills=kills, ops_acked=model.acked,
-                       commits=len(model.commits), losses=0)
+        for first in range(0, len(plan), fresh_every):
+            pd = CrashablePachd(Path(d) / f"history-{first // fresh_every}")
+            model = Model(seed + first, sample_old=20)
+            try:
+                for i, fp in enumerate(plan[first:first + fresh_every], start=first):
+                    r = run_round(pd, model, failpoint=fp, kill_after=None if fp else rng.uniform(0.2, 3.0))
+                    kills[r.killed_by] = kills.get(r.killed_by, 0) + 1
+                    files_read += r.after["files_read"]
+                    if (i + 1) % 10 == 0:
+                        print(f"  r1-pfs {i + 1}/{len(plan)} rounds, {acked + model.acked} ops acknowledged, "
+                              f"{time.monotonic() - t0:.0f} s, kills {kills}", file=sys.stderr)
+            finally:
+                pd.kill9()
+            acked += model.acked
+            commits += len(model.commits)
+        return _report("r1-pfs", t0, rounds=len(plan), kills=kills, ops_acked=acked, commits=commits,
+                       files_read_back=files_read, fresh_every=fresh_every, losses=0)
 
 
 def r1_jobs(rounds: int, seed: int) -> dict:
@@ -122,6 +133,31 @@ def r3(cases: int, seed: int) -> dict:
     return _report("r3", t0, cases_per_kind=cases, answers=figures, bad_answers=0)
 
 
+def r3_atheris(seconds: float, seed: int) -> dict:
+    """Each coverage-guided target of tests/reliability/coverage_fuzz.py for `seconds` seconds."""
+    import re
+    import subprocess
+    from tests.reliability.coverage_fuzz import TARGETS
+    t0 = time.monotonic()
+    figures = {}
+    with tempfile.TemporaryDirectory(prefix="r3-atheris-") as d:
+        for name in TARGETS:
+            if name == "selftest":
+                continue
+            p = subprocess.run([sys.executable, "-m", "tests.reliability.coverage_fuzz", name,
+                                f"-max_total_time={int(seconds)}", f"-seed={seed}", f"-artifact_prefix={d}/"],
+                               cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            out = p.stdout + p.stderr
+            if p.returncode != 0:
+                print(out[-4000:], file=sys.stderr)
+                raise SystemExit(f"r3-atheris: target {name} found an input answered wrongly (above)")
+            done = re.findall(r"Done (\d+) runs", out)
+            cov = re.findall(r"cov: (\d+)", out)
+            figures[name] = {"runs": int(done[-1]) if done else 0, "coverage_edges": int(cov[-1]) if cov else 0}
+            print(f"  r3-atheris {name}: {figures[name]}", file=sys.stderr)
+    return _report("r3-atheris", t0, seconds_per_target=seconds, targets=figures, findings=0)
+
+
 def r4(seconds: float, writers: int, seed: int) -> dict:
     from tests.reliability import concurrency
     from tests.reliability.harness import CrashablePachd
@@ -153,7 +189,8 @@ def faults(rounds: int, seed: int) -> dict:
     return _report("faults", t0, rounds=rounds, **figures, losses=0)
 
 
-PARTS = {"r1-pfs": r1_pfs, "r1-jobs": r1_jobs, "r2": r2, "r3": r3, "r4": r4, "faults": faults}
+PARTS = {"r1-pfs": r1_pfs, "r1-jobs": r1_jobs, "r2": r2, "r3": r3, "r3-atheris": r3_atheris, "r4": r4,
+         "faults": faults}
 
 
 def main(argv=None) -> int:
@@ -161,18 +198,22 @@ def main(argv=None) -> int:
     ap.add_argument("part", choices=[*PARTS, "all"])
     ap.add_argument("--rounds", type=int, default=20, help="rounds per failpoint / kill kind (default 20)")
     ap.add_argument("--cases", type=int, default=1000, help="r3: hypothesis cases per kind of input (default 1000)")
-    ap.add_argument("--seconds", type=float, default=60, help="r4: how long the writers write (default 60)")
+    ap.add_argument("--seconds", type=float, default=60, help="r4: how long the writers write; r3-atheris: seconds per target (default 60)")
     ap.add_argument("--writers", type=int, default=8, help="r4: concurrent writers (default 8)")
+    ap.add_argument("--fresh-every", type=int, default=15,
+                    help="r1-pfs: start a new data root every N rounds (default 15)")
     ap.add_argument("--seed", type=int, default=int(os.environ.get("SEED", "1")))
     a = ap.parse_args(argv)
     parts = list(PARTS) if a.part == "all" else [a.part]
     for p in parts:
         if p == "r3":
             r3(a.cases, a.seed)
+        elif p == "r3-atheris":
+            r3_atheris(a.seconds, a.seed)
         elif p == "r4":
             r4(a.seconds, a.writers, a.seed)
-        elif p == "faults":
-            PARTS[p](a.rounds, a.seed)
+        elif p == "r1-pfs":
+            r1_pfs(a.rounds, a.seed, a.fresh_every)
         else:
             PARTS[p](a.rounds, a.seed)
     return 0
