@@ -161,3 +161,14 @@ def test_worker_pod_manifest_validates(mode):
                         worker_image="pachyderm-py/worker:latest", mode=mode, service_account="pachyderm-worker",
                         secret_env={"PACHD_AUTH_TOKEN": ("pachd-auth", "auth-token")})
     assert roundtrip(pod) == pod
+
+
+def test_dockerfile_copies_every_package_the_project_installs():
+    # the images are built from the `src` stage's copies; a package missing there (as `auth`
+    # was once) makes pachd die at import inside the container only
+    text = (DEPLOY / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\w+) \1$", text, re.M))
+    pyproject = (DEPLOY.parent / "pyproject.toml").read_text()
+    include = re.search(r"^include = \[(.*)\]", pyproject, re.M).group(1)
+    packages = {p.strip(' "*') for p in include.split(",")}
+    assert packages and packages <= copied, f"deploy/Dockerfile does not copy {sorted(packages - copied)}"
