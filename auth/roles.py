@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CLUSTER, PROJECT, REPO = "CLUSTER", "PROJECT", "REPO"
+# A pipeline's spec repo (Pachyderm's ResourceType SPEC_REPO): readable by every signed-in
+# user, anything more is checked against the repo of the same name. No role is bound to it.
+SPEC_REPO = "SPEC_REPO"
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def _proj(p) -> str:
 
 
 def repo_of(r) -> Resource:
-    return repo_resource(_proj(r.project), r.name)
+    return repo_resource(_proj(r.project), r.name, r.type)
 
 
 def commit_repo(c) -> Resource:
@@ -138,17 +138,22 @@ def need_create_repo(call, req) -> Need:
 
 
 def after_create_repo(call, req) -> None:
-    call.auth.grant(repo_of(req.repo), call.subject, ["repoOwner"])
+    if req.repo.type in ("", "user"):
+        call.auth.grant(repo_of(req.repo), call.subject, ["repoOwner"])
 
 
 def after_delete_repo(call, req) -> None:
-    call.auth.drop_resource(repo_of(req.repo))
+    if req.repo.type in ("", "user"):  # a meta or spec repo shares the user repo's bindings
+        call.auth.drop_resource(repo_of(req.repo))
 
 
-def need_delete_repos(call, req) -> Need:
-    if req.all or not req.projects:  # no projects named: the servicer deletes every repo
-        return [(CLUSTER_RESOURCE, ADMIN)]
-    return [(project_resource(_proj(p)), "PROJECT_DELETE") for p in req.projects]
+def keep_deleted_repos(call, resp):
+    """DeleteRepos deleted what the caller may delete (the servicer skips the rest, as
+    Pachyderm's): their bindings go with them."""
+    for r in resp.repos:
+        if r.type in ("", "user"):
+            call.auth.drop_resource(repo_of(r))
+    return resp
 
 
 def need_start_commit(call, req) -> Need:
@@ -209,7 +214,7 @@ PFS = {
     "InspectRepo": on("REPO_READ", lambda r: repo_of(r.repo), keep=keep_repo_info),
     "ListRepo": Rule(keep=keep_repo_info),
     "DeleteRepo": on("REPO_DELETE", lambda r: repo_of(r.repo), after=after_delete_repo),
-    "DeleteRepos": Rule(need=need_delete_repos),
+    "DeleteRepos": Rule(keep=keep_deleted_repos),
     "StartCommit": Rule(need=need_start_commit),
     "FinishCommit": on("REPO_WRITE", lambda r: commit_repo(r.commit)),
     "ClearCommit": on("REPO_WRITE", lambda r: commit_repo(r.commit)),
@@ -262,7 +267,7 @@ PFS = {
     "InspectProjectV2": AUTHENTICATED,
     "ListProject": Rule(keep=keep_project_info),
     "DeleteProject": on("PROJECT_DELETE", lambda r: project_resource(_proj(r.project)), after=after_delete_project),
-    "ReposSummary": AUTHENTICATED,
+    "ReposSummary": AUTHENTICATED,  # the servicer counts only repos the caller may read
     "ForgetCommit": cluster(ADMIN),
 }
 
@@ -403,7 +408,7 @@ PPS = {
     "SetClusterDefaults": cluster("CLUSTER_SET_DEFAULTS"),
     "GetProjectDefaults": AUTHENTICATED,
     "SetProjectDefaults": on("PROJECT_SET_DEFAULTS", lambda r: project_resource(_proj(r.project))),
-    "PipelinesSummary": AUTHENTICATED,
+    "PipelinesSummary": AUTHENTICATED,  # the servicer counts only pipelines the caller may read
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 from pachyderm_sdk.api import pfs, pps
 
 from pachd.server import Pachd
+from tests.auth.conftest import strip_default_grants
 from tests.sdk_clients import sdk_clients
 
 SCRIPT = r'''
@@ -32,6 +33,7 @@ def test_pipeline_end_to_end_under_auth(pd):
     with sdk_clients() as make:
         root = make(pd.port).auth.activate().pach_token
         admin = make(pd.port, auth_token=root)
+        strip_default_grants(admin)
         admin.pfs.create_repo(repo=pfs.Repo(name="images"))
         admin.pfs.create_repo(repo=pfs.Repo(name="private"))
         admin.pfs.put_file_from_bytes(commit=pfs.Commit.from_uri("images@master"), path="/a.png", data=b"A")
