@@ -362,6 +362,19 @@ class Auth:
                     perms.append(p)
         return perms, roles
 
+    def reported(self, subject: str, resource: Resource) -> tuple[list[str], list[str]]:
+        """(permissions, roles) as GetPermissions reports them (Pachyderm's
+        rolesForResourceType): only roles returned for the resource's type (a cluster-wide
+        projectCreator is not shown on a repo), and the permissions those roles grant."""
+        rtype = REPO if resource.type == SPEC_REPO else resource.type
+        roles = [r for r in self.roles_of(subject, resource) if r in ROLES and rtype in ROLES[r].returned_for]
+        perms: list[str] = []
+        for r in roles:
+            for p in ROLES[r].permissions:
+                if p not in perms:
+                    perms.append(p)
+        return perms, roles
+
     def has(self, subject: str, permission: str, resource: Resource) -> bool:
         return any(grants(r, permission) for r in self.roles_of(subject, resource))
 

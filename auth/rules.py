@@ -78,16 +78,14 @@ def _can(call, resource: Resource, perm: str) -> bool:
 
 def keep_repo_info(call, info):
     res = repo_of(info.repo)
-    perms, roles = call.auth.permissions(call.subject, res)
-    if "REPO_READ" not in perms:
+    if not call.auth.has(call.subject, "REPO_READ", res):
         return None
-    call.decorate(info.auth_info, perms, roles)
+    call.decorate(info.auth_info, *call.auth.reported(call.subject, res))
     return info
 
 
 def keep_project_info(call, info):
-    perms, roles = call.auth.permissions(call.subject, project_resource(info.project.name))
-    call.decorate(info.auth_info, perms, roles)
+    call.decorate(info.auth_info, *call.auth.reported(call.subject, project_resource(info.project.name)))
     return info
 
 

@@ -156,7 +156,7 @@ class AuthServicer(auth_pb2_grpc.APIServicer):
             missing=[auth_pb2.Permission.Value(p) for p in miss])
 
     def _permissions(self, subject: str, resource) -> auth_pb2.GetPermissionsResponse:
-        perms, roles = self.auth.permissions(subject, resource)
+        perms, roles = self.auth.reported(subject, resource)
         return auth_pb2.GetPermissionsResponse(permissions=[auth_pb2.Permission.Value(p) for p in perms],
                                                roles=roles)
 
