@@ -6,7 +6,7 @@ Invariants:
 - The token in use is the active context's `session_token` (Pachyderm's config field): activate
   and login write it there, logout clears it.
 - Role lists are `role1,role2` or `none`; subjects are `user:NAME`, `robot:NAME`,
-  `pipeline:PROJECT/NAME` or `allClusterUsers` (a bare name means `user:NAME`).
+  `pipeline:PROJECT/NAME`, `group:NAME` or `allClusterUsers` (a bare name means `user:NAME`).
 - There is no OIDC: `auth login` takes a token (pasted or on stdin) instead of a browser login.
 """
 from __future__ import annotations
