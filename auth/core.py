@@ -6,8 +6,13 @@ Invariants:
   from the file, so memory never runs ahead of the disk.
 - `authenticate` costs one SHA-256 and one dict lookup; expired tokens are refused (and
   dropped on the next change).
-- Permissions are evaluated cluster -> project -> repo: the roles of the subject and of
-  `allClusterUsers` on each level apply to everything below it.
+- Permissions are evaluated cluster -> project -> repo: the roles of the subject, of
+  `allClusterUsers` and of every group the subject is a member of, on each level, apply to
+  everything below it (Pachyderm's authorize_req.go). A spec repo grants repoReader to every
+  signed-in subject and is otherwise evaluated as the repo of the same name.
+- Activation binds what Pachyderm's does: pach:root clusterAdmin and allClusterUsers
+  projectCreator on the cluster, allClusterUsers projectWriter on the `default` project if
+  it exists. Deactivation forgets every binding, token and group.
 """
 from __future__ import annotations
 
@@ -19,9 +24,10 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from auth.model import (ALL_CLUSTER_USERS, CLUSTER_RESOURCE, ROOT_USER, AlreadyActivated, BadToken,
-                        InvalidArgument, NotActivated, NotAuthorized, NotSignedIn, Resource,
-                        normalize_subject, pipeline_subject, project_resource, repo_resource)
-from auth.roles import CLUSTER, PROJECT, REPO, ROLES, grants
+                        InvalidArgument, NotActivated, NotAuthorized, NotFoundError, NotSignedIn, Resource,
+                        canonical_subject, group_name, normalize_subject, pipeline_subject, project_resource,
+                        repo_resource)
+from auth.roles import CLUSTER, PROJECT, REPO, ROLES, SPEC_REPO, grants
 from auth.state import AuthState, StateFile, TokenRecord, hash_token
 
 
@@ -36,6 +42,8 @@ class Auth:
         self._lock = threading.RLock()
         self.state = self.file.load()
         self._pipeline_tokens: dict[str, str] = {}  # subject -> the token its workers hold (memory only)
+        self._member_of: dict[str, tuple[str, ...]] = {}  # subject -> its groups (from state.groups)
+        self._index_groups()
 
     # ---- persistence -------------------------------------------------------------------
     @contextmanager
@@ -47,6 +55,15 @@ class Auth:
             except BaseException:
                 self.state = self.file.load()
                 raise
+            finally:
+                self._index_groups()
+
+    def _index_groups(self) -> None:
+        member_of: dict[str, list[str]] = {}
+        for group, members in self.state.groups.items():
+            for m in members:
+                member_of.setdefault(m, []).append(group)
+        self._member_of = {m: tuple(sorted(g)) for m, g in member_of.items()}
 
     @property
     def active(self) -> bool:
@@ -57,18 +74,28 @@ class Auth:
             raise NotActivated()
 
     # ---- activation --------------------------------------------------------------------
-    def activate(self, root_token: str = "") -> str:
+    @staticmethod
+    def _initial_bindings(default_project_exists: bool) -> dict[str, dict[str, list[str]]]:
+        """Pachyderm's activateInTransaction: root is clusterAdmin, every signed-in user may
+        create projects, and may create repos in (and list) the `default` project."""
+        b = {CLUSTER_RESOURCE.key: {ROOT_USER: ["clusterAdmin"], ALL_CLUSTER_USERS: ["projectCreator"]}}
+        if default_project_exists:
+            b[project_resource("default").key] = {ALL_CLUSTER_USERS: ["projectWriter"]}
+        return b
+
+    def activate(self, root_token: str = "", default_project_exists: bool = True) -> str:
         with self._change() as st:
             if st.active:
                 raise AlreadyActivated()
             token = root_token.strip() or new_token()
             st.active = True
             st.tokens = {hash_token(token): TokenRecord(ROOT_USER)}
-            st.bindings = {CLUSTER_RESOURCE.key: {ROOT_USER: ["clusterAdmin"]}}
+            st.bindings = self._initial_bindings(default_project_exists)
+            st.groups = {}
             self._pipeline_tokens.clear()
             return token
 
-    def ensure_root_token(self, token: str) -> None:
+    def ensure_root_token(self, token: str, default_project_exists: bool = True) -> None:
         """pachd --auth-token: auth is active and `token` is a root token."""
         with self._lock:
             if self.state.active and hash_token(token) in self.state.tokens:
@@ -77,13 +104,14 @@ class Auth:
             if not st.active:
                 st.active = True
                 st.tokens = {}
-                st.bindings = {CLUSTER_RESOURCE.key: {ROOT_USER: ["clusterAdmin"]}}
+                st.bindings = self._initial_bindings(default_project_exists)
+                st.groups = {}
             st.tokens[hash_token(token)] = TokenRecord(ROOT_USER)
 
     def deactivate(self) -> None:
         with self._change() as st:
             self.require_active()
-            st.active, st.tokens, st.bindings = False, {}, {}
+            st.active, st.tokens, st.bindings, st.groups = False, {}, {}, {}
             self._pipeline_tokens.clear()
 
     def rotate_root_token(self, token: str = "") -> str:
@@ -256,6 +284,48 @@ class Auth:
         with self._lock:
             return {s: list(r) for s, r in self.state.bindings.get(resource.key, {}).items()}
 
+    # ---- groups (Pachyderm's ModifyMembers / SetGroupsForUser / GetGroups / GetUsers) ------------
+    def modify_members(self, group: str, add: Iterable[str], remove: Iterable[str]) -> None:
+        group = group_name(group)
+        add = [canonical_subject(s) for s in add]
+        remove = [canonical_subject(s) for s in remove]
+        with self._change() as st:
+            self.require_active()
+            members = [m for m in st.groups.get(group, []) if m not in remove]
+            members += [m for m in dict.fromkeys(add) if m not in members]
+            if members:
+                st.groups[group] = members
+            else:
+                st.groups.pop(group, None)
+
+    def set_groups_for_user(self, subject: str, groups: Iterable[str]) -> None:
+        subject = canonical_subject(subject)
+        wanted = {group_name(g) for g in groups}
+        with self._change() as st:
+            self.require_active()
+            for g in list(st.groups):
+                if g not in wanted and subject in st.groups[g]:
+                    st.groups[g] = [m for m in st.groups[g] if m != subject]
+                    if not st.groups[g]:
+                        del st.groups[g]
+            for g in sorted(wanted):
+                members = st.groups.setdefault(g, [])
+                if subject not in members:
+                    members.append(subject)
+
+    def groups_of(self, subject: str) -> list[str]:
+        return list(self._member_of.get(subject, ()))
+
+    def users(self, group: str = "") -> list[str]:
+        self.require_active()
+        with self._lock:
+            if not group:
+                return sorted(self._member_of)
+            g = group_name(group)
+            if g not in self.state.groups:
+                raise NotFoundError(f'group "{g}" not found (it has no members)')
+            return list(self.state.groups[g])
+
     # ---- evaluation ----------------------------------------------------------------------------
     def _levels(self, resource: Resource) -> list[str]:
         keys = [CLUSTER_RESOURCE.key]
@@ -266,13 +336,17 @@ class Auth:
         return keys
 
     def roles_of(self, subject: str, resource: Resource) -> list[str]:
-        b = self.state.bindings
         roles: list[str] = ["clusterAdmin"] if subject == ROOT_USER else []
+        if resource.type == SPEC_REPO:  # Pachyderm: spec repos are world-readable
+            roles.append("repoReader")
+            resource = Resource(REPO, resource.name)
+        b = self.state.bindings
+        whos = (subject, ALL_CLUSTER_USERS, *self._member_of.get(subject, ()))
         for key in self._levels(resource):
             level = b.get(key)
             if not level:
                 continue
-            for who in (subject, ALL_CLUSTER_USERS):
+            for who in whos:
                 for r in level.get(who, ()):
                     if r not in roles:
                         roles.append(r)
@@ -284,6 +358,19 @@ class Auth:
         for r in roles:
             role = ROLES.get(r)
             for p in role.permissions if role else ():
+                if p not in perms:
+                    perms.append(p)
+        return perms, roles
+
+    def reported(self, subject: str, resource: Resource) -> tuple[list[str], list[str]]:
+        """(permissions, roles) as GetPermissions reports them (Pachyderm's
+        rolesForResourceType): only roles returned for the resource's type (a cluster-wide
+        projectCreator is not shown on a repo), and the permissions those roles grant."""
+        rtype = REPO if resource.type == SPEC_REPO else resource.type
+        roles = [r for r in self.roles_of(subject, resource) if r in ROLES and rtype in ROLES[r].returned_for]
+        perms: list[str] = []
+        for r in roles:
+            for p in ROLES[r].permissions:
                 if p not in perms:
                     perms.append(p)
         return perms, roles

@@ -2,15 +2,19 @@
 
 Invariants:
 - A resource is (type, name): the cluster is ("CLUSTER", ""), a project ("PROJECT", name),
-  a repo ("REPO", "project/repo") — Pachyderm's names, so bindings read the same.
+  a repo ("REPO", "project/repo") — Pachyderm's names, so bindings read the same. As in
+  Pachyderm (pfs Repo.AuthResource), the repo type is not part of the name: a pipeline's meta
+  repo is the resource of its output repo, and its spec repo is ("SPEC_REPO", "project/repo"),
+  which every signed-in user may read and which otherwise follows the output repo's bindings.
 - Subjects carry a prefix: `user:`, `robot:`, `pipeline:` (`pipeline:project/name`),
-  `pach:` (pach:root) or are the group `allClusterUsers`. A bare name means `user:name`.
+  `pach:` (pach:root), `group:` (a group: its members get the group's roles) or are
+  `allClusterUsers`. A bare name means `user:name`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from auth.roles import CLUSTER, PROJECT, REPO
+from auth.roles import CLUSTER, PROJECT, REPO, SPEC_REPO
 
 ROOT_USER = "pach:root"
 ALL_CLUSTER_USERS = "allClusterUsers"
@@ -33,7 +37,7 @@ class Resource:
     def project(self) -> str | None:
         if self.type == PROJECT:
             return self.name
-        if self.type == REPO:
+        if self.type in (REPO, SPEC_REPO):
             return self.name.split("/", 1)[0]
         return None
 
@@ -41,8 +45,9 @@ class Resource:
 CLUSTER_RESOURCE = Resource(CLUSTER, "")
 
 
-def repo_resource(project: str, repo: str) -> Resource:
-    return Resource(REPO, f"{project or 'default'}/{repo}")
+def repo_resource(project: str, repo: str, repo_type: str = "user") -> Resource:
+    """A repo's resource; `repo_type` is pfs's ("user", "meta", "spec", or "" for user)."""
+    return Resource(SPEC_REPO if repo_type == "spec" else REPO, f"{project or 'default'}/{repo}")
 
 
 def project_resource(project: str) -> Resource:
@@ -65,6 +70,31 @@ def normalize_subject(s: str) -> str:
         raise InvalidArgument(f'invalid principal "{s}"; must start with one of "user:", "robot:", '
                               f'"pipeline:", "group:" or be "allClusterUsers"')
     return "user:" + s
+
+
+def canonical_subject(s: str) -> str:
+    """Pachyderm's checkCanonicalSubject (group members): a known prefix is required."""
+    s = s.strip()
+    if s == ALL_CLUSTER_USERS:
+        return s
+    if ":" not in s:
+        raise InvalidArgument(f'subject "{s}" has no prefix, must be of the form <type>:<name> '
+                              '(user:, robot:, pipeline:, group:, pach:)')
+    if not s.startswith(PREFIXES):
+        raise InvalidArgument(f'subject has unrecognized prefix: {s.split(":", 1)[0]}:')
+    return s
+
+
+def group_name(s: str) -> str:
+    """`eng` -> `group:eng`: a group is bound and evaluated by its `group:` name."""
+    s = s.strip()
+    if not s:
+        raise InvalidArgument("a group name is required")
+    if s.startswith("group:"):
+        return s
+    if ":" in s:
+        raise InvalidArgument(f'"{s}" is not a group name (a group is named group:NAME)')
+    return "group:" + s
 
 
 class AuthError(Exception):
@@ -114,6 +144,10 @@ class NotAuthorized(AuthError):
 
 class InvalidArgument(AuthError):
     code = "INVALID_ARGUMENT"
+
+
+class NotFoundError(AuthError):
+    code = "NOT_FOUND"
 
 
 class Unsupported(AuthError):

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CLUSTER, PROJECT, REPO = "CLUSTER", "PROJECT", "REPO"
+# A pipeline's spec repo (Pachyderm's ResourceType SPEC_REPO): readable by every signed-in
+# user, anything more is checked against the repo of the same name. No role is bound to it.
+SPEC_REPO = "SPEC_REPO"
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ _CLUSTER_ADMIN = _union(
      "CLUSTER_AUTH_GET_PERMISSIONS_FOR_PRINCIPAL", "CLUSTER_AUTH_REVOKE_USER_TOKENS",
      "CLUSTER_ENTERPRISE_ACTIVATE", "CLUSTER_ENTERPRISE_HEARTBEAT", "CLUSTER_ENTERPRISE_GET_CODE",
      "CLUSTER_ENTERPRISE_DEACTIVATE", "CLUSTER_DELETE_ALL", "CLUSTER_ENTERPRISE_PAUSE",
-     "CLUSTER_SET_DEFAULTS"))
+     "CLUSTER_SET_DEFAULTS", "CLUSTER_EDIT_CLUSTER_METADATA"))
 
 _ALL_THREE, _CP, _C = (CLUSTER, PROJECT, REPO), (CLUSTER, PROJECT), (CLUSTER,)
 ROLES: dict[str, Role] = {r.name: r for r in (

@@ -45,7 +45,7 @@ def _proj(p) -> str:
 
 
 def repo_of(r) -> Resource:
-    return repo_resource(_proj(r.project), r.name)
+    return repo_resource(_proj(r.project), r.name, r.type)
 
 
 def commit_repo(c) -> Resource:
@@ -78,16 +78,14 @@ def _can(call, resource: Resource, perm: str) -> bool:
 
 def keep_repo_info(call, info):
     res = repo_of(info.repo)
-    perms, roles = call.auth.permissions(call.subject, res)
-    if "REPO_READ" not in perms:
+    if not call.auth.has(call.subject, "REPO_READ", res):
         return None
-    call.decorate(info.auth_info, perms, roles)
+    call.decorate(info.auth_info, *call.auth.reported(call.subject, res))
     return info
 
 
 def keep_project_info(call, info):
-    perms, roles = call.auth.permissions(call.subject, project_resource(info.project.name))
-    call.decorate(info.auth_info, perms, roles)
+    call.decorate(info.auth_info, *call.auth.reported(call.subject, project_resource(info.project.name)))
     return info
 
 
@@ -138,17 +136,22 @@ def need_create_repo(call, req) -> Need:
 
 
 def after_create_repo(call, req) -> None:
-    call.auth.grant(repo_of(req.repo), call.subject, ["repoOwner"])
+    if req.repo.type in ("", "user"):
+        call.auth.grant(repo_of(req.repo), call.subject, ["repoOwner"])
 
 
 def after_delete_repo(call, req) -> None:
-    call.auth.drop_resource(repo_of(req.repo))
+    if req.repo.type in ("", "user"):  # a meta or spec repo shares the user repo's bindings
+        call.auth.drop_resource(repo_of(req.repo))
 
 
-def need_delete_repos(call, req) -> Need:
-    if req.all or not req.projects:  # no projects named: the servicer deletes every repo
-        return [(CLUSTER_RESOURCE, ADMIN)]
-    return [(project_resource(_proj(p)), "PROJECT_DELETE") for p in req.projects]
+def keep_deleted_repos(call, resp):
+    """DeleteRepos deleted what the caller may delete (the servicer skips the rest, as
+    Pachyderm's): their bindings go with them."""
+    for r in resp.repos:
+        if r.type in ("", "user"):
+            call.auth.drop_resource(repo_of(r))
+    return resp
 
 
 def need_start_commit(call, req) -> Need:
@@ -209,7 +212,7 @@ PFS = {
     "InspectRepo": on("REPO_READ", lambda r: repo_of(r.repo), keep=keep_repo_info),
     "ListRepo": Rule(keep=keep_repo_info),
     "DeleteRepo": on("REPO_DELETE", lambda r: repo_of(r.repo), after=after_delete_repo),
-    "DeleteRepos": Rule(need=need_delete_repos),
+    "DeleteRepos": Rule(keep=keep_deleted_repos),
     "StartCommit": Rule(need=need_start_commit),
     "FinishCommit": on("REPO_WRITE", lambda r: commit_repo(r.commit)),
     "ClearCommit": on("REPO_WRITE", lambda r: commit_repo(r.commit)),
@@ -262,7 +265,7 @@ PFS = {
     "InspectProjectV2": AUTHENTICATED,
     "ListProject": Rule(keep=keep_project_info),
     "DeleteProject": on("PROJECT_DELETE", lambda r: project_resource(_proj(r.project)), after=after_delete_project),
-    "ReposSummary": AUTHENTICATED,
+    "ReposSummary": AUTHENTICATED,  # the servicer counts only repos the caller may read
     "ForgetCommit": cluster(ADMIN),
 }
 
@@ -403,7 +406,7 @@ PPS = {
     "SetClusterDefaults": cluster("CLUSTER_SET_DEFAULTS"),
     "GetProjectDefaults": AUTHENTICATED,
     "SetProjectDefaults": on("PROJECT_SET_DEFAULTS", lambda r: project_resource(_proj(r.project))),
-    "PipelinesSummary": AUTHENTICATED,
+    "PipelinesSummary": AUTHENTICATED,  # the servicer counts only pipelines the caller may read
 }
 
 
@@ -487,22 +490,146 @@ ENTERPRISE = {**_cluster_each({
 DEBUG = {**_cluster_each({m: "CLUSTER_DEBUG_DUMP" for m in ("Profile", "Binary", "Dump", "DumpV2", "Trace",
                                                               "GetDumpV2Template")}),
          **_cluster_each({m: ADMIN for m in ("SetLogLevel", "RunPFSLoadTest", "RunPFSLoadTestDefault")})}
-# Not narrowed per query or per edited object yet: pachd's own logs and metadata of any
-# project, repo or commit are clusterAdmin's (fails closed; docs/auth.md says so).
-LOGS = {"GetLogs": cluster("CLUSTER_GET_PACHD_LOGS")}
-METADATA = {"EditMetadata": cluster(ADMIN)}
+# ---- logs.API, metadata.API (Pachyderm 2.12) ------------------------------------------------
+def need_logs(call, req) -> Need:
+    """Admin queries (Loki, pods) are cluster-wide; a query naming a pipeline needs read on
+    its output repo, as pps GetLogs; project, job and datum queries need only a token: the
+    servicer returns lines of pipelines whose output the caller may read, and nothing else
+    (filtered before any limit, so counts tell nothing either)."""
+    q = req.query
+    if q.WhichOneof("query_type") == "admin":
+        return [(CLUSTER_RESOURCE, "CLUSTER_GET_LOKI_LOGS")]
+    u = q.user
+    kind = u.WhichOneof("user_type")
+    p = {"pipeline": u.pipeline, "pipeline_job": u.pipeline_job.pipeline,
+         "pipeline_datum": u.pipeline_datum.pipeline}.get(kind)
+    if p is not None and p.pipeline:
+        return [(repo_resource(p.project or "default", p.pipeline), "REPO_READ")]
+    return []
+
+
+def _picked_project(p) -> str:
+    return (p.name if p.WhichOneof("picker") == "name" else "") or "default"
+
+
+def _picked_repo(p) -> Resource:
+    n = p.name
+    return repo_resource(_picked_project(n.project), n.name, n.type or "user")
+
+
+def _picked_commit_repo(p) -> Resource:
+    kind = p.WhichOneof("picker")
+    if kind == "branch_head":
+        return _picked_repo(p.branch_head.name.repo)
+    if kind == "id":
+        return _picked_repo(p.id.repo)
+    if kind == "ancestor":
+        return _picked_commit_repo(p.ancestor.start)
+    if kind == "branch_root":
+        return _picked_repo(p.branch_root.branch.name.repo)
+    raise InvalidArgument("commit picker names no commit")
+
+
+def need_edit_metadata(call, req) -> Need:
+    """Each edit as Pachyderm's metadata server checks it: a repo's needs REPO_WRITE, a
+    branch's REPO_CREATE_BRANCH, the cluster's CLUSTER_EDIT_CLUSTER_METADATA, a project's
+    only a token (Pachyderm: "same as editing a project's description"). A commit's needs
+    REPO_WRITE on its repo: Pachyderm's comment says "same as starting commits" though its
+    code checks nothing; we check what the comment says."""
+    out: Need = []
+    for e in req.edits:
+        target = e.WhichOneof("target")
+        if target == "repo":
+            out.append((_picked_repo(e.repo), "REPO_WRITE"))
+        elif target == "branch":
+            out.append((_picked_repo(e.branch.name.repo), "REPO_CREATE_BRANCH"))
+        elif target == "commit":
+            out.append((_picked_commit_repo(e.commit), "REPO_WRITE"))
+        elif target == "cluster":
+            out.append((CLUSTER_RESOURCE, "CLUSTER_EDIT_CLUSTER_METADATA"))
+        elif target == "pipeline":
+            n = e.pipeline.name
+            out.append((repo_resource(_picked_project(n.project), n.name), "REPO_WRITE"))
+    return out
+
+
+LOGS = {"GetLogs": Rule(need=need_logs)}
+METADATA = {"EditMetadata": Rule(need=need_edit_metadata)}
 PJS = {m: cluster(ADMIN) for m in ("CreateJob", "CancelJob", "DeleteJob", "ListJob", "WalkJob", "InspectJob",
                                     "ProcessQueue", "ListQueue", "InspectQueue", "AwaitJob")}
 SNAPSHOT = {m: cluster(ADMIN) for m in ("CreateSnapshot", "DeleteSnapshot", "InspectSnapshot", "ListSnapshot")}
 # file sets are scratch objects named by unguessable ids, as pfs's CreateFileSet
 STORAGE = {m: AUTHENTICATED for m in ("CreateFileset", "ReadFileset", "ReadFilesetCDR", "RenewFileset",
                                        "ComposeFileset", "ShardFileset")}
+# ---- transactions ---------------------------------------------------------------------------
 # A call made inside a transaction is checked as its caller makes it (the interceptor runs
-# before the transaction queues it); a batch carries its requests inline, unchecked, so it
-# is clusterAdmin's until each is checked on its own.
+# before the transaction queues it). A batch carries its requests inline: each is checked by
+# the rule of the RPC it stands for, in order; a repo that an earlier request of the batch
+# creates counts as the caller's (its repoOwner) for the requests after it, as in Pachyderm,
+# where the creator's binding is written in the same transaction.
+LEGACY_CREATE_PIPELINE = 9  # python-pachyderm 7.6's TransactionRequest.create_pipeline
+
+
+def _batch_items(req):
+    """(rule, inner request) of each request of a BatchTransaction, in order."""
+    by_field = {"create_repo": PFS["CreateRepo"], "delete_repo": PFS["DeleteRepo"],
+                "start_commit": PFS["StartCommit"], "finish_commit": PFS["FinishCommit"],
+                "squash_commit_set": PFS["SquashCommitSet"], "create_branch": PFS["CreateBranch"],
+                "delete_branch": PFS["DeleteBranch"], "update_job_state": PPS["UpdateJobState"],
+                "stop_job": PPS["StopJob"]}
+    for r in req.requests:
+        field = next((f for f in by_field if r.HasField(f)), None)
+        if field is not None:
+            yield by_field[field], getattr(r, field)
+        elif r.HasField("create_pipeline_v2"):
+            yield PPS["CreatePipeline"], r.create_pipeline_v2.create_pipeline_request
+        else:
+            from google.protobuf import unknown_fields
+            from proto.pps_v2 import pps_pb2
+            legacy = [f for f in unknown_fields.UnknownFieldSet(r) if f.field_number == LEGACY_CREATE_PIPELINE]
+            if legacy:
+                yield PPS["CreatePipeline"], pps_pb2.CreatePipelineRequest.FromString(legacy[0].data)
+            # an empty request: the servicer refuses it by name
+
+
+def need_batch(call, req) -> Need:
+    from auth.roles import grants
+    made: set[Resource] = set()
+    subs = []
+    for rule, inner in _batch_items(req):
+        sub = type(call)(call.auth, call.hooks, call.subject)
+        for res, perm in (rule.need(sub, inner) if rule.need is not None else []):
+            if res in made and grants("repoOwner", perm):
+                continue
+            call.auth.check(call.subject, res, perm)
+        created = _created_repo(inner)
+        if created is not None and not call.hooks.repo_exists(created):
+            made.add(created)
+        subs.append((rule, sub, inner))
+    call.state["batch"] = subs
+    return []
+
+
+def _created_repo(inner) -> Optional[Resource]:
+    """The repo a CreateRepo or CreatePipeline request makes."""
+    from proto.pfs_v2 import pfs_pb2
+    from proto.pps_v2 import pps_pb2
+    if isinstance(inner, pfs_pb2.CreateRepoRequest):
+        return repo_of(inner.repo)
+    if isinstance(inner, pps_pb2.CreatePipelineRequest):
+        return repo_resource(_proj(inner.pipeline.project), inner.pipeline.name)
+    return None
+
+
+def after_batch(call, req) -> None:
+    for rule, sub, inner in call.state.get("batch", ()):
+        if rule.after is not None:
+            rule.after(sub, inner)
+
+
 TRANSACTION = {"StartTransaction": AUTHENTICATED, "InspectTransaction": AUTHENTICATED,
                "DeleteTransaction": AUTHENTICATED, "ListTransaction": AUTHENTICATED,
-               "FinishTransaction": AUTHENTICATED, "BatchTransaction": cluster(ADMIN),
+               "FinishTransaction": AUTHENTICATED, "BatchTransaction": Rule(need=need_batch, after=after_batch),
                "DeleteAll": cluster(ADMIN)}
 
 RULES: dict[str, Rule] = {

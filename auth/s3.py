@@ -7,6 +7,8 @@ Invariants:
 - Reads need REPO_READ, writes REPO_WRITE, CreateBucket (a new repo) PROJECT_CREATE_REPO or,
   for a new branch of an existing repo, REPO_CREATE_BRANCH; DeleteBucket REPO_DELETE.
 - ListBuckets lists only repos the caller may read.
+- The creator of a new bucket's repo becomes its repoOwner only after CreateBucket
+  succeeded (`created`): a failed CreateBucket leaves no binding behind.
 """
 from __future__ import annotations
 
@@ -55,9 +57,15 @@ class S3Access:
             self.auth.check(principal, res, perm)
         except NotAuthorized as e:
             return str(e)
-        if operation == "CreateBucket" and perm == "PROJECT_CREATE_REPO":
-            self.auth.grant(repo_resource(project, repo), principal, ["repoOwner"])
         return None
+
+    def repo_is_new(self, project: str, repo: str) -> bool:
+        return not self.repo_exists(repo_resource(project, repo))
+
+    def created(self, principal: Optional[str], project: str, repo: str) -> None:
+        """CreateBucket made a new repo: its creator owns it (as CreateRepo's)."""
+        if principal is not None:
+            self.auth.grant(repo_resource(project, repo), principal, ["repoOwner"])
 
     def can_list(self, principal: Optional[str], project: str, repo: str) -> bool:
         return principal is not None and self.auth.has(principal, "REPO_READ", repo_resource(project, repo))

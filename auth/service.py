@@ -5,8 +5,11 @@ Invariants:
   activated" (both Pachyderm clients map this text to AuthServiceNotActivated).
 - The caller is found from its own `authn-token` (the interceptor has already refused
   calls without a valid one where the method needs it).
-- OIDC, groups and enterprise features are not implemented: they answer UNIMPLEMENTED with
-  a message saying so. There is no licensing: Activate activates.
+- Groups are Pachyderm's: ModifyMembers / SetGroupsForUser change membership, GetGroups,
+  GetGroupsForPrincipal and GetUsers read it; a binding to `group:NAME` applies to its members.
+- OIDC logins are not implemented: GetOIDCLogin, Authenticate, Get/SetConfiguration answer
+  FAILED_PRECONDITION saying so (docs/auth.md says why). There is no licensing: Activate
+  activates.
 """
 from __future__ import annotations
 
@@ -75,13 +78,14 @@ class AuthServicer(auth_pb2_grpc.APIServicer):
     def __init__(self, auth: Auth):
         self.auth = auth
         self.on_activate = None  # set by pachd: give existing pipelines their bindings and tokens
+        self.default_project_exists = lambda: True  # set by pachd: decides a default grant
 
     def _caller(self, context) -> str:
         return self.auth.authenticate(token_of(context.invocation_metadata()))
 
     @rpc
     def Activate(self, req, ctx):
-        token = self.auth.activate(req.root_token)
+        token = self.auth.activate(req.root_token, default_project_exists=self.default_project_exists())
         if self.on_activate is not None:
             self.on_activate()
         return auth_pb2.ActivateResponse(pach_token=token)
@@ -152,7 +156,7 @@ class AuthServicer(auth_pb2_grpc.APIServicer):
             missing=[auth_pb2.Permission.Value(p) for p in miss])
 
     def _permissions(self, subject: str, resource) -> auth_pb2.GetPermissionsResponse:
-        perms, roles = self.auth.permissions(subject, resource)
+        perms, roles = self.auth.reported(subject, resource)
         return auth_pb2.GetPermissionsResponse(permissions=[auth_pb2.Permission.Value(p) for p in perms],
                                                roles=roles)
 
@@ -188,6 +192,28 @@ class AuthServicer(auth_pb2_grpc.APIServicer):
         return auth_pb2.RestoreAuthTokenResponse()
 
     @rpc
+    def ModifyMembers(self, req, ctx):
+        self.auth.modify_members(req.group, list(req.add), list(req.remove))
+        return auth_pb2.ModifyMembersResponse()
+
+    @rpc
+    def SetGroupsForUser(self, req, ctx):
+        self.auth.set_groups_for_user(req.username, list(req.groups))
+        return auth_pb2.SetGroupsForUserResponse()
+
+    @rpc
+    def GetGroups(self, req, ctx):
+        return auth_pb2.GetGroupsResponse(groups=self.auth.groups_of(self._caller(ctx)))
+
+    @rpc
+    def GetGroupsForPrincipal(self, req, ctx):
+        return auth_pb2.GetGroupsResponse(groups=self.auth.groups_of(req.principal.strip()))
+
+    @rpc
+    def GetUsers(self, req, ctx):
+        return auth_pb2.GetUsersResponse(usernames=self.auth.users(req.group))
+
+    @rpc
     def DeleteExpiredAuthTokens(self, req, ctx):
         self.auth.delete_expired()
         return auth_pb2.DeleteExpiredAuthTokensResponse()
@@ -196,16 +222,14 @@ class AuthServicer(auth_pb2_grpc.APIServicer):
 def _unsupported(name: str, what: str):
     @rpc
     def handler(self, req, ctx):
-        raise Unsupported(f"{what} are not supported by this pachd (tokens come from "
-                          "`pachctl auth get-robot-token`; roles are bound to users directly)")
+        raise Unsupported(f"{what} are not supported by this pachd: it has no OIDC identity provider "
+                          "connection (tokens come from `pachctl auth get-robot-token`; see docs/auth.md)")
     handler.__name__ = name
     return handler
 
 
 for _name, _what in (("GetConfiguration", "OIDC identity providers"), ("SetConfiguration", "OIDC identity providers"),
-                     ("Authenticate", "OIDC logins"), ("GetOIDCLogin", "OIDC logins"),
-                     ("SetGroupsForUser", "groups"), ("ModifyMembers", "groups"), ("GetGroups", "groups"),
-                     ("GetGroupsForPrincipal", "groups"), ("GetUsers", "groups")):
+                     ("Authenticate", "OIDC logins"), ("GetOIDCLogin", "OIDC logins")):
     setattr(AuthServicer, _name, _unsupported(_name, _what))
 
 __all__ = ["AuthServicer", "resource_from_proto", "ROLES", "NotActivated"]

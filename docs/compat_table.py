@@ -48,10 +48,12 @@ SERVICES = {
 
 # (service, rpc) -> (status, tests); overrides the service default
 RPCS = {
-    **{("auth_v2.API", m): (FP + ": no OIDC provider or groups here; tokens come from get-robot-token",
+    **{("auth_v2.API", m): (FP + ": no OIDC identity provider connection here; tokens come from get-robot-token",
                             "tests/auth/test_rpc_matrix.py")
-       for m in ("GetConfiguration", "SetConfiguration", "Authenticate", "GetOIDCLogin", "SetGroupsForUser",
-                 "ModifyMembers", "GetGroups", "GetGroupsForPrincipal", "GetUsers")},
+       for m in ("GetConfiguration", "SetConfiguration", "Authenticate", "GetOIDCLogin")},
+    **{("auth_v2.API", m): (OK + " (Pachyderm's groups: members get the roles bound to `group:NAME`, docs/auth.md)",
+                            "tests/auth/test_groups_and_defaults.py, tests/cli/test_cli_auth.py")
+       for m in ("SetGroupsForUser", "ModifyMembers", "GetGroups", "GetGroupsForPrincipal", "GetUsers")},
     ("pfs_v2.API", "Fsck"): (OK + " (pachctl fsck [--fix]; --zombie: " + FP + ")", "tests/cli/test_cli_storage.py"),
     ("pfs_v2.API", "CheckStorage"): (OK + " (pachctl check storage [--read-chunk-data])",
                                      "tests/cli/test_cli_storage.py"),

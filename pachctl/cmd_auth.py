@@ -1,12 +1,12 @@
 """`pachctl auth ...`: activate, deactivate, login/logout/use-auth-token, whoami,
 get-robot-token, revoke, rotate-root-token, set|get cluster|project|repo, check
-project|repo, roles-for-permission — with Pachyderm's outputs.
+project|repo, roles-for-permission, get-groups — with Pachyderm's outputs.
 
 Invariants:
 - The token in use is the active context's `session_token` (Pachyderm's config field): activate
   and login write it there, logout clears it.
 - Role lists are `role1,role2` or `none`; subjects are `user:NAME`, `robot:NAME`,
-  `pipeline:PROJECT/NAME` or `allClusterUsers` (a bare name means `user:NAME`).
+  `pipeline:PROJECT/NAME`, `group:NAME` or `allClusterUsers` (a bare name means `user:NAME`).
 - There is no OIDC: `auth login` takes a token (pasted or on stdin) instead of a browser login.
 """
 from __future__ import annotations
@@ -171,6 +171,18 @@ def rotate_root_token(supply_token):
     resp = _client().auth.RotateRootToken(auth_pb2.RotateRootTokenRequest(root_token=supply_token))
     print(WARNING)
     print(f"Pachyderm auth token:\n{resp.root_token}")
+
+
+@sub(auth, "get-groups", arity=(0, 1), metavar="[username]",
+     help="Get the list of groups a user belongs to. If no user is specified, the current user's groups "
+          "are listed.")
+def get_groups(args):
+    c = _client()
+    if args:
+        resp = c.auth.GetGroupsForPrincipal(auth_pb2.GetGroupsForPrincipalRequest(principal=args[0]))
+    else:
+        resp = c.auth.GetGroups(auth_pb2.GetGroupsRequest())
+    print("\n".join(resp.groups))
 
 
 @sub(auth, "roles-for-permission", arity=(1, 1), metavar="<permission>",

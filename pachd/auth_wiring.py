@@ -21,8 +21,8 @@ from typing import Optional
 import grpc
 
 from auth.core import Auth
-from auth.interceptor import AuthInterceptor
-from auth.model import Resource
+from auth.interceptor import AuthInterceptor, token_of
+from auth.model import AuthError, Resource, repo_resource
 from auth.s3 import S3Access
 from auth.service import AuthServicer
 from pfs.errors import NotFound
@@ -42,11 +42,17 @@ class PfsHooks:
         except NotFound:
             return False
 
+    def project_exists(self, name: str) -> bool:
+        try:
+            self.pfs.inspect_project(name)
+            return True
+        except NotFound:
+            return False
+
     def commit_set_repos(self, set_id: str) -> list[Resource]:
-        from auth.model import repo_resource
         out = []
         for ci in self.pfs.commit_set(set_id):
-            r = repo_resource(ci.commit.repo.project, ci.commit.repo.name)
+            r = repo_resource(ci.commit.repo.project, ci.commit.repo.name, ci.commit.repo.type)
             if r not in out:
                 out.append(r)
         return out
@@ -55,20 +61,34 @@ class PfsHooks:
 class AuthSetup:
     def __init__(self, root: Path, pfs, auth_token: Optional[str]):
         self.auth = Auth(Path(root) / "auth.json")
-        if auth_token:
-            self.auth.ensure_root_token(auth_token)
         self.hooks = PfsHooks(pfs)
+        if auth_token:
+            self.auth.ensure_root_token(auth_token, default_project_exists=self.hooks.project_exists("default"))
         self.interceptor = AuthInterceptor(self.auth, self.hooks)
         self.s3_access = S3Access(self.auth, self.hooks.repo_exists)
 
     def add_servicer(self, server) -> None:
         self.servicer = AuthServicer(self.auth)
+        self.servicer.default_project_exists = lambda: self.hooks.project_exists("default")
         auth_pb2_grpc.add_APIServicer_to_server(self.servicer, server)
 
-    def wire_pps(self, master) -> None:
+    def caller_may(self, ctx, permission: str, project: str, repo: str) -> bool:
+        """Whether the caller of a gRPC call (its authn-token) has `permission` on the user
+        repo project/repo; always with auth off. Servicers use it to count or act only on
+        what the caller may (summaries, DeleteRepos)."""
+        if not self.auth.active:
+            return True
+        try:
+            subject = self.auth.authenticate(token_of(ctx.invocation_metadata()))
+        except AuthError:
+            return False
+        return self.auth.has(subject, permission, repo_resource(project, repo))
+
+    def wire_pps(self, master, servicer) -> None:
         """Each pipeline's workers hold their own `pipeline:` token; pipelines that exist when
         auth is activated get their bindings and restart their workers with a token (what
         Pachyderm's pps ActivateAuth does)."""
+        servicer.caller_may = self.caller_may
         master.worker_token = self.auth.pipeline_token
         self.servicer.on_activate = lambda: self._activate_pipelines(master)
 

@@ -7,6 +7,8 @@ Invariants:
   user_logs_only. `tail` sends the newest `limit` (or all) lines, still oldest first.
 - Admin queries (LogQL, pods, apps, storage) need Loki and Kubernetes pods: FAILED_PRECONDITION
   names why. A pachd without the pipeline system answers FAILED_PRECONDITION too.
+- Under auth, only lines of pipelines whose output repo the caller may read are returned,
+  dropped before offset and limit are applied (so a count reveals nothing about the rest).
 """
 from __future__ import annotations
 
@@ -62,9 +64,12 @@ class LogsServicer(logs_pb2_grpc.APIServicer):
         rx = re.compile(f.regex.pattern) if f.regex.pattern else None
         store = pps.master.store
         projects = [project] if project else [p.name for p in self.pachd.pfs.list_projects()]
+        may = self.pachd.authn.caller_may
         out = []
         for proj in projects:
             for _, lg in store.logs(proj, pipeline, job):
+                if not may(context, "REPO_READ", proj, lg.pipeline):
+                    continue
                 if datum and lg.datum_id != datum:
                     continue
                 if f.user_logs_only and not lg.user:

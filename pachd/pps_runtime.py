@@ -30,10 +30,9 @@ class PpsRuntime:
         self.master.secrets = LocalSecrets(pachd.root / "secrets")
         self.servicer = PpsServicer(self.master)
         pps_pb2_grpc.add_APIServicer_to_server(self.servicer, pachd.server)
-        pachd.authn.wire_pps(self.master)  # each pipeline's workers get a `pipeline:` token
+        pachd.authn.wire_pps(self.master, self.servicer)  # workers get a `pipeline:` token
         if pachd.tls is not None:  # workers reach pachd over TLS, trusting its certificate
             self.master.worker_env["PACHD_TLS_CA_PEM"] = pachd.tls.cert.decode()
-        pps_pb2_grpc.add_APIServicer_to_server(PpsServicer(self.master), pachd.server)
         tasks_pb2_grpc.add_TasksServicer_to_server(self.master.board, pachd.server)
 
     def start(self) -> None:

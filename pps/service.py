@@ -144,6 +144,9 @@ def log_message(lg: LogRecord) -> pb.LogMessage:
 class PpsServicer(SecretsMixin, PpsMiscMixin, pps_pb2_grpc.APIServicer):
     def __init__(self, master):
         self.m = master
+        # (context, permission, project, repo) -> may the caller? Set by pachd when auth is
+        # wired in: PipelinesSummary counts only pipelines whose output repo the caller reads.
+        self.caller_may = lambda ctx, permission, project, repo: True
 
     # ---- pipelines ---------------------------------------------------------------------------
     @rpc
@@ -246,6 +249,8 @@ class PpsServicer(SecretsMixin, PpsMiscMixin, pps_pb2_grpc.APIServicer):
         out = pb.PipelinesSummaryResponse()
         by_project: dict = {}
         for p in self.m.list_pipelines():
+            if not self.caller_may(ctx, "REPO_READ", p.project, p.name):
+                continue
             s = by_project.setdefault(p.project, pb.PipelinesSummary(project=pfs_pb2.Project(name=p.project)))
             if p.stopped:
                 s.paused_pipelines += 1

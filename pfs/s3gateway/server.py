@@ -107,9 +107,11 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 signer = gw.auth.check(req)
                 name, op = route(req.method, req.bucket, req.key, req.query, req.headers)
-                gw.authorize(req, name)
+                new_repo = gw.authorize(req, name)
                 req.body = open_body(self.rfile, self.headers, self._continue, signer)
                 resp = op(Ctx(gw, req))
+                if new_repo is not None:  # only a CreateBucket that succeeded owns what it made
+                    gw.access.created(req.principal, *new_repo)
                 if not isinstance(resp.body, (bytes, bytearray)):
                     it = iter(resp.body)
                     first = next(it, b"")
@@ -261,7 +263,8 @@ class S3Gateway:
         gateway); None serves every branch under its `[[commit.]branch.]repo[.project]` name.
         `access`: multi-user auth (pachd's): `.active`, `.principal(token)`,
         `.authorize(principal, operation, project, repo)` -> None or why not,
-        `.can_list(principal, project, repo)`. `ssl_context`: serve HTTPS."""
+        `.repo_is_new(project, repo)`, `.created(principal, project, repo)` (after a
+        CreateBucket made the repo), `.can_list(principal, project, repo)`. `ssl_context`: serve HTTPS."""
         self.pfs = pfs
         self.buckets = dict(buckets) if buckets is not None else None
         self.host = host
@@ -288,10 +291,12 @@ class S3Gateway:
     def _checks_roles(self) -> bool:
         return not self.auth.token and self.access is not None and self.access.active
 
-    def authorize(self, req, operation: str) -> None:
-        """Refuse (AccessDenied) an operation the signer's roles do not grant."""
+    def authorize(self, req, operation: str):
+        """Refuse (AccessDenied) an operation the signer's roles do not grant. For a
+        CreateBucket of a new repo, the (project, repo) whose creator is recorded once the
+        operation succeeded; else None."""
         if not self._checks_roles() or operation == "ListBuckets":
-            return
+            return None
         targets = [(operation, self.resolve_bucket(req.bucket))]
         src = req.headers.get("x-amz-copy-source")
         if src and operation in ("CopyObject", "UploadPartCopy"):
@@ -302,6 +307,10 @@ class S3Gateway:
             why = self.access.authorize(req.principal, op, b.repo.project, b.repo.name)
             if why:
                 raise S3Error("AccessDenied", why)
+        b = targets[0][1]
+        if operation == "CreateBucket" and self.access.repo_is_new(b.repo.project, b.repo.name):
+            return (b.repo.project, b.repo.name)
+        return None
 
     def can_list(self, req, repo) -> bool:
         return not self._checks_roles() or self.access.can_list(req.principal, repo.project, repo.name)

@@ -46,6 +46,9 @@ def _rechunk(it: Iterator[bytes], size: int = GET_CHUNK) -> Iterator[bytes]:
 class PfsServicer(PfsExtraMixin, pfs_pb2_grpc.APIServicer):
     def __init__(self, pfs: Pfs):
         self.pfs = pfs
+        # (context, permission, project, repo) -> may the caller? Set by pachd when auth is
+        # wired in: ReposSummary counts, and DeleteRepos deletes, only what the caller may.
+        self.caller_may = lambda ctx, permission, project, repo: True
 
     # ---- projects ----------------------------------------------------------------------
     @rpc
@@ -95,11 +98,15 @@ class PfsServicer(PfsExtraMixin, pfs_pb2_grpc.APIServicer):
 
     @rpc
     def DeleteRepos(self, req, ctx):
-        projects = [p.name or DEFAULT_PROJECT for p in req.projects]
-        if req.all:
-            projects = []
+        """As Pachyderm's: `all` or the repos of the named projects, else nothing; repos the
+        caller may not delete are skipped, not refused."""
+        if not req.all and not req.projects:
+            return pb.DeleteReposResponse()
+        projects = [] if req.all else [p.name or DEFAULT_PROJECT for p in req.projects]
         out = []
         for r in self.pfs.list_repos(projects):
+            if not self.caller_may(ctx, "REPO_DELETE", r.repo.project, r.repo.name):
+                continue
             if self.pfs.delete_repo(r.repo, req.force):
                 out.append(cv.repo_out(r.repo))
         return pb.DeleteReposResponse(repos=out)
@@ -391,7 +398,8 @@ class PfsServicer(PfsExtraMixin, pfs_pb2_grpc.APIServicer):
         names = [p.name for p in req.projects if p.name] or [p.name for p in self.pfs.list_projects()]
         out = []
         for name in names:
-            repos = self.pfs.list_repos([name], "user")
+            repos = [r for r in self.pfs.list_repos([name], "user")
+                     if self.caller_may(ctx, "REPO_READ", r.repo.project, r.repo.name)]
             out.append(pb.ReposSummary(project=pb.Project(name=name), user_repo_count=len(repos),
                                        size_bytes=sum(r.size for r in repos)))
         return pb.ReposSummaryResponse(summaries=out)

@@ -73,6 +73,24 @@ def pod_name(project: str, pipeline: str, index: int) -> str:
     return clean + suffix
 
 
+AUTH_SECRET_KEY = "auth-token"
+
+
+def auth_secret_name(project: str, pipeline: str) -> str:
+    """The Secret holding a pipeline's own pachd token (`<project>-<pipeline>-auth`, DNS-safe)."""
+    return pod_name(project, pipeline, 0)[:-len("-w0")] + "-auth"
+
+
+def auth_secret(project: str, pipeline: str, token: str, *, namespace: str, instance: str) -> dict:
+    """The manifest of a pipeline's token Secret (stringData: the API server stores it)."""
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": auth_secret_name(project, pipeline), "namespace": namespace,
+                         "labels": {"app": APP, "pachd-instance": label_value(instance),
+                                    "project": label_value(project), "pipeline": label_value(pipeline)},
+                         "annotations": {ANN + "project": project, ANN + "pipeline": pipeline}},
+            "stringData": {AUTH_SECRET_KEY: token}}
+
+
 def label_value(s: str) -> str:
     """A valid label value (<= 63 chars of [A-Za-z0-9._-], alphanumeric at both ends)."""
     v = re.sub(r"[^A-Za-z0-9._-]+", "-", s)[:63]
@@ -142,7 +160,8 @@ def worker_pod(spec: PipelineSpec, spec_json: str, index: int, *, namespace: str
                worker_command: tuple[str, ...] = WORKER_COMMAND,
                extra_args: tuple[str, ...] = ()) -> dict:
     """The pod manifest for worker `index` of `spec`. `env` is the master's environment for
-    workers; names in `secret_env` ({name: (secret, key)}) are taken from a Secret instead."""
+    workers; names in `secret_env` ({name: (secret, key)}) are taken from a Secret instead
+    (whether `env` has them or not): a token never appears in the manifest."""
     project, pipeline = spec.project or "default", spec.name
     name = pod_name(project, pipeline, index)
     t = spec.transform
@@ -156,6 +175,9 @@ def worker_pod(spec: PipelineSpec, spec_json: str, index: int, *, namespace: str
             env_list.append({"name": k, "valueFrom": {"secretKeyRef": {"name": s, "key": key}}})
         else:
             env_list.append({"name": k, "value": str(v)})
+    for k, (s, key) in sorted(secret_env.items()):  # set from a Secret even if env lacks it
+        if k not in env:
+            env_list.append({"name": k, "valueFrom": {"secretKeyRef": {"name": s, "key": key}}})
     volumes: list[dict] = [{"name": "pfs", "emptyDir": {"medium": "Memory"} if t and t.memory_volume else {}}]
     mounts: list[dict] = [{"name": "pfs", "mountPath": "/pfs"}]
     for s in (t.secrets if t else ()):

@@ -29,11 +29,19 @@ Invariants (beyond the Executor contract):
 - Pods of this instance that belong to no known pipeline (left by a pachd that was killed)
   are deleted once the executor is `adopt_after` seconds old (the master re-ensures every
   live pipeline at startup, so their pods are adopted, not restarted, if their hash matches).
+- A pipeline's pachd token (PACHD_AUTH_TOKEN in the master's env for it) never appears in a
+  pod manifest: it is written to the pipeline's own Secret (`<project>-<pipeline>-auth`,
+  key `auth-token`) before any pod of it is created, and the pods read it through a
+  secretKeyRef. The Secret is rewritten when the token changes (the pods are replaced then:
+  the env is part of their spec-hash) and deleted, after the pods, when the pipeline's
+  workers are stopped or the executor closes. A pachd-wide Secret (`auth_secret`,
+  PACHD_AUTH_SECRET) is used only when the master gives no token of the pipeline's own.
 - `close()` deletes every worker pod of this executor and waits for them; afterwards the
   executor is unusable.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -84,6 +92,7 @@ class _Pool:
     n: int
     hash: str
     slots: list[_Slot] = field(default_factory=list)
+    secret_written: str = ""  # sha256 of the token last written to the pipeline's Secret
 
 
 class KubernetesExecutor:
@@ -305,9 +314,14 @@ class KubernetesExecutor:
         if waiting:
             pods = self._wait_gone(waiting)
         with self._cond:
+            gone = [pool for key, pool in pools if pool.n < 0 and self._pools.get(key) is pool]
             for key, pool in pools:
                 if pool.n < 0 and self._pools.get(key) is pool:
                     del self._pools[key]
+        for pool in gone:  # its pods are gone (waited for above): now its token goes too
+            if pool.secret_written:
+                self._delete_auth_secret(pool)
+        with self._cond:
             todo = [(pool, s) for _, pool in pools if pool.n >= 0 for s in pool.slots
                     if s.name not in pods and (s.state != EXITED or s.rerun) and now >= s.not_before]
         for pool, s in todo:
@@ -344,14 +358,47 @@ class KubernetesExecutor:
                             "(kubectl logs -n %s %s)", s.name, _reason(status), s.exit_code,
                             s.delay, self.namespace, s.name)
 
+    def _pod_secret_env(self, pool: _Pool) -> dict:
+        """secret_env for the pool's pods: its own token Secret, written first if needed."""
+        token = pool.env.get("PACHD_AUTH_TOKEN")
+        if not token:
+            return self.secret_env
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        if pool.secret_written != digest:
+            body = kp.auth_secret(pool.project, pool.pipeline, token, namespace=self.namespace,
+                                  instance=self.instance)
+            name = body["metadata"]["name"]
+            try:
+                self._call(self.core.create_namespaced_secret, self.namespace, body)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                self._call(self.core.patch_namespaced_secret, name, self.namespace,
+                           {"stringData": body["stringData"]})
+            pool.secret_written = digest
+        return {**self.secret_env, "PACHD_AUTH_TOKEN": (kp.auth_secret_name(pool.project, pool.pipeline),
+                                                        kp.AUTH_SECRET_KEY)}
+
+    def _delete_auth_secret(self, pool: _Pool) -> None:
+        try:
+            self._call(self.core.delete_namespaced_secret, kp.auth_secret_name(pool.project, pool.pipeline),
+                       self.namespace)
+        except ApiException as e:
+            if e.status != 404:
+                log.warning("cannot delete the token Secret of pipeline %s/%s: %s", pool.project,
+                            pool.pipeline, e.reason)
+                return
+        pool.secret_written = ""
+
     def _create(self, pool: _Pool, s: _Slot) -> None:
         try:
+            secret_env = self._pod_secret_env(pool)
             body = kp.worker_pod(pool.spec, pool.spec_json, s.index, namespace=self.namespace,
                                  pachd_address=self.pachd_address, env=pool.env, hash=pool.hash,
                                  start_id=uuid.uuid4().hex[:12], worker_image=self.worker_image,
                                  mode=self.mode, instance=self.instance, grace_seconds=self.grace,
                                  pull_policy=self.pull_policy, service_account=self.service_account,
-                                 secret_env=self.secret_env, worker_command=self.worker_command,
+                                 secret_env=secret_env, worker_command=self.worker_command,
                                  extra_args=self.worker_args)
             self._call(self.core.create_namespaced_pod, self.namespace, body)
         except (kp.PodSpecError, ApiException) as e:

@@ -25,10 +25,23 @@ def clients(server):
         yield lambda token=None: make(server.port, auth_token=token)
 
 
+def strip_default_grants(admin) -> None:
+    """Activate gives allClusterUsers Pachyderm's defaults (projectCreator on the cluster,
+    projectWriter on `default`); tests of one role alone take them away first."""
+    from pachyderm_sdk.api import auth
+    admin.auth.modify_role_binding(resource=auth.Resource(type=auth.ResourceType.CLUSTER),
+                                   principal="allClusterUsers", roles=[])
+    admin.auth.modify_role_binding(resource=auth.Resource(type=auth.ResourceType.PROJECT, name="default"),
+                                   principal="allClusterUsers", roles=[])
+
+
 @pytest.fixture
 def root(clients):
-    """The root token, from a real Activate."""
-    return clients().auth.activate().pach_token
+    """The root token, from a real Activate, without the default grants to allClusterUsers
+    (test_defaults checks those)."""
+    token = clients().auth.activate().pach_token
+    strip_default_grants(clients(token))
+    return token
 
 
 @pytest.fixture

@@ -156,3 +156,48 @@ def test_a_restarted_pachd_replaces_pipeline_tokens(auth, tmp_path, clock):
     with pytest.raises(BadToken):
         again.authenticate(old)
     assert sum(t.subject == "pipeline:default/p" for t in again.state.tokens.values()) == 1
+
+
+def test_groups_grant_their_roles_and_survive_a_restart(tmp_path, clock):
+    auth = Auth(tmp_path / "auth.json", clock=clock)
+    auth.activate()
+    res = repo_resource("default", "shared")
+    auth.modify_binding(res, "group:eng", ["repoWriter"])
+    assert not auth.has("user:bob", "REPO_WRITE", res)
+    auth.modify_members("eng", ["user:bob"], [])  # a bare group name means group:eng
+    assert auth.has("user:bob", "REPO_WRITE", res) and auth.groups_of("user:bob") == ["group:eng"]
+    again = Auth(tmp_path / "auth.json", clock=clock)  # groups are in auth.json
+    assert again.has("user:bob", "REPO_WRITE", res)
+    with pytest.raises(InvalidArgument):
+        auth.modify_members("eng", ["bob"], [])  # members need a prefix, as Pachyderm's
+    auth.modify_members("eng", [], ["user:bob"])
+    assert not auth.has("user:bob", "REPO_WRITE", res) and auth.users() == []
+
+
+def test_state_file_without_groups_still_loads(tmp_path, clock):
+    path = tmp_path / "auth.json"
+    path.write_text(json.dumps({"version": 1, "active": True, "tokens": {},
+                                "bindings": {"CLUSTER:": {"pach:root": ["clusterAdmin"]}}}))
+    auth = Auth(path, clock=clock)
+    assert auth.users() == [] and auth.has("pach:root", "REPO_READ", repo_resource("default", "x"))
+
+
+def test_spec_repo_readable_by_everyone_else_the_output_repos(auth):
+    auth.activate()
+    spec = repo_resource("default", "edges", "spec")
+    assert spec.type == "SPEC_REPO" and repo_resource("default", "edges", "meta").type == "REPO"
+    assert auth.has("user:anyone", "REPO_READ", spec)
+    assert not auth.has("user:anyone", "REPO_WRITE", spec)
+    auth.modify_binding(repo_resource("default", "edges"), "user:anyone", ["repoWriter"])
+    assert auth.has("user:anyone", "REPO_WRITE", spec)
+
+
+def test_activation_grants_pachyderms_defaults(auth):
+    auth.activate(default_project_exists=False)
+    assert auth.roles_of("user:x", CLUSTER_RESOURCE) == ["projectCreator"]
+    assert auth.roles_of("user:x", project_resource("default")) == ["projectCreator"]
+    auth.deactivate()
+    auth.activate()
+    assert auth.roles_of("user:x", project_resource("default")) == ["projectCreator", "projectWriter"]
+    assert auth.reported("user:x", project_resource("default")) == (["PROJECT_LIST_REPO", "PROJECT_CREATE_REPO"],
+                                                                    ["projectWriter"])

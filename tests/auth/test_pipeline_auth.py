@@ -10,6 +10,7 @@ import pytest
 from pachyderm_sdk.api import pfs, pps
 
 from pachd.server import Pachd
+from tests.auth.conftest import strip_default_grants
 from tests.sdk_clients import sdk_clients
 
 SCRIPT = r'''
@@ -32,6 +33,7 @@ def test_pipeline_end_to_end_under_auth(pd):
     with sdk_clients() as make:
         root = make(pd.port).auth.activate().pach_token
         admin = make(pd.port, auth_token=root)
+        strip_default_grants(admin)
         admin.pfs.create_repo(repo=pfs.Repo(name="images"))
         admin.pfs.create_repo(repo=pfs.Repo(name="private"))
         admin.pfs.put_file_from_bytes(commit=pfs.Commit.from_uri("images@master"), path="/a.png", data=b"A")
@@ -68,6 +70,20 @@ def test_pipeline_end_to_end_under_auth(pd):
         assert set(binding.entries["pipeline:default/copies"].roles) == {"repoWriter"}
         binding = admin.auth.get_role_binding(resource=_repo_res("default/images")).binding
         assert set(binding.entries["pipeline:default/copies"].roles) == {"repoReader"}
+
+        # logs.GetLogs: lines of pipelines whose output the caller reads, and nothing else
+        from pachyderm_sdk.api import logs
+        by_project = logs.LogQuery(user=logs.UserLogQuery(project="default"))
+        by_job = logs.LogQuery(user=logs.UserLogQuery(job=job.job.id))
+        by_pipeline = logs.LogQuery(user=logs.UserLogQuery(pipeline=logs.PipelineLogQuery(
+            project="default", pipeline="copies")))
+        assert list(alice.logs.get_logs(query=by_project)) and list(alice.logs.get_logs(query=by_pipeline))
+        bob = make(pd.port, auth_token=admin.auth.get_robot_token(robot="bob").token)
+        assert list(bob.logs.get_logs(query=by_project)) == [] and list(bob.logs.get_logs(query=by_job)) == []
+        with pytest.raises(grpc.RpcError) as ei:
+            list(bob.logs.get_logs(query=by_pipeline))
+        assert ei.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "[REPO_READ] on REPO default/copies" in ei.value.details()
 
         # the workers' token: who it is and what it cannot do
         ptoken = pd.authn.auth.pipeline_token("default", "copies")

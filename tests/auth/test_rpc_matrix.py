@@ -45,6 +45,9 @@ NO_ROLE_REACHES = {
     "/pfs_v2.API/ListRepo", "/pfs_v2.API/InspectCommitSet", "/pfs_v2.API/ListCommitSet",
     "/pfs_v2.API/WalkCommitProvenance", "/pfs_v2.API/WalkCommitSubvenance", "/pfs_v2.API/ListBranch",
     "/pfs_v2.API/WalkBranchProvenance", "/pfs_v2.API/WalkBranchSubvenance", "/pfs_v2.API/ModifyFile",
+    "/pfs_v2.API/DeleteRepos",  # deletes only what the caller may delete: nothing here
+    # checked per query / edited object / batched request: an empty one names none
+    "/logs.API/GetLogs", "/metadata.API/EditMetadata", "/transaction_v2.API/BatchTransaction",
     "/pfs_v2.API/ActivateAuth", "/pfs_v2.API/CreateFileSet", "/pfs_v2.API/RenewFileSet",
     "/pfs_v2.API/ComposeFileSet", "/pfs_v2.API/ShardFileSet", "/pfs_v2.API/InspectProject",
     "/pfs_v2.API/InspectProjectV2", "/pfs_v2.API/ListProject", "/pfs_v2.API/ReposSummary",

@@ -14,6 +14,7 @@ from pachyderm_sdk.api import pfs
 from pachd.server import Pachd
 from tests.s3gateway.conftest import boto3_client
 from tests.sdk_clients import sdk_clients
+from tests.auth.conftest import strip_default_grants
 
 B = "master.data"
 
@@ -51,6 +52,7 @@ def setup(tmp_path):
         with sdk_clients() as make:
             root = make(pd.port).auth.activate().pach_token
             admin = make(pd.port, auth_token=root)
+            strip_default_grants(admin)
             yield pd, admin, root
     finally:
         pd.stop(grace=0.5)

@@ -14,7 +14,7 @@ def session_token(env) -> str:
     return v2["contexts"][v2["active_context"]].get("session_token", "")
 
 
-def test_auth_lifecycle(pachctl, ok, env):
+def test_auth_lifecycle(pachctl, ok, env, pachd):
     r = pachctl("auth", "whoami")
     assert r.exit_code == 1 and "the auth service is not activated" in r.stderr
 
@@ -34,7 +34,9 @@ def test_auth_lifecycle(pachctl, ok, env):
     bot = ok("auth", "get-robot-token", "alice", "-q").strip()
     assert re.fullmatch(r"[0-9a-f]{32}", bot)
     assert ok("auth", "get-robot-token", "bob").startswith("Token: ")
-    assert ok("auth", "get", "cluster") == "pach:root: [clusterAdmin]\n"
+    # Pachyderm's default grants: every signed-in user creates projects, and repos in `default`
+    assert ok("auth", "get", "cluster") == "allClusterUsers: [projectCreator]\npach:root: [clusterAdmin]\n"
+    assert ok("auth", "get", "project", "default") == "allClusterUsers: [projectWriter]\n"
     assert ok("auth", "get", "repo", "data") == ""  # root needs no binding on what it creates
 
     ok("auth", "set", "repo", "data", "repoReader", "robot:alice")
@@ -65,6 +67,16 @@ def test_auth_lifecycle(pachctl, ok, env):
     r = pachctl("auth", "login", "--token", bot)
     assert r.exit_code == 1 and "corrupted or has expired" in r.stderr
     assert session_token(env) == root  # a refused login keeps the old token
+
+    # groups: membership is set through the API (Pachyderm's pachctl only reads it)
+    import grpc
+    from proto.auth_v2 import auth_pb2, auth_pb2_grpc
+    with grpc.insecure_channel(f"localhost:{pachd.port}") as ch:
+        auth_pb2_grpc.APIStub(ch).ModifyMembers(
+            auth_pb2.ModifyMembersRequest(group="group:eng", add=["robot:bob", "user:carol"]),
+            metadata=(("authn-token", root),))
+    assert ok("auth", "get-groups", "robot:bob") == "group:eng\n"
+    assert ok("auth", "get-groups") == "\n"  # root is in no group
 
     r = pachctl("auth", "deactivate", input="n\n")
     assert r.exit_code == 1 and "operation aborted" in r.stderr

@@ -62,9 +62,17 @@ def test_pipeline_runs_on_worker_pods(kmock_server, cluster, tmp_path, monkeypat
         user = pods["default-upper-w0"]["spec"]["containers"][0]
         assert user["image"] == "ubuntu:20.04"
         assert user["resources"]["requests"] == {"cpu": "0.25", "memory": "32M"}
+        # the workers hold the pipeline's own token (not pachd's root token), from its own Secret
         assert {"name": "PACHD_AUTH_TOKEN", "valueFrom": {"secretKeyRef": {
-            "name": "pachd-auth", "key": "auth-token"}}} in user["env"]
+            "name": "default-upper-auth", "key": "auth-token"}}} in user["env"]
         assert TOKEN not in json.dumps(pods)
+        with kmock_server.api_client() as api:
+            secret = api.sanitize_for_serialization(
+                client.CoreV1Api(api).read_namespaced_secret("default-upper-auth", ns))
+        ptoken = secret["stringData"]["auth-token"]
+        assert ptoken != TOKEN and ptoken not in json.dumps(pods)
+        assert Client(host="127.0.0.1", port=pd.port, auth_token=ptoken).auth.who_am_i().username \
+            == "pipeline:default/upper"
 
         stub = pps_pb2_grpc.APIStub(channel)
         jobs = list(stub.ListJob(pps_pb2.ListJobRequest(pipeline=pps_pb2.Pipeline(name="upper")),
@@ -87,6 +95,9 @@ def test_pipeline_runs_on_worker_pods(kmock_server, cluster, tmp_path, monkeypat
         c.pps.delete_pipeline(pipeline=pps.Pipeline(name="upper"))
         wait_for(lambda: list_pods(kmock_server, ns) == {}, what="pods deleted with the pipeline")
         assert cluster.running() == []
+        with kmock_server.api_client() as api:  # the pipeline's token went with it
+            names = {x.metadata.name for x in client.CoreV1Api(api).list_namespaced_secret(ns).items}
+        assert names == {"pachd-auth"}
     finally:
         c._channel.close()
         channel.close()

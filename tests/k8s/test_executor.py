@@ -192,8 +192,8 @@ def test_auth_token_comes_from_a_secret(make, cluster, kmock_server, out):
             "apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "pachd-auth", "namespace": cluster.ns}, "stringData": {"auth-token": "s3cret"}})
     ex = make(auth_secret=("pachd-auth", "auth-token"))
-    ex.ensure_workers(KEY, spec_json("edges", {"cmd": ["true"]}), 1,
-                      {"FAKE_OUT": str(out), "PACHD_AUTH_TOKEN": "s3cret"})
+    # the master gives no token of the pipeline's own: pachd's Secret is referenced
+    ex.ensure_workers(KEY, spec_json("edges", {"cmd": ["true"]}), 1, {"FAKE_OUT": str(out)})
     pod = list_pods(kmock_server, cluster.ns)["default-edges-w0"]
     env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
     assert env["PACHD_AUTH_TOKEN"] == {"name": "PACHD_AUTH_TOKEN", "valueFrom": {
@@ -201,6 +201,49 @@ def test_auth_token_comes_from_a_secret(make, cluster, kmock_server, out):
     assert "s3cret" not in json.dumps(pod)
     rec = wait_for(lambda: starts(out, "default-edges-w0"), what="started")[0]
     assert rec["env"]["PACHD_AUTH_TOKEN"] == "s3cret"
+
+
+def list_secrets(kmock_server, ns) -> dict[str, dict]:
+    with kmock_server.api_client() as api:
+        core = client.CoreV1Api(api)
+        return {x.metadata.name: api.sanitize_for_serialization(x) for x in core.list_namespaced_secret(ns).items}
+
+
+def test_pipeline_token_lives_in_its_own_secret(make, cluster, kmock_server, out):
+    ex = make(auth_secret=("pachd-auth", "auth-token"))  # the pipeline's own token wins
+    spec = spec_json("edges", {"cmd": ["true"]})
+    ex.ensure_workers(KEY, spec, 1, {"FAKE_OUT": str(out), "PACHD_AUTH_TOKEN": "tok-one"})
+    secret = list_secrets(kmock_server, cluster.ns)["default-edges-auth"]
+    assert secret["stringData"] == {"auth-token": "tok-one"}
+    assert secret["metadata"]["labels"]["app"] == kp.APP
+    pod = list_pods(kmock_server, cluster.ns)["default-edges-w0"]
+    env = {e["name"]: e for e in pod["spec"]["containers"][0]["env"]}
+    assert env["PACHD_AUTH_TOKEN"] == {"name": "PACHD_AUTH_TOKEN", "valueFrom": {
+        "secretKeyRef": {"name": "default-edges-auth", "key": "auth-token"}}}
+    assert "tok-one" not in json.dumps(pod)  # the manifest carries no token, only the reference
+    rec = wait_for(lambda: starts(out, "default-edges-w0"), what="started")[0]
+    assert rec["env"]["PACHD_AUTH_TOKEN"] == "tok-one"
+
+    # a new token (pachd restarted): the Secret is rewritten and the pod replaced to read it
+    ex.ensure_workers(KEY, spec, 1, {"FAKE_OUT": str(out), "PACHD_AUTH_TOKEN": "tok-two"})
+    assert list_secrets(kmock_server, cluster.ns)["default-edges-auth"]["stringData"] == {"auth-token": "tok-two"}
+    wait_for(lambda: len(starts(out, "default-edges-w0")) == 2, what="restarted")
+    assert starts(out, "default-edges-w0")[1]["env"]["PACHD_AUTH_TOKEN"] == "tok-two"
+    assert "tok-two" not in json.dumps(list_pods(kmock_server, cluster.ns))
+
+    # stopping the pipeline's workers deletes its token with its pods
+    ex.stop_workers(KEY)
+    assert list_pods(kmock_server, cluster.ns) == {}
+    assert "default-edges-auth" not in list_secrets(kmock_server, cluster.ns)
+
+
+def test_close_deletes_token_secrets(make, cluster, kmock_server, out):
+    ex = make()
+    ex.ensure_workers(KEY, spec_json("edges", {"cmd": ["true"]}), 1,
+                      {"FAKE_OUT": str(out), "PACHD_AUTH_TOKEN": "tok"})
+    assert "default-edges-auth" in list_secrets(kmock_server, cluster.ns)
+    ex.close()
+    assert list_secrets(kmock_server, cluster.ns) == {}
 
 
 def test_orphans_are_deleted_and_matching_pods_adopted(make, cluster, kmock_server, out):

@@ -66,17 +66,24 @@ def create_bucket(ctx: Ctx) -> Response:
         pfs.inspect_project(b.repo.project)
     except pe.ProjectNotFound as e:
         raise S3Error("InvalidBucketName", e.message + " (create the project first)", BucketName=b.name) from None
+    made_repo = False
     try:
         pfs.create_repo(b.repo)
+        made_repo = True
     except pe.RepoExists:
         pass
     try:
-        pfs.inspect_branch(Branch(b.repo, b.branch))
-        raise S3Error("BucketAlreadyExists", f"branch {b.branch} of repo {b.repo} already exists",
-                      BucketName=b.name)
-    except pe.BranchNotFound:
-        pass
-    pfs.create_branch(Branch(b.repo, b.branch))
+        try:
+            pfs.inspect_branch(Branch(b.repo, b.branch))
+            raise S3Error("BucketAlreadyExists", f"branch {b.branch} of repo {b.repo} already exists",
+                          BucketName=b.name)
+        except pe.BranchNotFound:
+            pass
+        pfs.create_branch(Branch(b.repo, b.branch))
+    except BaseException:
+        if made_repo:  # a failed CreateBucket leaves no repo behind
+            pfs.delete_repo(b.repo, True)
+        raise
     return Response.empty(200, {"Location": "/" + b.name})
 
 
