@@ -54,5 +54,10 @@ def merge_patch(base: dict, patch: dict) -> dict:
 
 def apply(meta, project: str, spec: dict) -> dict:
     """The spec with the cluster's and the project's defaults under it."""
-    merged = merge_patch(_cpr(load(meta)), _cpr(load(meta, project)))
+    return apply_texts(load(meta), load(meta, project), spec)
+
+
+def apply_texts(cluster_text: Optional[str], project_text: Optional[str], spec: dict) -> dict:
+    """The spec with the given cluster and project defaults documents under it."""
+    merged = merge_patch(_cpr(cluster_text), _cpr(project_text))
     return merge_patch(merged, spec) if merged else spec
