@@ -7,7 +7,10 @@ Invariants:
 - The mount ends on `fusermount -u`/`pachctl unmount`, SIGINT, SIGTERM or SIGHUP; then each
   written view is committed once (retrying while pachd is unreachable). A read-only mount
   says nothing at the end. A failed commit keeps its staged files, writes `changes.json`
-  next to them, says where they are, and the process exits with status 1.
+  next to them, says where they are and how to commit them later (`pachctl mount
+  --recover`), and the process exits with status 1.
+- Each writable view's changes are journaled as they happen (pachctl.mount.journal), so a
+  killed mount's staged files can be committed by `pachctl mount --recover` too.
 - The staging directory lives under `~/.pachyderm/mounts/staging/` (or
   `$PACH_MOUNT_STAGING`) and is removed once everything in it is committed.
 """
@@ -38,21 +41,34 @@ COMMIT_RETRIES = 4
 
 
 def check_fuse() -> None:
+    """FUSE can be mounted by this process: /dev/fuse opens, or (a normal user) the setuid
+    fusermount3 will open it for us, as libfuse does when the direct mount is refused."""
     if not os.path.exists("/dev/fuse"):
         raise MountError("FUSE is not available: /dev/fuse does not exist. Install fuse3 (apt-get install "
                          "fuse3) and load the module (modprobe fuse); in a container, run it with "
                          "--device /dev/fuse --cap-add SYS_ADMIN")
+    helper = um._fusermount()
     try:
         fd = os.open("/dev/fuse", os.O_RDWR)
         os.close(fd)
     except PermissionError:
-        raise MountError("cannot open /dev/fuse: permission denied. Run as root, or give your user "
-                         "access to /dev/fuse (e.g. add it to the 'fuse' group)") from None
+        if os.geteuid() == 0 or not _setuid_root(helper):
+            raise MountError("cannot open /dev/fuse: permission denied. Run as root, or give your user "
+                             "access to /dev/fuse (e.g. add it to the 'fuse' group), or install fuse3's "
+                             "setuid fusermount3 (apt-get install fuse3)") from None
     except OSError as e:
         raise MountError(f"cannot open /dev/fuse: {e.strerror}") from None
-    if os.geteuid() != 0 and um._fusermount() is None:
+    if os.geteuid() != 0 and helper is None:
         raise MountError("fusermount3 is not installed: install fuse3 (apt-get install fuse3) to mount "
                          "as a normal user")
+
+
+def _setuid_root(path) -> bool:
+    try:
+        st = os.stat(path) if path else None
+    except OSError:
+        return False
+    return st is not None and st.st_uid == 0 and bool(st.st_mode & 0o4000)
 
 
 def check_mountpoint(mountpoint: str) -> str:
@@ -148,6 +164,8 @@ class Session:
         if self.dynamic or any(v.writable for v in self.views):
             self.staging = Staging(staging_root(self.env))
         self.fs = MountFS(self.client, self.views, self.mountpoint, staging=self.staging)
+        for v in self.views:
+            self.attach_journal(v)
         read_only = not self.dynamic and not any(v.writable for v in self.views)
         try:
             pyfuse3.init(self.fs, self.mountpoint, fuse_options(self.views, self.allow_other, self.debug, read_only))
@@ -160,6 +178,11 @@ class Session:
                                           "views": [v.describe() for v in self.views],
                                           "staging": self.staging.root if self.staging else "",
                                           "started": time.time()}, self.env, resolved=True)
+
+    def attach_journal(self, view: View) -> None:
+        """Write the view's changes down as they happen, so that they survive this process."""
+        if self.staging is not None and view.overlay is not None and view.overlay.journal is None:
+            view.overlay.journal = self.staging.journal(view, self.mountpoint)
 
     def run(self, on_ready=None) -> int:
         """Mount, serve until unmounted, commit; the exit status (1 if a commit failed)."""
@@ -221,7 +244,8 @@ class Session:
             reason = _reason(e)
             where = self.staging.root if self.staging else ""
             self.say(f"could not commit {view.repo}@{view.branch}: {reason}. The staged changes are kept in "
-                     f"{where} (changes.json lists them); nothing was committed")
+                     f"{where} (changes.json lists them); nothing was committed. Commit them later with: "
+                     f"pachctl mount --recover")
             self.report.append({"view": view.name, "error": reason})
             self._write_manifest(view)
             return None
