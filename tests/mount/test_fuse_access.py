@@ -3,8 +3,9 @@ it each get one clear line (and nothing mounted); a normal (non-root) user mount
 setuid fusermount3, writes, unmounts with `pachctl unmount`, and the writes are one commit.
 
 As root the tests make what they need: a private mount namespace (`unshare --mount`) whose
-/dev has no fuse node, or whose /dev/fuse is a root-only file; and a user (`useradd`) that
-runs pachctl with `setpriv`. Each skips naming what this machine lacks.
+/dev has no fuse node, whose /dev/fuse is a root-only file, or (for the normal user: libfuse
+opens /dev/fuse as the user and this machine's is root-only) a 0666 node of the FUSE device;
+and a user (`useradd`) that runs pachctl with `setpriv`. Each skips naming what it lacks.
 """
 from __future__ import annotations
 
@@ -114,7 +115,7 @@ def _python_for(pw) -> str:
                 f"load them)")
 
 
-def _as_user(pw, python, home, env, *args, path="/usr/bin:/bin", **kw):
+def _as_user(pw, python, home, env, *args, path="/usr/bin:/bin"):
     e = {"HOME": str(home), "PATH": path, "PYTHONPATH": f"{ROOT}:{sysconfig.get_paths()['purelib']}",
          "PACH_CONFIG": str(home / "config.json"), "PACHD_ADDRESS": env["PACHD_ADDRESS"],
          "PACHCTL_NO_AUTOSTART": "1", "NO_COLOR": "1"}
@@ -124,43 +125,59 @@ def _as_user(pw, python, home, env, *args, path="/usr/bin:/bin", **kw):
 
 
 def test_normal_user_mounts_through_fusermount3_and_commits(test_user, env, put, client):
+    """libfuse opens /dev/fuse as the user, so the user needs access to it (distributions make
+    it 0666); here it is root-only, so the test gives the user a 0666 node of the same device
+    in a private mount namespace, and does everything (mount, I/O, unmount) in there."""
+    _need_root_and("unshare", "mknod")
     pw, python, home = test_user
     put("r", {"/f": b"from root"})
     before = commits(client, "r")
+    base = home.parent
     mp = home / "mnt"
     mp.mkdir()
     os.chown(mp, pw.pw_uid, pw.pw_gid)
     argv, e = _as_user(pw, python, home, env, "mount", mp, "-r", "r+w")
-    log = home.parent / "mount.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, env=e, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while um.find(str(mp)) is None or "mounted " not in log.read_text():
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        uid = os.stat(mp).st_uid  # root may stat it; the files are for the user only (no allow_other)
-        assert uid == pw.pw_uid
-        sh = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups", "sh", "-ec",
-              f"cat {mp}/r/f; printf 'by {USER}' > {mp}/r/mine; cat {mp}/r/mine"]
-        r = subprocess.run(sh, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
-        assert r.returncode == 0 and r.stdout == f"from rootby {USER}", r
-        argv_u, e_u = _as_user(pw, python, home, env, "unmount", mp)
-        r = subprocess.run(argv_u, env=e_u, capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stderr
-        assert proc.wait(timeout=120) == 0, log.read_text()
-    finally:
-        if proc.poll() is None:
-            subprocess.run(["fusermount3", "-u", "-z", str(mp)], capture_output=True)
-            proc.wait(timeout=60)
-    assert um.find(str(mp)) is None
+    uargv, _ = _as_user(pw, python, home, env, "unmount", mp)
+    setpriv = ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--clear-groups"]
+    q = lambda argv: " ".join(f"'{a}'" for a in argv)  # noqa: E731
+    exports = "".join(f"export {k}='{v}'\n" for k, v in e.items() if k != "PATH")
+    io = f'cat {mp}/r/f; printf "by {USER}" > {mp}/r/mine; cat {mp}/r/mine'
+    script = f"""
+mknod -m 666 {base}/fuse c 10 229
+mount --bind {base}/fuse /dev/fuse
+{exports}
+{q(argv)} > {base}/mount.log 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; fusermount3 -u -z {mp} 2>/dev/null; true' EXIT
+n=0
+until grep -q "mounted " {base}/mount.log; do
+  kill -0 $pid 2>/dev/null || {{ echo "mount exited: $(cat {base}/mount.log)"; exit 3; }}
+  n=$((n+1)); [ $n -lt 1200 ] || {{ echo "mount did not come up: $(cat {base}/mount.log)"; kill $pid; exit 4; }}
+  sleep 0.1
+done
+grep " {mp} " /proc/self/mountinfo > {base}/mountinfo
+{q(setpriv)} sh -ec {q([io])} > {base}/io.out
+{q(uargv)} > {base}/unmount.log 2>&1
+rc=0
+wait $pid || rc=$?
+trap - EXIT
+echo "exit $rc" >> {base}/mount.log
+"""
+    r = _in_namespace(script, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    if "mknod:" in r.stderr:
+        pytest.skip(f"cannot make a FUSE device node for the test user here: {r.stderr.strip()}")
+    assert r.returncode == 0, (r.stdout, r.stderr, (base / "mount.log").read_text() if (base / "mount.log").exists() else "")
+    mountinfo = (base / "mountinfo").read_text()
+    assert "fuse.pfs" in mountinfo and f"user_id={pw.pw_uid}" in mountinfo, mountinfo  # mounted as the user
+    assert (base / "io.out").read_text() == f"from rootby {USER}"
+    assert (base / "mount.log").read_text().rstrip().endswith("exit 0"), (base / "mount.log").read_text()
     assert len(commits(client, "r")) == len(before) + 1
     assert tree(client, "r") == {"/f": b"from root", "/mine": f"by {USER}".encode()}
 
 
 def test_no_permission_on_dev_fuse_is_one_clear_line(test_user, env, put, tmp_path):
-    """A user who cannot open /dev/fuse and has no setuid fusermount3 to do it for them."""
+    """A user who cannot open /dev/fuse (a root-only file bound over it; libfuse opens it as
+    the user, fusermount3 only mounts)."""
     _need_root_and("unshare")
     pw, python, home = test_user
     put("r", {"/f": b"1"})
@@ -170,11 +187,9 @@ def test_no_permission_on_dev_fuse_is_one_clear_line(test_user, env, put, tmp_pa
     locked = home.parent / "fuse-root-only"
     locked.write_bytes(b"")
     os.chmod(locked, 0o600)
-    argv, e = _as_user(pw, python, home, env, "mount", mp, "-r", "r", path="/nonexistent")
-    argv[0] = shutil.which("setpriv")
+    argv, e = _as_user(pw, python, home, env, "mount", mp, "-r", "r")
     exports = "".join(f"export {k}='{v}'\n" for k, v in e.items() if k != "PATH")
-    script = (f"mount --bind {locked} /dev/fuse\n{exports}PATH=/nonexistent exec "
-              + " ".join(f"'{a}'" for a in argv))
+    script = f"mount --bind {locked} /dev/fuse\n{exports}exec " + " ".join(f"'{a}'" for a in argv)
     r = _in_namespace(script, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
     assert r.returncode == 1, r
     lines = r.stderr.strip().splitlines()
