@@ -157,8 +157,8 @@ def test_defaults_are_merged_under_new_pipeline_specs(pps_client):
         c.pps.delete_pipeline(pipeline=pps.Pipeline(name=n), force=True)
 
 
-def test_render_template_evaluates_jsonnet_with_args(client):
-    c = client
+def test_render_template_evaluates_jsonnet_with_args(pps_client):
+    c = pps_client
     template = ('function(name, glob="/*") {pipeline: {name: name}, '
                 'input: {pfs: {repo: "in", glob: glob}}, transform: {cmd: ["cp", "-r", "/pfs/in", "/pfs/out"]}}')
     r = c.pps.render_template(template=template, args={"name": "rendered"})
