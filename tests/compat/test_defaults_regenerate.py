@@ -87,3 +87,24 @@ def test_regenerate_updates_only_changed_pipelines_and_reprocess_redoes_datums(p
                        cluster_defaults_json=bad, regenerate=True)
     assert "default/pinned" in msg or "default/plain" in msg
     assert json.loads(c.pps.get_cluster_defaults().cluster_defaults_json) == json.loads(doc)
+
+
+def test_defaults_merge_with_camel_case_user_specs(pps_client):
+    """CreatePipelineV2 takes the user's JSON as written (camelCase or proto names); the
+    defaults (stored with proto names) merge with it field by field, never twice."""
+    c = pps_client
+    c.pfs.create_repo(repo=pfs.Repo(name="in"))
+    c.pps.set_cluster_defaults(cluster_defaults_json=json.dumps(
+        {"createPipelineRequest": {"datumTries": "5", "autoscaling": True}}))
+    spec = {"pipeline": {"name": "camel"}, "datumTries": 2,
+            "transform": {"cmd": ["true"], "env": {"someVar": "1"}},
+            "input": {"pfs": {"repo": "in", "glob": "/*"}}}
+    c.pps.create_pipeline_v2(create_pipeline_request_json=json.dumps(spec))
+    info = _info(c, "camel")
+    assert info.details.datum_tries == 2 and info.details.autoscaling is True
+    assert dict(info.details.transform.env) == {"someVar": "1"}  # map keys are data: unchanged
+    resp = c.pps.set_cluster_defaults(cluster_defaults_json=json.dumps(
+        {"createPipelineRequest": {"datumTries": "6", "autoscaling": False}}), regenerate=True)
+    assert _names(resp) == ["default/camel"]
+    info = _info(c, "camel")
+    assert info.version == 2 and info.details.datum_tries == 2 and info.details.autoscaling is False
