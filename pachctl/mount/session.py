@@ -171,7 +171,8 @@ class Session:
 
     def attach_journal(self, view: View) -> None:
         """Write the view's changes down as they happen, so that they survive this process."""
-        if self.staging is not None and view.overlay is not None and view.overlay.journal is None:
+        if (self.staging is not None and view.overlay is not None and not view.local_only
+                and view.overlay.journal is None):
             view.overlay.journal = self.staging.journal(view, self.mountpoint)
 
     def run(self, on_ready=None) -> int:
