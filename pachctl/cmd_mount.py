@@ -6,6 +6,8 @@ Invariants:
   failed (the staged changes are kept and their place is printed).
 - Every problem found before mounting is one line on stderr, status 1, nothing mounted.
 - `unmount` waits for the mount process to finish committing and prints what it committed.
+- `mount --recover` commits what stopped mounts left staged, each journal at most once
+  (pachctl.mount.recover); it needs no FUSE and mounts nothing.
 """
 from __future__ import annotations
 
@@ -26,12 +28,15 @@ def _need_pyfuse3() -> None:
         raise CliError(NO_PYFUSE3) from None
 
 
-@command(None, "mount", arity=(1, 1), metavar="<path/to/mount/point>",
+@command(None, "mount", arity=(0, 1), metavar="<path/to/mount/point>",
          help="Mount pfs locally. This command blocks until the file system is unmounted "
               "(Ctrl-C, `pachctl unmount <path>` or `fusermount -u <path>`).\n\n"
               "Each repo is a directory under the mount point. Without --repos, every repo of the "
               "project at master. Read-only unless --write (no --repos) or +w on a repo. Files "
-              "written are committed when the mount ends: one commit per written repo.")
+              "written are committed when the mount ends: one commit per written repo.\n\n"
+              "With --recover, mount nothing: commit the changes that mounts which stopped without "
+              "committing (killed, crashed, or pachd unreachable) left staged, one commit per repo; "
+              "with a mount point, only those of mounts made there.")
 @click.option("-w", "--write", is_flag=True,
               help="Allow writing to pfs through the mount (every repo; pipeline outputs stay read-only).")
 @click.option("-d", "--debug", is_flag=True, help="Turn on FUSE debug output (every file system request).")
@@ -42,7 +47,16 @@ def _need_pyfuse3() -> None:
               help="Let other users see the mount (needs user_allow_other in /etc/fuse.conf).")
 @click.option("--project", default=None, metavar="PROJECT",
               help="Project of the repos (default: the context's project).")
-def mount(args, write, debug, repos, allow_other, project):
+@click.option("--recover", is_flag=True,
+              help="Commit the staged changes left by mounts that stopped without committing them.")
+def mount(args, write, debug, repos, allow_other, project, recover):
+    if recover:
+        if write or repos or debug or allow_other:
+            raise CliError("--recover mounts nothing: it takes no --write, --repos, --debug or --allow-other")
+        _recover(args[0] if args else None)
+        return
+    if not args:
+        raise CliError("expected 1 arguments, got 0")
     _need_pyfuse3()
     from pachctl.mount.session import Session, check_fuse, check_mountpoint
     from pachctl.mount.views import MountError, resolve_views
@@ -62,6 +76,21 @@ def mount(args, write, debug, repos, allow_other, project):
         raise CliError(str(e)) from None
     if code:
         sys.exit(code)
+
+
+def _recover(mountpoint) -> None:
+    from pachctl.mount.recover import recover
+
+    def say(msg: str) -> None:
+        sys.stderr.write(msg + "\n")
+        sys.stderr.flush()
+    out = recover(get_app().client(), mountpoint, say=say)
+    for session in out.busy:
+        say(f"left alone: {session} belongs to a mount that is still running (unmount it to commit)")
+    if out.errors:
+        raise CliError("\n".join(out.errors))
+    if not out.sessions and not out.busy:
+        say("no staged changes left by a stopped mount" + (f" at {mountpoint}" if mountpoint else ""))
 
 
 async def _ready(session) -> None:
@@ -115,7 +144,8 @@ def _report(mountpoint: str, final) -> None:
         msg = f"cleared the stale mount at {mountpoint}"
         if pid:
             msg += f" (its process {pid} is gone; nothing was committed"
-            msg += f"; staged files, if any, are in {staging})" if staging else ")"
+            msg += (f"; staged files, if any, are in {staging}; commit them with: pachctl mount --recover "
+                    f"{mountpoint})") if staging else ")"
         sys.stderr.write(msg + "\n")
         return
     for item in final.get("report", []):
@@ -123,7 +153,7 @@ def _report(mountpoint: str, final) -> None:
             sys.stderr.write(f"committed {item['view']}: {item['commit']}\n")
         elif item.get("error"):
             sys.stderr.write(f"could not commit {item['view']}: {item['error']} (staged files kept in "
-                             f"{final.get('staging')})\n")
+                             f"{final.get('staging')}; commit them with: pachctl mount --recover)\n")
 
 
 @command(None, "mount-server", arity=(0, 0),

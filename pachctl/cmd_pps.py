@@ -85,32 +85,27 @@ def read_source(path: str) -> str:
         return f.read()
 
 
-def render_jsonnet(path: str, args: tuple[str, ...]) -> str:
+def render_jsonnet(path: str, args: tuple[str, ...], client) -> str:
+    """The JSON a jsonnet template renders to, with `name=value` top-level arguments; pachd
+    renders it (RenderTemplate), as Pachyderm's pachctl has it do."""
     tla = {}
     for a in args:
         name, eq, value = a.partition("=")
         if not eq:
             raise CliError(f'could not parse --arg "{a}": expected name=value')
         tla[name] = value
-    try:
-        import _jsonnet  # type: ignore[import-not-found]
-    except ImportError:
-        raise CliError("--jsonnet is not supported here: the `jsonnet` Python package is not installed; "
-                       "render the template with the jsonnet tool and pass the result with -f") from None
-    try:
-        return _jsonnet.evaluate_snippet(path, read_source(path), tla_vars=tla)
-    except RuntimeError as e:
-        raise CliError(f"could not evaluate jsonnet template {path}: {e}") from None
+    resp = client.pps.RenderTemplate(pps.RenderTemplateRequest(template=read_source(path), args=tla))
+    return resp.json
 
 
-def load_specs(file: str, jsonnet: str, args: tuple[str, ...]) -> list[dict]:
+def load_specs(file: str, jsonnet: str, args: tuple[str, ...], client=None) -> list[dict]:
     from pps.spec import parse_specs
 
     if file and jsonnet:
         raise CliError("cannot set both --file and --jsonnet; exactly one must be set")
     if args and not jsonnet:
         raise CliError("--arg can only be used with --jsonnet")
-    text = render_jsonnet(jsonnet, args) if jsonnet else read_source(file or "-")
+    text = render_jsonnet(jsonnet, args, client) if jsonnet else read_source(file or "-")
     if not text.strip():
         raise CliError("no pipeline spec found in " + (jsonnet or file or "stdin"))
     return parse_specs(text)
@@ -135,8 +130,8 @@ def _create(file, jsonnet, args, push_images, project, dry_run, raw, output, upd
                        "and never pushes them to a registry")
     app = get_app()
     proj = app.project(project)
-    specs = load_specs(file, jsonnet, args)
     c = app.client()
+    specs = load_specs(file, jsonnet, args, c)
     for spec in specs:
         req = pps.CreatePipelineV2Request(create_pipeline_request_json=json.dumps(fill_project(spec, proj)),
                                           update=update, reprocess=reprocess, dry_run=dry_run)
@@ -163,7 +158,7 @@ def create_options(f):
     f = click.option("--arg", "args_", multiple=True, metavar="NAME=VALUE",
                      help="Top-level argument passed to the --jsonnet template (repeatable).")(f)
     f = click.option("--jsonnet", default="", metavar="PATH|URL",
-                     help="A jsonnet template producing one or more pipeline specs (needs the `jsonnet` package).")(f)
+                     help="A jsonnet template producing one or more pipeline specs (rendered by pachd).")(f)
     return click.option("-f", "--file", default="", metavar="PATH|URL|-",
                         help='A JSON or YAML file (path or http(s) URL) containing one or more pipelines. '
                              '"-" reads from stdin (the default).')(f)

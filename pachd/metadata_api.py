@@ -1,10 +1,11 @@
 """metadata.API/EditMetadata: user metadata of projects, repos, branches, commits (pfs core,
 one transaction for the whole request) and of the cluster (a pachd record, shown by
-InspectCluster). Pipelines' metadata is refused with FAILED_PRECONDITION: pipeline specs
-here carry no metadata map to edit.
+InspectCluster) and of pipelines (PipelineInfo.metadata, as Pachyderm: the pipeline's own
+map, not its spec's Kubernetes labels/annotations; editing it makes no new pipeline
+version and restarts nothing).
 
-All edits of a request are checked before anything is written; the cluster's map is written
-only after the pfs edits succeeded.
+All edits of a request are checked before anything is written; the pfs edits apply before
+the pipelines' and the cluster's maps are written, so a failure leaves everything as it was.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ CLUSTER_KEY = pachd_key("cluster-metadata")
 
 class MetadataServicer(metadata_pb2_grpc.APIServicer):
     def __init__(self, pachd):
+        self.pachd = pachd
         self.pfs = pachd.pfs
         pachd.admin.metadata_source = self.cluster_metadata
 
@@ -32,7 +34,7 @@ class MetadataServicer(metadata_pb2_grpc.APIServicer):
 
     @rpc
     def EditMetadata(self, req, ctx):
-        pfs_edits, cluster_ops = [], []
+        pfs_edits, cluster_ops, pipeline_edits = [], [], []
         for e in req.edits:
             op = e.WhichOneof("op")
             if op is None:
@@ -53,14 +55,22 @@ class MetadataServicer(metadata_pb2_grpc.APIServicer):
             elif target == "cluster":
                 cluster_ops.append(args)
             elif target == "pipeline":
-                raise FailedPrecondition("editing a pipeline's metadata is not supported by this pachd: "
-                                         "set metadata in the pipeline spec's `metadata` field instead")
+                if e.pipeline.WhichOneof("picker") != "name" or not e.pipeline.name.name:
+                    raise InvalidArgument("pipeline picker names no pipeline")
+                pipeline_edits.append((pickers.project(e.pipeline.name.project), e.pipeline.name.name, *args))
             else:
-                raise InvalidArgument("an edit needs a target (project, repo, branch, commit or cluster)")
+                raise InvalidArgument("an edit needs a target (project, repo, branch, commit, pipeline or cluster)")
         md = self.cluster_metadata()
         for op, key, value, repl in cluster_ops:  # checked before any write
             md = apply_op(md, op, key, value, repl, "the cluster")
-        if pfs_edits:
+        if pipeline_edits:
+            pps = getattr(self.pachd, "pps", None)
+            if pps is None:
+                raise FailedPrecondition("this pachd runs without the pipeline system (pps), so it has no "
+                                         "pipelines whose metadata could be edited")
+            pps.master.edit_pipeline_metadata(
+                pipeline_edits, then=(lambda: self.pfs.edit_metadata(pfs_edits)) if pfs_edits else None)
+        elif pfs_edits:
             self.pfs.edit_metadata(pfs_edits)
         if cluster_ops:
             self.pfs.meta.put(CLUSTER_KEY, json.dumps(md).encode())

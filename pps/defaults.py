@@ -6,6 +6,10 @@ Invariants:
 - A new or updated pipeline's spec is the user's spec merged over the project defaults
   merged over the cluster defaults (JSON merge patch, RFC 7386: objects merge key by key,
   anything else replaces; null deletes). The user's own text stays `user_spec_json`.
+- Before merging, the user's keys are put in the defaults' spelling (proto field names:
+  `datumTries` and `datum_tries` are one field), walking CreatePipelineRequest's fields;
+  keys of map fields (env, labels...) are data and stay as written, and keys that are no
+  field stay too (the spec parser names them).
 """
 from __future__ import annotations
 
@@ -54,5 +58,38 @@ def merge_patch(base: dict, patch: dict) -> dict:
 
 def apply(meta, project: str, spec: dict) -> dict:
     """The spec with the cluster's and the project's defaults under it."""
-    merged = merge_patch(_cpr(load(meta)), _cpr(load(meta, project)))
-    return merge_patch(merged, spec) if merged else spec
+    return apply_texts(load(meta), load(meta, project), spec)
+
+
+def apply_texts(cluster_text: Optional[str], project_text: Optional[str], spec: dict) -> dict:
+    """The spec with the given cluster and project defaults documents under it."""
+    merged = merge_patch(_cpr(cluster_text), _cpr(project_text))
+    return merge_patch(merged, canonical(spec)) if merged else spec
+
+
+def canonical(doc, desc=pb.CreatePipelineRequest.DESCRIPTOR):
+    """`doc` with its keys spelled as `desc`'s proto field names (see the invariants)."""
+    if not isinstance(doc, dict):
+        return doc
+    out = {}
+    for k, v in doc.items():
+        f = desc.fields_by_name.get(k) or _by_json_name(desc).get(k)
+        if f is None:
+            out[k] = v
+            continue
+        sub = f.message_type
+        if sub is not None and sub.GetOptions().map_entry:
+            vf = sub.fields_by_name["value"]
+            out[f.name] = ({mk: canonical(mv, vf.message_type) for mk, mv in v.items()}
+                           if vf.message_type is not None and isinstance(v, dict) else v)
+        elif sub is not None and isinstance(v, list):
+            out[f.name] = [canonical(x, sub) for x in v]
+        elif sub is not None:
+            out[f.name] = canonical(v, sub)
+        else:
+            out[f.name] = v
+    return out
+
+
+def _by_json_name(desc) -> dict:
+    return {f.json_name: f for f in desc.fields}

@@ -309,7 +309,8 @@ class PpsMaster:
                 salt=salt, created_at=existing.created_at if existing else now, updated_at=now,
                 state="PIPELINE_RUNNING", stopped=existing.stopped if existing else False,
                 parallelism=effective_parallelism(spec, self.cpu_count),
-                last_job_state=existing.last_job_state if existing else "")
+                last_job_state=existing.last_job_state if existing else "",
+                metadata=dict(existing.metadata) if existing else {})
             self.store.put_pipeline(rec)
             self._start_controller(rec)
             try:
@@ -502,6 +503,25 @@ class PpsMaster:
             self.ensure_workers(p, self.spec_of(p))
         with self._changed:
             self._changed.notify_all()
+
+    def edit_pipeline_metadata(self, edits: list, then=None) -> None:
+        """metadata.EditMetadata on pipelines: `edits` are (project, name, op, key, value,
+        replacement) applied in order to each pipeline's user metadata (PipelineInfo.metadata;
+        no new version, nothing restarts). All are checked first; `then()` (the request's other
+        edits) runs before anything here is written, so a failure there changes nothing."""
+        from dataclasses import replace as _replace
+        from pfs.core.metadata import apply_op
+        with self._lock:
+            recs: dict = {}
+            for project, name, op, key, value, replacement in edits:
+                rec = recs.get((project, name)) or self.inspect_pipeline(project, name)
+                recs[(project, name)] = _replace(rec, metadata=apply_op(
+                    rec.metadata, op, key, value, replacement, f"pipeline {project}/{name}"))
+            if then is not None:
+                then()
+            with self.pfs.meta.batch() as b:
+                for rec in recs.values():
+                    self.store.put_pipeline(rec, batch=b)
 
     def rerun_pipeline(self, project: str, name: str, reprocess: bool) -> None:
         p = self.inspect_pipeline(project, name)

@@ -15,7 +15,13 @@ Invariants:
   Nothing here logs a value, and errors name the secret and key, never a value.
 - LocalSecrets: one file per secret, mode 0600, in a directory of mode 0700, written to a
   temporary file, fsynced and renamed (a crash leaves the old or the new secret). It lives
-  under pachd's root and never in the metadata store or the object store.
+  under pachd's root and never in the metadata store or the object store. The values are
+  encrypted at rest (AES-256-GCM, the secret's name as associated data, so a file renamed
+  to another secret's name does not decrypt); name, type and creation time stay readable
+  for listing. The key is 32 random bytes in its own file next to the directory (mode
+  0600, created once, atomically); it is never logged or put in an error. Secrets written
+  before encryption (a plain `data` map) are still read, and rewritten encrypted when the
+  store opens.
 - Error texts are Pachyderm's: it wraps the Kubernetes client's error
   (`failed to get secret: secrets "x" not found`).
 """
@@ -33,6 +39,9 @@ from pathlib import Path
 from typing import Any, Optional, Protocol
 
 import yaml
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pfs.errors import AlreadyExists, InvalidArgument, NotFound, PfsError
 
@@ -112,14 +121,109 @@ def not_found(verb: str, name: str) -> NotFound:
     return e
 
 
-class LocalSecrets:
-    """Secrets as files under `root` (see the module invariants)."""
+def _write_new(path: Path, payload: bytes) -> None:
+    """Create `path` holding `payload` (mode 0600), atomically: a temporary file, fsynced,
+    then linked into place; FileExistsError if it is already there."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)  # fails if it exists: no overwrite race
+    finally:
+        os.unlink(tmp)
+    _fsync_dir(path.parent)
 
-    def __init__(self, root: Path | str, clock=time.time):
+
+def _replace(path: Path, payload: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(d: Path) -> None:
+    dfd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+KEY_BYTES = 32
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The store's AES-256 key from `path` (created with mode 0600 when missing)."""
+    try:
+        _write_new(path, os.urandom(KEY_BYTES))
+    except FileExistsError:
+        pass
+    if os.stat(path).st_mode & 0o077:
+        os.chmod(path, 0o600)  # readable by others: tighten it before use
+    key = path.read_bytes()
+    if len(key) != KEY_BYTES:
+        raise PfsError(f"the secrets key file {path} is damaged (it must hold {KEY_BYTES} bytes, it holds "
+                       f"{len(key)}); restore it from a backup, or delete it and every secret under "
+                       f"{path.parent} and create the secrets again")
+    return key
+
+
+class LocalSecrets:
+    """Secrets as files under `root`, their values encrypted with the key at `key_path`
+    (default: `<root>.key`, beside the directory). See the module invariants."""
+
+    def __init__(self, root: Path | str, clock=time.time, key_path: Path | str | None = None):
         self.root = Path(root)
         self.clock = clock
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
+        self.key_path = Path(key_path) if key_path else self.root.with_name(self.root.name + ".key")
+        self._aead = AESGCM(load_or_create_key(self.key_path))
+        self._migrate_plain()
+
+    def _seal(self, name: str, values: dict[str, bytes]) -> dict:
+        plain = json.dumps({k: base64.b64encode(v).decode() for k, v in values.items()}).encode()
+        nonce = os.urandom(12)
+        ct = self._aead.encrypt(nonce, plain, name.encode())
+        return {"alg": "AES-256-GCM", "nonce": base64.b64encode(nonce).decode(),
+                "ciphertext": base64.b64encode(ct).decode()}
+
+    def _open(self, rec: dict) -> dict[str, bytes]:
+        if "sealed" not in rec:  # written before encryption at rest
+            return {k: base64.b64decode(v) for k, v in (rec.get("data") or {}).items()}
+        sealed = rec["sealed"]
+        try:
+            plain = self._aead.decrypt(base64.b64decode(sealed["nonce"]),
+                                       base64.b64decode(sealed["ciphertext"]), rec["name"].encode())
+        except (InvalidTag, KeyError, ValueError, binascii.Error):
+            raise SecretError(f"secret {rec.get('name')} cannot be decrypted with this pachd's key "
+                              f"({self.key_path}): the key or the secret's file was replaced or damaged; "
+                              "create the secret again") from None
+        return {k: base64.b64decode(v) for k, v in json.loads(plain).items()}
+
+    def _migrate_plain(self) -> None:
+        """Rewrite secrets stored before encryption at rest with their values sealed."""
+        for p in sorted(self.root.glob("*.json")):
+            try:
+                rec = json.loads(p.read_text())
+            except (OSError, ValueError):
+                continue
+            if not isinstance(rec, dict) or "sealed" in rec or "name" not in rec:
+                continue
+            values = self._open(rec)
+            rec.pop("data", None)
+            rec["sealed"] = self._seal(rec["name"], values)
+            _replace(p, json.dumps(rec).encode())
 
     def _path(self, name: str) -> Path:
         if not _NAME.match(name or "") or len(name) > 253:
@@ -131,26 +235,13 @@ class LocalSecrets:
         path = self._path(name)
         rec = {k: v for k, v in manifest.items() if k != "_values"}
         rec["created"] = self.clock()
-        rec["data"] = {k: base64.b64encode(v).decode() for k, v in manifest["_values"].items()}
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")  # mode 0600
+        rec["sealed"] = self._seal(name, manifest["_values"])
         try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(rec, f)
-                f.flush()
-                os.fsync(f.fileno())
-            try:
-                os.link(tmp, path)  # fails if it exists: no overwrite race
-            except FileExistsError:
-                e = AlreadyExists(f'failed to create secret: secrets "{name}" already exists')
-                e.code = "UNKNOWN"
-                raise e from None
-        finally:
-            os.unlink(tmp)
-        dfd = os.open(self.root, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+            _write_new(path, json.dumps(rec).encode())
+        except FileExistsError:
+            e = AlreadyExists(f'failed to create secret: secrets "{name}" already exists')
+            e.code = "UNKNOWN"
+            raise e from None
 
     def _read(self, name: str, verb: str) -> dict:
         try:
@@ -179,8 +270,7 @@ class LocalSecrets:
         return out
 
     def data(self, name: str) -> dict[str, bytes]:
-        rec = self._read(name, "get")
-        return {k: base64.b64decode(v) for k, v in (rec.get("data") or {}).items()}
+        return self._open(self._read(name, "get"))
 
 
 class KubeSecrets:

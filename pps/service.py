@@ -52,7 +52,8 @@ def pipeline_info(p: PipelineRecord, master, details: bool = True) -> pb.Pipelin
         version=p.version, stopped=p.stopped, state=pb.PipelineState.Value(p.state),
         reason=p.reason, parallelism=p.parallelism,
         type=pb.PipelineInfo.PIPELINE_TYPE_TRANSFORM,
-        user_spec_json=p.user_spec_json, effective_spec_json=json.dumps(p.spec, sort_keys=True))
+        user_spec_json=p.user_spec_json, effective_spec_json=json.dumps(p.spec, sort_keys=True),
+        metadata=p.metadata or {})
     if p.last_job_state:
         info.last_job_state = pb.JobState.Value(p.last_job_state)
     if p.spec_commit:

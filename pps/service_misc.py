@@ -6,8 +6,8 @@ Invariants:
 - Cluster and project defaults are JSON objects of Pachyderm's shape
   (`{"createPipelineRequest": {...}}`), validated against CreatePipelineRequest and stored
   (pps.defaults); Get returns what Set stored. New and updated pipelines get them merged
-  under their spec (pps.defaults.apply). Existing pipelines are not regenerated:
-  `regenerate`/`reprocess` are not acted on and `affected_pipelines` is empty.
+  under their spec (pps.defaults.apply). With `regenerate`, existing pipelines whose
+  effective spec changes are updated and named in `affected_pipelines` (pps.regenerate).
 - RenderTemplate evaluates a jsonnet template with its args (as top-level arguments) and
   returns the JSON and the pipeline specs in it.
 - RunPipeline answers as Pachyderm 2.x does: UNKNOWN "unimplemented".
@@ -20,6 +20,7 @@ from google.protobuf import json_format
 
 from pfs.errors import FailedPrecondition, InvalidArgument, PfsError
 from pfs.service.errors import rpc
+from proto.pfs_v2 import pfs_pb2 as pfs_pb
 from proto.pps_v2 import pps_pb2 as pb
 
 
@@ -52,12 +53,21 @@ class PpsMiscMixin:
         return pb.GetClusterDefaultsResponse(
             cluster_defaults_json=raw.decode() if raw else json.dumps({"createPipelineRequest": {}}))
 
+    def _set_defaults(self, key: bytes, text: str, req, **which) -> list:
+        """Store the defaults (unless dry_run) and regenerate what they change (if asked)."""
+        from pps import regenerate
+        affected = (regenerate.affected_pipelines(self.m.pfs.meta, self.m.store, **which)
+                    if req.regenerate else [])
+        if not req.dry_run:
+            self.m.pfs.meta.put(key, text.encode())
+            regenerate.regenerate(self.m, affected, reprocess=req.reprocess)
+        return [pb.Pipeline(project=pfs_pb.Project(name=a.project), name=a.name) for a in affected]
+
     @rpc
     def SetClusterDefaults(self, req, ctx):
         text = _check_defaults(req.cluster_defaults_json, "cluster defaults")
-        if not req.dry_run:
-            self.m.pfs.meta.put(self._defaults_key(), text.encode())
-        return pb.SetClusterDefaultsResponse()
+        affected = self._set_defaults(self._defaults_key(), text, req, new_cluster=text)
+        return pb.SetClusterDefaultsResponse(affected_pipelines=affected)
 
     @rpc
     def GetProjectDefaults(self, req, ctx):
@@ -71,9 +81,9 @@ class PpsMiscMixin:
         project = req.project.name or "default"
         self.m.pfs.inspect_project(project)
         text = _check_defaults(req.project_defaults_json, f"project {project} defaults")
-        if not req.dry_run:
-            self.m.pfs.meta.put(self._defaults_key(project), text.encode())
-        return pb.SetProjectDefaultsResponse()
+        affected = self._set_defaults(self._defaults_key(project), text, req,
+                                      project=project, new_project=text)
+        return pb.SetProjectDefaultsResponse(affected_pipelines=affected)
 
     @rpc
     def RenderTemplate(self, req, ctx):
@@ -89,9 +99,15 @@ class PpsMiscMixin:
         doc = json.loads(text)
         docs = doc if isinstance(doc, list) else [doc]
         specs = []
-        for d in docs:
+        for i, d in enumerate(docs):
+            if not isinstance(d, dict):
+                raise InvalidArgument(f"the template must render to a pipeline spec (a JSON object) or a list "
+                                      f"of them; item {i} is {type(d).__name__}")
             msg = pb.CreatePipelineRequest()
-            json_format.ParseDict(d, msg, ignore_unknown_fields=True)
+            try:
+                json_format.ParseDict(d, msg, ignore_unknown_fields=True)
+            except json_format.ParseError as e:
+                raise InvalidArgument(f"the template rendered an invalid pipeline spec (item {i}): {e}") from None
             specs.append(msg)
         return pb.RenderTemplateResponse(json=text, specs=specs)
 

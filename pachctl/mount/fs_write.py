@@ -59,6 +59,14 @@ class WriteOps:
         h = await self.head(view)
         return await self.stat_remote(view, under.commit or h.commit, under.src) is not None
 
+    @staticmethod
+    def _mark_failed(view, sf, err: int) -> None:
+        """A write to `sf` failed (err) or, with 0, it was truncated to zero: whole again."""
+        sf.failed = err
+        j = getattr(view.overlay, "journal", None) if view is not None else None
+        if j is not None:
+            j.failed(sf, err) if err else j.whole(sf)
+
     def _drop_staged(self, staged_files) -> None:
         for sf in staged_files:
             self.staging.drop(sf)
@@ -79,7 +87,9 @@ class WriteOps:
                 if truncate:
                     async with self.gate(view):
                         os.ftruncate(fd, 0)
-                        sf.dirty, sf.failed = True, 0
+                        sf.dirty = True
+                        if sf.failed:
+                            self._mark_failed(view, sf, 0)
             except OSError as e:
                 raise _err(e.errno or errno.EIO) from None
             return FileHandle(node, fd=fd, staged=sf)
@@ -343,11 +353,11 @@ class WriteOps:
             try:
                 os.truncate(sf.path, size)
             except OSError as e:
-                sf.failed = e.errno or errno.EIO
+                self._mark_failed(view, sf, e.errno or errno.EIO)
                 raise _err(disk_error(e)) from None
             sf.dirty = True
-            if size == 0:
-                sf.failed = 0
+            if size == 0 and sf.failed:
+                self._mark_failed(view, sf, 0)
 
     # ---- writing ------------------------------------------------------------------------------
     async def write(self, fh, off, buf):
@@ -361,7 +371,7 @@ class WriteOps:
             try:
                 n = os.pwrite(h.fd, buf, off)
             except OSError as e:
-                sf.failed = e.errno or errno.EIO
+                self._mark_failed(h.view, sf, e.errno or errno.EIO)
                 raise _err(disk_error(e)) from None
             sf.dirty = True
         return n
@@ -384,11 +394,16 @@ class WriteOps:
                                  self._remote_kind_blocking(view))
             from pachctl.transfer import is_loopback
             local = is_loopback(self.client)
+            journal = view.overlay.journal
+            if journal is not None:  # a recovery after a kill here can tell whether this landed
+                journal.begin(head.commit)
             result = await trio.to_thread.run_sync(
                 lambda: commit_plan(self.client, view, plan, links, local_pachd=local, retries=retries, say=say))
             result.skipped = [(p, f"a write to it failed ({os.strerror(sf.failed)})") for p, sf in failed] \
                 + result.skipped
             self._drop_staged(view.overlay.committed())
+            if journal is not None:
+                journal.done(result.commit)
             self.forget_head(view)
             return result
         finally:

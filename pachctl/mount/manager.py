@@ -67,6 +67,7 @@ class Manager:
 
     async def _add(self, view: View) -> None:
         self.session.fs.add_view(view)
+        self.session.attach_journal(view)
         pyfuse3.invalidate_entry_async(pyfuse3.ROOT_INODE, view.name.encode(), ignore_enoent=True)
 
     async def _remove(self, name: str) -> None:

@@ -13,7 +13,9 @@ A path's state is the change at the path itself, else the nearest ancestor's cha
 head's entry at that path.
 
 Invariants:
-- Pure bookkeeping: no I/O, no gRPC; the file system calls it from one thread.
+- Pure bookkeeping: no I/O, no gRPC; the file system calls it from one thread. Every change
+  is also told to `journal` when one is attached (pachctl.mount.journal writes it down, so
+  the changes outlive the process).
 - `plan()` lists operations ancestors first, so applying them in order to the head gives
   exactly the overlay's view: a directory's delete or copy comes before what is changed
   inside it. An empty plan means nothing changed (no commit is made).
@@ -78,6 +80,7 @@ class Overlay:
     def __init__(self):
         self.changes: dict[str, Change] = {}
         self.kids: dict[str, dict[str, int]] = {}
+        self.journal = None   # journal.Journal, when the changes are written down
 
     def __bool__(self) -> bool:
         return bool(self.changes)
@@ -101,11 +104,15 @@ class Overlay:
         if path not in self.changes:
             self._index(path, 1)
         self.changes[path] = change
+        if self.journal is not None:
+            self.journal.set(path, change)
 
     def _remove(self, path: str) -> Optional[Change]:
         c = self.changes.pop(path, None)
         if c is not None:
             self._index(path, -1)
+            if self.journal is not None:
+                self.journal.remove(path)
         return c
 
     def below(self, path: str) -> list[str]:
@@ -225,11 +232,16 @@ class Overlay:
         dropped = []
         for path, c in list(self.changes.items()):
             if c.kind == DIR:
-                c.opaque = False
+                if c.opaque:
+                    c.opaque = False
+                    if self.journal is not None:
+                        self.journal.set(path, c)
             elif c.kind == FILE and c.staged.failed:
                 continue  # not committed: stays staged (and failed) until rewritten or removed
             elif c.kind == FILE and c.staged.nopen > 0:
                 c.staged.dirty = False
+                if self.journal is not None:
+                    self.journal.clean(path, c.staged)
             else:
                 self._remove(path)
                 if c.kind == FILE:

@@ -7,7 +7,10 @@ Invariants:
 - The mount ends on `fusermount -u`/`pachctl unmount`, SIGINT, SIGTERM or SIGHUP; then each
   written view is committed once (retrying while pachd is unreachable). A read-only mount
   says nothing at the end. A failed commit keeps its staged files, writes `changes.json`
-  next to them, says where they are, and the process exits with status 1.
+  next to them, says where they are and how to commit them later (`pachctl mount
+  --recover`), and the process exits with status 1.
+- Each writable view's changes are journaled as they happen (pachctl.mount.journal), so a
+  killed mount's staged files can be committed by `pachctl mount --recover` too.
 - The staging directory lives under `~/.pachyderm/mounts/staging/` (or
   `$PACH_MOUNT_STAGING`) and is removed once everything in it is committed.
 """
@@ -38,6 +41,9 @@ COMMIT_RETRIES = 4
 
 
 def check_fuse() -> None:
+    """FUSE can be mounted by this process. libfuse opens /dev/fuse itself, also for a normal
+    user (fusermount3 only does the mount(2) for it), so a /dev/fuse this user cannot open
+    is refused here, in one line."""
     if not os.path.exists("/dev/fuse"):
         raise MountError("FUSE is not available: /dev/fuse does not exist. Install fuse3 (apt-get install "
                          "fuse3) and load the module (modprobe fuse); in a container, run it with "
@@ -148,6 +154,8 @@ class Session:
         if self.dynamic or any(v.writable for v in self.views):
             self.staging = Staging(staging_root(self.env))
         self.fs = MountFS(self.client, self.views, self.mountpoint, staging=self.staging)
+        for v in self.views:
+            self.attach_journal(v)
         read_only = not self.dynamic and not any(v.writable for v in self.views)
         try:
             pyfuse3.init(self.fs, self.mountpoint, fuse_options(self.views, self.allow_other, self.debug, read_only))
@@ -160,6 +168,12 @@ class Session:
                                           "views": [v.describe() for v in self.views],
                                           "staging": self.staging.root if self.staging else "",
                                           "started": time.time()}, self.env, resolved=True)
+
+    def attach_journal(self, view: View) -> None:
+        """Write the view's changes down as they happen, so that they survive this process."""
+        if (self.staging is not None and view.overlay is not None and not view.local_only
+                and view.overlay.journal is None):
+            view.overlay.journal = self.staging.journal(view, self.mountpoint)
 
     def run(self, on_ready=None) -> int:
         """Mount, serve until unmounted, commit; the exit status (1 if a commit failed)."""
@@ -221,7 +235,8 @@ class Session:
             reason = _reason(e)
             where = self.staging.root if self.staging else ""
             self.say(f"could not commit {view.repo}@{view.branch}: {reason}. The staged changes are kept in "
-                     f"{where} (changes.json lists them); nothing was committed")
+                     f"{where} (changes.json lists them); nothing was committed. Commit them later with: "
+                     f"pachctl mount --recover")
             self.report.append({"view": view.name, "error": reason})
             self._write_manifest(view)
             return None

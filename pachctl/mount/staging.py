@@ -16,10 +16,15 @@ Invariants:
   overlay, or on local disk for paths outside the mount); one pointing nowhere, or at a
   directory, is left out and reported.
 - A session's directory is removed only when nothing is left staged in it.
+- While its mount runs, a session holds an exclusive lock (flock) on `<session>/.lock`; the
+  lock goes with the process however it ends, so a session whose lock is free was left by
+  a stopped mount and its journals (pachctl.mount.journal) can be committed by
+  `pachctl mount --recover` (pachctl.mount.recover), which takes the same lock.
 """
 from __future__ import annotations
 
 import errno
+import fcntl
 import itertools
 import logging
 import os
@@ -70,6 +75,17 @@ class Staging:
         self.root = root
         os.makedirs(root, mode=0o700, exist_ok=True)
         self._n = itertools.count(1)
+        self.lock_fd = lock_session(root)
+        if self.lock_fd is None:
+            raise OSError(errno.EBUSY, f"staging directory {root} is in use by another process")
+        self.journals: list = []
+
+    def journal(self, view, mountpoint: str):
+        """Write `view`'s overlay changes down as they happen (see pachctl.mount.journal)."""
+        from pachctl.mount.journal import Journal
+        j = Journal(self.root, view, mountpoint)
+        self.journals.append(j)
+        return j
 
     def _dir(self, view_name: str) -> str:
         d = os.path.join(self.root, view_name)
@@ -111,7 +127,23 @@ class Staging:
         return True
 
     def remove_all(self) -> None:
+        for j in self.journals:
+            j.close()
         shutil.rmtree(self.root, ignore_errors=True)
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
+
+
+def lock_session(root: str) -> Optional[int]:
+    """Take the session's lock (an fd to keep open), or None if a live process holds it."""
+    fd = os.open(os.path.join(root, ".lock"), os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 # ---- committing --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import http.server
 import json
 import re
 import shutil
+import textwrap
 import threading
 import time
 
@@ -226,11 +227,21 @@ def test_create_variants_dry_run_and_errors(ok, pachctl, tmp_path):
     assert r.exit_code == 1 and "already exists" in r.stderr
     r = pachctl("create", "pipeline", input='{"pipeline": {"name": "bad"}, "transfrom": {}}')
     assert r.exit_code == 1 and "transfrom" in r.stderr and "Traceback" not in r.stderr
-    try:
-        import _jsonnet  # noqa: F401
-    except ImportError:
-        r = pachctl("create", "pipeline", "--jsonnet", tmp_path / "x.jsonnet")
-        assert r.exit_code == 1 and r.stderr.startswith("--jsonnet is not supported here: the `jsonnet` Python")
+    # --jsonnet: pachd renders the template (RenderTemplate) with the --arg top-level arguments
+    (tmp_path / "p.jsonnet").write_text(textwrap.dedent("""\
+        function(suffix, glob="/*") [
+          {pipeline: {name: "tmpl-" + s}, input: {pfs: {repo: "in", glob: glob}},
+           transform: {cmd: ["sh", "-c", "cp -r /pfs/in/* /pfs/out/"]}}
+          for s in [suffix, suffix + "2"]
+        ]
+        """))
+    assert ok("create", "pipeline", "--jsonnet", tmp_path / "p.jsonnet", "--arg", "suffix=a") == ""
+    names = [r[1] for r in rows(ok("list", "pipeline"))]
+    assert "tmpl-a" in names and "tmpl-a2" in names
+    r = pachctl("create", "pipeline", "--jsonnet", tmp_path / "p.jsonnet")
+    assert r.exit_code == 1 and "suffix" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = pachctl("create", "pipeline", "--jsonnet", tmp_path / "p.jsonnet", "--arg", "nonsense")
+    assert (r.exit_code, r.stderr) == (1, 'could not parse --arg "nonsense": expected name=value\n')
     r = pachctl("create", "pipeline", input="")
     assert (r.exit_code, r.stderr) == (1, "no pipeline spec found in stdin\n")
 

@@ -113,3 +113,37 @@ def test_logs_service_user_queries(pps_client):
                        query=logs.LogQuery(admin=logs.AdminLogQuery(logql='{app="pachd"}')))
     assert "Loki" in msg
     c.pps.delete_pipeline(pipeline=pps.Pipeline(name="say"), force=True)
+
+
+def test_edit_metadata_of_a_pipeline(pps_client):
+    c = pps_client
+    c.pfs.create_repo(repo=pfs.Repo(name="pm-in"))
+    c.pps.create_pipeline(pipeline=pps.Pipeline(name="pm"), transform=pps.Transform(cmd=["true"]),
+                          input=pps.Input(pfs=pps.PfsInput(repo="pm-in", glob="/")))
+    pp = pps.PipelinePicker(name=pps.PipelinePickerPipelineName(
+        project=pfs.ProjectPicker(name="default"), name="pm"))
+    c.metadata.edit_metadata(edits=[
+        metadata.Edit(pipeline=pp, replace=metadata.EditReplace(replacement={"team": "vision", "tier": "1"})),
+        metadata.Edit(pipeline=pp, edit_key=metadata.EditEditKey(key="tier", value="2")),
+        metadata.Edit(pipeline=pp, add_key=metadata.EditAddKey(key="owner", value="ann")),
+    ])
+    info = c.pps.inspect_pipeline(pipeline=pps.Pipeline(name="pm"))
+    assert info.metadata == {"team": "vision", "tier": "2", "owner": "ann"}
+    assert info.version == 1  # the pipeline's own map: no new version
+    # all or nothing with the pfs edits of the same request
+    msg = expect_error(grpc.StatusCode.FAILED_PRECONDITION, c.metadata.edit_metadata, edits=[
+        metadata.Edit(pipeline=pp, delete_key=metadata.EditDeleteKey(key="team")),
+        metadata.Edit(repo=_rp("pm-in"), edit_key=metadata.EditEditKey(key="missing", value="v"))])
+    assert "missing" in msg
+    assert c.pps.inspect_pipeline(pipeline=pps.Pipeline(name="pm")).metadata["team"] == "vision"
+    # an update of the pipeline keeps its metadata
+    c.pps.create_pipeline(pipeline=pps.Pipeline(name="pm"), transform=pps.Transform(cmd=["true", "again"]),
+                          input=pps.Input(pfs=pps.PfsInput(repo="pm-in", glob="/")), update=True)
+    info = c.pps.inspect_pipeline(pipeline=pps.Pipeline(name="pm"))
+    assert info.version == 2 and info.metadata == {"team": "vision", "tier": "2", "owner": "ann"}
+    missing = pps.PipelinePicker(name=pps.PipelinePickerPipelineName(
+        project=pfs.ProjectPicker(name="default"), name="nope"))
+    msg = expect_error(grpc.StatusCode.NOT_FOUND, c.metadata.edit_metadata, edits=[
+        metadata.Edit(pipeline=missing, add_key=metadata.EditAddKey(key="k", value="v"))])
+    assert msg == 'pipeline "default/nope" not found'
+    c.pps.delete_pipeline(pipeline=pps.Pipeline(name="pm"), force=True)

@@ -155,3 +155,18 @@ def test_defaults_are_merged_under_new_pipeline_specs(pps_client):
     assert "datumTries" not in a.user_spec_json and "datum_tries" not in a.user_spec_json
     for n in ("dfl-a", "dfl-b"):
         c.pps.delete_pipeline(pipeline=pps.Pipeline(name=n), force=True)
+
+
+def test_render_template_evaluates_jsonnet_with_args(pps_client):
+    c = pps_client
+    template = ('function(name, glob="/*") {pipeline: {name: name}, '
+                'input: {pfs: {repo: "in", glob: glob}}, transform: {cmd: ["cp", "-r", "/pfs/in", "/pfs/out"]}}')
+    r = c.pps.render_template(template=template, args={"name": "rendered"})
+    assert json.loads(r.json)["pipeline"] == {"name": "rendered"}
+    assert [s.pipeline.name for s in r.specs] == ["rendered"] and r.specs[0].input.pfs.glob == "/*"
+    many = c.pps.render_template(template='[{pipeline: {name: "a"}}, {pipeline: {name: "b"}}]', args={})
+    assert [s.pipeline.name for s in many.specs] == ["a", "b"]
+    msg = expect_error(grpc.StatusCode.INVALID_ARGUMENT, c.pps.render_template, template=template, args={})
+    assert "name" in msg
+    msg = expect_error(grpc.StatusCode.INVALID_ARGUMENT, c.pps.render_template, template="{", args={})
+    assert "could not evaluate the template" in msg

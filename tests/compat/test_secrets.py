@@ -67,6 +67,44 @@ def test_secret_files_are_private_on_disk(pachd_pps, pps_client):
     files = list(d.iterdir())
     assert [f.name for f in files] == ["private.json"]
     assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
+    # encrypted at rest: neither the value nor its base64 is in the file; the key is apart
+    raw = files[0].read_bytes()
+    assert VALUE.encode() not in raw and base64.b64encode(VALUE.encode()) not in raw
+    key = pachd_pps.root / "secrets.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and len(key.read_bytes()) == 32
+
+
+def test_plain_secrets_are_migrated_and_tampering_is_caught(tmp_path):
+    from pps.secrets import LocalSecrets, SecretError, parse_manifest
+    d = tmp_path / "secrets"
+    d.mkdir()
+    # a secret as stored before encryption at rest (values base64 in `data`)
+    (d / "old.json").write_text(json.dumps({"name": "old", "type": "Opaque", "labels": {}, "annotations": {},
+                                            "created": 1.0, "data": {"k": base64.b64encode(VALUE.encode()).decode()}}))
+    store = LocalSecrets(d)
+    assert store.data("old") == {"k": VALUE.encode()}  # still read...
+    raw = (d / "old.json").read_text()
+    assert "sealed" in raw and base64.b64encode(VALUE.encode()).decode() not in raw  # ...and rewritten sealed
+    assert [i.name for i in store.list()] == ["old"]
+    # a fresh store over the same files (pachd restarted) reads them with the same key
+    store.create(parse_manifest(manifest("new", k=FILE_VALUE)))
+    again = LocalSecrets(d)
+    assert again.data("new") == {"k": FILE_VALUE.encode()} and again.data("old") == {"k": VALUE.encode()}
+    # a file copied over another secret's name does not decrypt (the name is bound in)
+    (d / "new.json").write_text((d / "old.json").read_text().replace('"name": "old"', '"name": "new"'))
+    with pytest.raises(SecretError) as e:
+        again.data("new")
+    assert "cannot be decrypted" in str(e.value) and VALUE not in str(e.value)
+    # with another key nothing decrypts, and the error names no value
+    (tmp_path / "secrets.key").write_bytes(os.urandom(32))
+    with pytest.raises(SecretError) as e:
+        LocalSecrets(d).data("old")
+    assert VALUE not in str(e.value)
+    # a damaged key is refused with a clear message
+    (tmp_path / "secrets.key").write_bytes(b"short")
+    with pytest.raises(Exception) as e:
+        LocalSecrets(d)
+    assert "damaged" in str(e.value)
 
 
 MODES = ["none"] + (["bwrap"] if bwrap_usable() else [])

@@ -117,7 +117,8 @@ def test_killed_write_mount_commits_nothing_and_unmount_says_where_staged_files_
     res = mounter.pachctl("unmount", m.path)
     assert res.returncode == 0, res.stderr
     assert "nothing was committed" in res.stderr and "staged files, if any, are in" in res.stderr, res.stderr
+    assert f"commit them with: pachctl mount --recover {m.path}" in res.stderr, res.stderr
     assert client.pfs.InspectCommit(pfs.InspectCommitRequest(commit=head)).commit.id == before
-    staged = res.stderr.rsplit("are in ", 1)[1].rstrip(")\n")
-    assert [p.read_bytes() for p in Path(staged).rglob("*") if p.is_file()] == [b"staged"]
+    staged = res.stderr.rsplit("are in ", 1)[1].split("; commit them")[0]
+    assert [p.read_bytes() for p in Path(staged).rglob("*") if p.is_file() and p.name.isdigit()] == [b"staged"]
     _gone(m)

@@ -325,3 +325,45 @@ def test_failed_commit_keeps_staged_changes_for_the_next_try(server, pachd_pps, 
         assert proc.wait(timeout=60) == 0, log.read_text()
     finally:
         back.stop(grace=0.5)
+
+
+def test_writes_during_a_commit_wait_and_stay_out_of_it(server, server_env, pclient, tmp_path):
+    """fs.Gate end to end: a write that arrives while /_commit streams a 64 MiB file waits for
+    the commit to finish and is not in it (the commit is the snapshot taken when it began);
+    the next /_commit carries it."""
+    import threading
+    server_env["PACHCTL_LOCAL_UPLOAD"] = "0"  # stream the bytes over gRPC: a commit with real work
+    put(pclient, "r", {"/f": b"1"})
+    sock = str(tmp_path / "g.sock")
+    proc, mount_dir, log = server("--sock-path", sock)
+    api = Api(sock=sock)
+    api.ok("PUT", "/_mount", {"mounts": [{"name": "r", "repo": "r", "mode": "rw"}]})
+    with open(mount_dir / "r/big", "wb") as f:
+        for _ in range(64):
+            f.write(os.urandom(1 << 20))
+    journal = next((tmp_path / "home" / ".pachyderm" / "mounts" / "staging").glob("*/r/journal-*.jsonl"))
+    result = {}
+    committing = threading.Thread(target=lambda: result.update(r=api.call("PUT", "/_commit", {"mount": "r"})))
+    committing.start()
+    deadline = time.monotonic() + 120
+    while '["begin"' not in journal.read_text():  # the gate is closed and the upload started
+        assert time.monotonic() < deadline and committing.is_alive(), (result, log.read_text())
+        time.sleep(0.01)
+    in_progress = committing.is_alive()
+    (mount_dir / "r/late").write_bytes(b"late")  # waits at the gate until the commit is done
+    committing.join(timeout=300)
+    assert result["r"][0] == 200, result
+    assert in_progress, "the commit ended before the write was sent; nothing was tested"
+    events = [json.loads(line) for line in journal.read_text().splitlines()[1:]]
+    done = next(i for i, e in enumerate(events) if e[0] == "done")
+    late = next(i for i, e in enumerate(events) if e[:2] == ["set", "/late"])
+    assert late > done, events  # the write was applied only after the commit finished
+    r = repo_msg("r")
+    head = pfs.Commit(repo=r, branch=pfs.Branch(repo=r, name="master"))
+    assert len(get_file(pclient, "r", "master", "/big")) == 64 << 20
+    names = [fi.file.path for fi in pclient.pfs.ListFile(pfs.ListFileRequest(file=pfs.File(commit=head, path="/")))]
+    assert "/late" not in names and "/big" in names
+    api.ok("PUT", "/_commit", {"mount": "r"})
+    assert get_file(pclient, "r", "master", "/late") == b"late"
+    proc.terminate()
+    assert proc.wait(timeout=60) == 0, log.read_text()
