@@ -207,12 +207,14 @@ class ContentStore:
         return ChunkRef(chunk_hash, pack, off, length)
 
     def read(self, refs: Iterable[ChunkRef], offset: int = 0,
-             length: Optional[int] = None) -> Iterator[bytes]:
+             length: Optional[int] = None, views: bool = False) -> Iterator[bytes]:
         """Stream a file's bytes from `offset`, at most `length` bytes (None = to the end);
-        read ahead in parallel when `self.read_ahead` (see the module invariants)."""
+        read ahead in parallel when `self.read_ahead` (see the module invariants). With
+        `views`, pieces may be memoryviews (bytes-like, valid for as long as they are held):
+        for callers that only write them somewhere, saving a copy of every chunk."""
         if self.read_ahead:
             from pfs.core.readahead import read_ahead  # it imports this module
-            return read_ahead(self, refs, offset, length, self.READ_WORKERS, self.READ_WINDOW)
+            return read_ahead(self, refs, offset, length, self.READ_WORKERS, self.READ_WINDOW, views=views)
         return self.read_sequential(refs, offset, length)
 
     def read_sequential(self, refs: Iterable[ChunkRef], offset: int = 0,

@@ -7,6 +7,7 @@ Invariants:
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from typing import Iterator
@@ -15,9 +16,10 @@ from google.protobuf import empty_pb2, wrappers_pb2
 
 from pfs.core import Pfs
 from pfs.core.filesets import FILESETS_REPO
-from pfs.errors import InvalidArgument, Unimplemented
+from pfs.errors import DiskFull, InvalidArgument, StorageError, Unimplemented
 from pfs.service import convert as cv
 from pfs.service.errors import rpc
+from pfs.service.local_read import URL_SCHEME, is_local_peer, write_all
 from pfs.service.pfs_extra import PfsExtraMixin
 from pfs.service.urls import fetch_url, local_file
 from pfs.model import DEFAULT_PROJECT
@@ -27,6 +29,24 @@ from proto.pfs_v2 import pfs_pb2_grpc
 log = logging.getLogger("pachd")
 GET_CHUNK = 1 << 20  # bytes per GetFile message
 EMPTY = empty_pb2.Empty()
+
+
+def _messages(it, size: int = GET_CHUNK) -> Iterator[bytes]:
+    """Bytes-like pieces (memoryviews into read buffers) regrouped into messages of `size`
+    bytes (the last may be shorter), each made with exactly one copy."""
+    group, have = [], 0
+    for piece in it:
+        view = memoryview(piece)
+        while view:
+            take = view[:size - have]
+            group.append(take)
+            have += len(take)
+            view = view[len(take):]
+            if have == size:
+                yield b"".join(group)
+                group, have = [], 0
+    if group:
+        yield b"".join(group)
 
 
 def _rechunk(it: Iterator[bytes], size: int = GET_CHUNK) -> Iterator[bytes]:
@@ -44,8 +64,9 @@ def _rechunk(it: Iterator[bytes], size: int = GET_CHUNK) -> Iterator[bytes]:
 
 
 class PfsServicer(PfsExtraMixin, pfs_pb2_grpc.APIServicer):
-    def __init__(self, pfs: Pfs):
+    def __init__(self, pfs: Pfs, local_reads=None):
         self.pfs = pfs
+        self.local_reads = local_reads  # pfs.service.local_read.LocalReadServer, or None
 
     # ---- projects ----------------------------------------------------------------------
     @rpc
@@ -296,11 +317,30 @@ class PfsServicer(PfsExtraMixin, pfs_pb2_grpc.APIServicer):
     @rpc
     def GetFile(self, req, ctx):
         ci = self._commit(req.file)
+        if req.URL.startswith(URL_SCHEME) and self.local_reads is not None:
+            yield from self._get_file_local(ci, req, ctx)
+            return
         if req.URL:
             raise Unimplemented("GetFile to a URL is not supported; read the file and upload it yourself")
-        _, it = self.pfs.read_file(ci, req.file.path, req.offset)
-        for piece in _rechunk(it):
+        _, it = self.pfs.read_file(ci, req.file.path, req.offset, views=True)
+        for piece in _messages(it):
             yield wrappers_pb2.BytesValue(value=piece)
+
+    def _get_file_local(self, ci, req, ctx):
+        """GetFile into a descriptor the client handed over (pfs.service.local_read): the
+        same checked bytes, written by pachd; an empty stream."""
+        fd = self.local_reads.take(req.URL, ctx.peer() or "")
+        try:
+            _, it = self.pfs.read_file(ci, req.file.path, req.offset, views=True)
+            try:
+                write_all(fd, it, ctx.is_active)
+            except OSError as e:
+                err = DiskFull if e.errno == errno.ENOSPC else StorageError
+                raise err(f"writing {req.file.path} into the client's output failed: {e.strerror or e}") from e
+        finally:
+            os.close(fd)
+        return
+        yield  # a generator, as GetFile streams
 
     @rpc
     def GetFileTAR(self, req, ctx):
@@ -421,5 +461,4 @@ def _local_peer(ctx) -> bool:
     """True when the client is on this machine (file:// sources are then allowed)."""
     if os.environ.get("PACHD_ALLOW_FILE_URLS", "1") == "0":
         return False
-    peer = ctx.peer() or ""
-    return peer.startswith(("ipv4:127.", "ipv6:[::1]", "ipv6:%5B::1%5D", "unix:"))
+    return is_local_peer(ctx.peer() or "")
