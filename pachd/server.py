@@ -116,13 +116,15 @@ class Pachd:
         self._stopped = threading.Event()
         from pachd.transactions import TransactionInterceptor, TransactionRunner, TransactionServicer
         from pfs.service.local_read import LocalReadServer, add_socket_service
+        from pfs.service.pfs_api import SerializedGetFile
         self.local_reads = LocalReadServer()
         pfs_servicer = PfsServicer(self.pfs, self.local_reads if self.local_reads.start() else None)
         self.transactions = TransactionRunner(
             self.pfs, pfs_servicer, lambda: self.pps.servicer if self.pps is not None else None)
         self.authn = AuthSetup(self.root, self.pfs, self.auth_token)
         # auth first: a call queued in a transaction is checked as its caller makes it
-        interceptors = [self.authn.interceptor, TransactionInterceptor(self.transactions)]
+        interceptors = [self.authn.interceptor, TransactionInterceptor(self.transactions), SerializedGetFile()]
+        pfs_servicer.serialized = True
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
             interceptors=interceptors,

@@ -76,8 +76,9 @@ def spans(pieces: Iterable[tuple[ChunkRef, int, int]],
 
 
 def _fetch(store: ContentStore, key: str, off: int, parts: list, views: bool = False) -> list:
+    get = getattr(store.chunks, "get_range_view", None) if views else None  # mapped: no copy
     try:
-        data = store.chunks.get_range(key, off, sum(r.length for r, _, _ in parts))
+        data = (get or store.chunks.get_range)(key, off, sum(r.length for r, _, _ in parts))
     except ObjectNotFound:
         data = None  # the pack is gone: each chunk is looked up where the index says
     whole = None if data is None else memoryview(data)

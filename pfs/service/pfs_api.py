@@ -12,6 +12,7 @@ import logging
 import os
 from typing import Iterator
 
+import grpc
 from google.protobuf import empty_pb2, wrappers_pb2
 
 from pfs.core import Pfs
@@ -31,9 +32,19 @@ GET_CHUNK = 1 << 20  # bytes per GetFile message
 EMPTY = empty_pb2.Empty()
 
 
-def _messages(it, size: int = GET_CHUNK) -> Iterator[bytes]:
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _messages(it, size: int = GET_CHUNK, wire: bool = False) -> Iterator[bytes]:
     """Bytes-like pieces (memoryviews into read buffers) regrouped into messages of `size`
-    bytes (the last may be shorter), each made with exactly one copy."""
+    bytes (the last may be shorter), each made with exactly one copy. `wire`: each as a
+    serialized BytesValue (field 1, length-delimited) instead of its bare value."""
     group, have = [], 0
     for piece in it:
         view = memoryview(piece)
@@ -43,10 +54,30 @@ def _messages(it, size: int = GET_CHUNK) -> Iterator[bytes]:
             have += len(take)
             view = view[len(take):]
             if have == size:
-                yield b"".join(group)
+                yield b"".join([b"\x0a", _varint(have), *group] if wire else group)
                 group, have = [], 0
     if group:
-        yield b"".join(group)
+        yield b"".join([b"\x0a", _varint(have), *group] if wire else group)
+
+
+def _pass_serialized(msg) -> bytes:
+    return msg if type(msg) is bytes else msg.SerializeToString()
+
+
+class SerializedGetFile(grpc.ServerInterceptor):
+    """pachd's GetFile hands gRPC its messages already serialized (`PfsServicer.serialized`):
+    each is made with one copy from the read buffers, where building a BytesValue and
+    serializing it cost two more copies of every byte. This gives GetFile a serializer that
+    passes such bytes through (and still serializes a message object)."""
+
+    METHOD = "/pfs_v2.API/GetFile"
+
+    def intercept_service(self, continuation, details):
+        h = continuation(details)
+        if h is None or details.method != self.METHOD or not h.response_streaming:
+            return h
+        return grpc.unary_stream_rpc_method_handler(h.unary_stream, request_deserializer=h.request_deserializer,
+                                                    response_serializer=_pass_serialized)
 
 
 def _rechunk(it: Iterator[bytes], size: int = GET_CHUNK) -> Iterator[bytes]:
@@ -67,6 +98,7 @@ class PfsServicer(PfsExtraMixin, pfs_pb2_grpc.APIServicer):
     def __init__(self, pfs: Pfs, local_reads=None):
         self.pfs = pfs
         self.local_reads = local_reads  # pfs.service.local_read.LocalReadServer, or None
+        self.serialized = False  # GetFile yields serialized messages (SerializedGetFile installed)
 
     # ---- projects ----------------------------------------------------------------------
     @rpc
@@ -323,6 +355,9 @@ class PfsServicer(PfsExtraMixin, pfs_pb2_grpc.APIServicer):
         if req.URL:
             raise Unimplemented("GetFile to a URL is not supported; read the file and upload it yourself")
         _, it = self.pfs.read_file(ci, req.file.path, req.offset, views=True)
+        if self.serialized:
+            yield from _messages(it, wire=True)
+            return
         for piece in _messages(it):
             yield wrappers_pb2.BytesValue(value=piece)
 
