@@ -20,8 +20,10 @@ Invariants:
   whatever the file's size.
 - Closing the generator early (a client went away) cancels queued fetches and waits for
   the running ones: no thread outlives the read.
-- A single request is read inline, without threads; `workers <= 1` reads inline one chunk
-  range at a time (exactly the sequential read).
+- The first chunk is read inline, by itself, and read-ahead starts only when the caller
+  asks for more (a read cancelled after its first bytes costs one chunk); a single further
+  request is read inline too, without threads; `workers <= 1` reads inline one chunk range
+  at a time (exactly the sequential read).
 - Whole chunks are read, even for a read that starts or ends inside one, so each can be
   checked against its hash (`ContentStore.chunk_bytes`, which also finds a chunk whose pack
   is gone); only then is the requested part of it yielded.
@@ -99,7 +101,15 @@ def read_ahead(store: ContentStore, refs: Iterable[ChunkRef], offset: int = 0,
     if workers <= 1:
         yield from store.read_sequential(refs, offset, length)
         return
-    todo = [(*span, views) for span in spans(ranges(refs, offset, length), max_span)]
+    pieces = list(ranges(refs, offset, length))
+    if not pieces:
+        return
+    # The first chunk alone, inline: a read at an offset that is cancelled after its first
+    # bytes (a random read through the mount) costs one chunk, not a window of 4 MiB spans
+    # on threads started for it. Read-ahead starts once the caller asks for more.
+    for span in spans(pieces[:1], max_span):
+        yield from _fetch(store, *span, views)
+    todo = [(*span, views) for span in spans(pieces[1:], max_span)]
     if len(todo) <= 1:
         for span in todo:
             yield from _fetch(store, *span)

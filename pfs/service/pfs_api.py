@@ -44,8 +44,9 @@ def _varint(n: int) -> bytes:
 def _messages(it, size: int = GET_CHUNK, wire: bool = False) -> Iterator[bytes]:
     """Bytes-like pieces (memoryviews into read buffers) regrouped into messages of `size`
     bytes (the last may be shorter), each made with exactly one copy. `wire`: each as a
-    serialized BytesValue (field 1, length-delimited) instead of its bare value."""
-    group, have = [], 0
+    serialized BytesValue (field 1, length-delimited) instead of its bare value. The first
+    piece (one chunk) is sent by itself, without waiting for the next."""
+    group, have, first = [], 0, True
     for piece in it:
         view = memoryview(piece)
         while view:
@@ -56,6 +57,10 @@ def _messages(it, size: int = GET_CHUNK, wire: bool = False) -> Iterator[bytes]:
             if have == size:
                 yield b"".join([b"\x0a", _varint(have), *group] if wire else group)
                 group, have = [], 0
+        if first and group:  # the first chunk's bytes go at once: a small read at an offset waits for no more
+            yield b"".join([b"\x0a", _varint(have), *group] if wire else group)
+            group, have = [], 0
+        first = False
     if group:
         yield b"".join([b"\x0a", _varint(have), *group] if wire else group)
 
