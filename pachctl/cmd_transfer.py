@@ -77,6 +77,7 @@ def put_file(args, files, input_file, recursive, compress, parallelism, append, 
 def _get_local(c, file_msg, offset: int, output: str, env) -> bool:
     """`get file` through pachd writing into our output (pachctl.local_read); False: stream."""
     import os
+    import stat
 
     from pachctl import local_read
     if env.get(local_read.LOCAL_READ_ENV, "1").lower() in ("0", "false", "no"):
@@ -103,7 +104,8 @@ def _get_local(c, file_msg, offset: int, output: str, env) -> bool:
     done = False
     try:
         if local_read.allowed(c, fd, env) and local_read.get_into(c, file_msg, offset, fd):
-            os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_CUR))  # an older, longer file: cut to what was written
+            if stat.S_ISREG(os.fstat(fd).st_mode):  # an older, longer file: cut to what was written
+                os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_CUR))
             done = True
         return done
     finally:

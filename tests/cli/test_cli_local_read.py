@@ -55,6 +55,13 @@ def test_get_file_to_output_is_written_by_pachd(pachd, env, data, tmp_path):
     assert pachd.local_reads.used == before + 1  # it went through pachd, not the stream
 
 
+def test_get_file_to_dev_null(pachd, env, data):
+    before = pachd.local_reads.used
+    r = _cli(env, "get", "file", "r@master:/big.bin", "-o", "/dev/null")
+    assert r.returncode == 0, r.stderr
+    assert pachd.local_reads.used == before + 1
+
+
 def test_get_file_to_stdout_file_with_offset(pachd, env, data, tmp_path):
     out = tmp_path / "stdout.bin"
     before = pachd.local_reads.used
