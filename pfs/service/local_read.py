@@ -19,7 +19,10 @@ Invariants:
 - Only callers on this machine (loopback or unix peers) are told the socket's name or may
   use a handle; anyone else gets FAILED_PRECONDITION and streams as before.
 - A handle is used at most once. It and its descriptor are dropped when used, when its
-  connection closes, or after HANDLE_TTL seconds, whichever comes first.
+  connection closes, or after HANDLE_TTL seconds, whichever comes first. At most
+  MAX_CONNECTIONS connections are served at once (a connection beyond is closed at once and
+  its client streams), so no local process can make pachd hold unbounded descriptors or
+  threads.
 - Only regular files and character devices (/dev/null) are accepted: a pipe or socket whose
   reader stalls would hold a pachd thread in a blocking write.
 - The bytes are exactly a streamed GetFile's: the same read path, every chunk checked
@@ -46,6 +49,7 @@ log = logging.getLogger("pachd.local_read")
 URL_SCHEME = "pachd-local-fd:"
 SOCKET_METHOD = "/pachd_local.LocalRead/Socket"
 HANDLE_TTL = 60.0
+MAX_CONNECTIONS = 256  # handles (and connections) open at once; more are refused: the client streams
 HANDLE_BAD = "the local read handle is unknown, used or expired"
 
 
@@ -68,6 +72,7 @@ class LocalReadServer:
         self._lock = threading.Lock()
         self._sock: Optional[socket.socket] = None
         self._thread: Optional[threading.Thread] = None
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self.name = ""  # the abstract socket's name, without its leading NUL
         self.used = 0  # handles taken by GetFile calls (tests and benchmarks look at it)
 
@@ -112,6 +117,9 @@ class LocalReadServer:
                 conn, _ = self._sock.accept()
             except OSError:
                 return  # stopped
+            if not self._slots.acquire(blocking=False):
+                conn.close()  # too many at once: that client streams instead
+                continue
             threading.Thread(target=self._serve, args=(conn,), name="local-read-conn", daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
@@ -137,6 +145,7 @@ class LocalReadServer:
             conn.close()
             if key is not None:
                 self._drop(key)
+            self._slots.release()
 
     def _register(self, fd: int) -> str:
         key = secrets.token_hex(16)
