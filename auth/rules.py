@@ -654,6 +654,9 @@ RULES: dict[str, Rule] = {
     "/maintenance_v1.API/GarbageCollect": cluster(ADMIN),
     "/maintenance_v1.API/ShipMetadata": cluster(ADMIN),
     "/maintenance_v1.API/Backup": cluster(ADMIN),
+    # the name of pachd's local-read socket (pfs.service.local_read); the reads themselves are
+    # GetFile calls, checked as GetFile
+    "/pachd_local.LocalRead/Socket": AUTHENTICATED,
     "/grpc.health.v1.Health/Check": OPEN,
     "/grpc.health.v1.Health/Watch": OPEN,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": OPEN,

@@ -63,6 +63,8 @@ def all_benchmarks():
     out += auth_bench.ALL
     from bench import mount_bench
     out += mount_bench.ALL
+    from bench import read_bench
+    out += read_bench.ALL
     return out
 
 

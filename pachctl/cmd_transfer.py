@@ -6,7 +6,10 @@ Invariants:
   on this machine; see pachctl.transfer); it prints nothing on success except a progress bar
   on a terminal.
 - `get file` writes the raw bytes to stdout or `-o`; `-r` extracts GetFileTAR into the `-o`
-  directory. A directory without `-r` is refused with Pachyderm's hint.
+  directory. A directory without `-r` is refused with Pachyderm's hint. With pachd on this
+  machine and no progress bar, pachd writes the bytes into the output itself
+  (pachctl.local_read); where it cannot, they are streamed. Either way `-o` is created only
+  once the file is found, and an existing `-o` is untouched by a call that finds nothing.
 """
 from __future__ import annotations
 
@@ -71,6 +74,47 @@ def put_file(args, files, input_file, recursive, compress, parallelism, append, 
         local_files=local_upload_allowed(c, items, app.env))
 
 
+def _get_local(c, file_msg, offset: int, output: str, env) -> bool:
+    """`get file` through pachd writing into our output (pachctl.local_read); False: stream."""
+    import os
+    import stat
+
+    from pachctl import local_read
+    if env.get(local_read.LOCAL_READ_ENV, "1").lower() in ("0", "false", "no"):
+        return False
+    if not output:
+        out = stdout_binary()
+        try:
+            out.flush()
+            fd = out.fileno()
+        except (AttributeError, OSError, ValueError):
+            return False  # not a real descriptor (tests capturing output)
+        return local_read.allowed(c, fd, env) and local_read.get_into(c, file_msg, offset, fd)
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        created = True
+    except FileExistsError:
+        try:
+            fd = os.open(output, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError:
+            return False  # the streamed path reports it
+        created = False
+    except OSError:
+        return False
+    done = False
+    try:
+        if local_read.allowed(c, fd, env) and local_read.get_into(c, file_msg, offset, fd):
+            if stat.S_ISREG(os.fstat(fd).st_mode):  # an older, longer file: cut to what was written
+                os.ftruncate(fd, os.lseek(fd, 0, os.SEEK_CUR))
+            done = True
+        return done
+    finally:
+        wrote = os.lseek(fd, 0, os.SEEK_CUR)
+        os.close(fd)
+        if created and not done and wrote == 0:
+            os.unlink(output)  # nothing found (or the fallback creates it): leave no empty file
+
+
 @command("get", "file", arity=(1, 1), metavar="<repo>@<branch-or-commit>:<path/in/pfs>",
          help="Return the contents of a file (to stdout, or to -o); -r gets a directory into the -o directory.")
 @click.option("-o", "--output", "output", default="", metavar="PATH",
@@ -100,6 +144,8 @@ def get_file(args, output, recursive, offset, retry, progress, project):
                     f.path, output, bar)
         return
     try:
+        if not bar.enabled and _get_local(c, file_msg, offset, output, app.env):
+            return
         write_stream(c.pfs.GetFile(pfs.GetFileRequest(file=file_msg, offset=offset)), output or None,
                      stdout_binary(), bar)
     except grpc.RpcError as e:

@@ -156,6 +156,10 @@ class Progress:
         self._task = self._p.add_task(description, total=total)
         self._p.start()
 
+    @property
+    def enabled(self) -> bool:
+        return self._p is not None
+
     def advance(self, n: int) -> None:
         if self._p is not None:
             self._p.advance(self._task, n)

@@ -115,13 +115,17 @@ class Pachd:
         self.pps = None
         self._stopped = threading.Event()
         from pachd.transactions import TransactionInterceptor, TransactionRunner, TransactionServicer
-        pfs_servicer = PfsServicer(self.pfs)
+        from pfs.service.local_read import LocalReadServer, add_socket_service
+        from pfs.service.pfs_api import SerializedGetFile
+        self.local_reads = LocalReadServer()
+        pfs_servicer = PfsServicer(self.pfs, self.local_reads if self.local_reads.start() else None)
         self.transactions = TransactionRunner(
             self.pfs, pfs_servicer, lambda: self.pps.servicer if self.pps is not None else None)
         self.authn = AuthSetup(self.root, self.pfs, self.auth_token)
         pfs_servicer.caller_may = self.authn.caller_may  # summaries and DeleteRepos: what the caller may
         # auth first: a call queued in a transaction is checked as its caller makes it
-        interceptors = [self.authn.interceptor, TransactionInterceptor(self.transactions)]
+        interceptors = [self.authn.interceptor, TransactionInterceptor(self.transactions), SerializedGetFile()]
+        pfs_servicer.serialized = True
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rpc"),
             interceptors=interceptors,
@@ -129,6 +133,7 @@ class Pachd:
                      ("grpc.max_send_message_length", MAX_MSG),
                      ("grpc.so_reuseport", 0)])
         pfs_pb2_grpc.add_APIServicer_to_server(pfs_servicer, self.server)
+        add_socket_service(self.server, self.local_reads)
         version_pb2_grpc.add_APIServicer_to_server(VersionServicer(), self.server)
         self.admin = AdminServicer(self._cluster_id())
         admin_pb2_grpc.add_APIServicer_to_server(self.admin, self.server)
@@ -227,6 +232,7 @@ class Pachd:
         if self.s3_gateway is not None:
             self.s3_gateway.stop()
         self.server.stop(grace).wait()
+        self.local_reads.stop()
         self.pfs.close()  # after the last call: uploads in their grace still write packs
         if self.shipper is not None:
             self.shipper.stop(final=True)  # a clean stop loses nothing (RPO 0)

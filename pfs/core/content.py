@@ -129,6 +129,7 @@ class ContentStore:
         self.clock = time.time
         self._flush_lock = threading.Lock()
         self._pool: Optional[ThreadPoolExecutor] = None
+        self._read_pool: Optional[ThreadPoolExecutor] = None
         self._buffer_pools: dict[tuple[int, bool], BlockPool] = {}
 
     def writer(self, lease=None) -> "ContentWriter":
@@ -194,10 +195,23 @@ class ContentStore:
                 continue  # re-leased meanwhile (a fresh nonce): look again
         return refs  # kept changing: unindexed chunks only cost a duplicate later
 
+    READ_POOL_THREADS = 16  # shared by every read of this store; each read has at most READ_WINDOW in flight
+
+    def read_pool(self) -> ThreadPoolExecutor:
+        """The threads that reads fetch ahead on (pfs.core.readahead), started once for the store."""
+        with self._flush_lock:
+            if self._read_pool is None:
+                self._read_pool = ThreadPoolExecutor(max_workers=self.READ_POOL_THREADS,
+                                                     thread_name_prefix="readahead")
+            return self._read_pool
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+        if self._read_pool is not None:
+            self._read_pool.shutdown(wait=True, cancel_futures=True)
+            self._read_pool = None
 
     def lookup(self, chunk_hash: bytes) -> Optional[ChunkRef]:
         raw = self.meta.get(keys.chunk_key(chunk_hash))
@@ -207,12 +221,14 @@ class ContentStore:
         return ChunkRef(chunk_hash, pack, off, length)
 
     def read(self, refs: Iterable[ChunkRef], offset: int = 0,
-             length: Optional[int] = None) -> Iterator[bytes]:
+             length: Optional[int] = None, views: bool = False) -> Iterator[bytes]:
         """Stream a file's bytes from `offset`, at most `length` bytes (None = to the end);
-        read ahead in parallel when `self.read_ahead` (see the module invariants)."""
+        read ahead in parallel when `self.read_ahead` (see the module invariants). With
+        `views`, pieces may be memoryviews (bytes-like, valid for as long as they are held):
+        for callers that only write them somewhere, saving a copy of every chunk."""
         if self.read_ahead:
             from pfs.core.readahead import read_ahead  # it imports this module
-            return read_ahead(self, refs, offset, length, self.READ_WORKERS, self.READ_WINDOW)
+            return read_ahead(self, refs, offset, length, self.READ_WORKERS, self.READ_WINDOW, views=views)
         return self.read_sequential(refs, offset, length)
 
     def read_sequential(self, refs: Iterable[ChunkRef], offset: int = 0,

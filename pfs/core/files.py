@@ -340,13 +340,18 @@ class FilesMixin:
         return self.file_info(ci, *found)
 
     def read_file(self, ci: CommitInfo, path: str, offset: int = 0,
-                  length: Optional[int] = None) -> tuple[FileInfo, Iterator[bytes]]:
-        fi = self.inspect_file(ci, path)
+                  length: Optional[int] = None, views: bool = False) -> tuple[FileInfo, Iterator[bytes]]:
+        """A file's info and its bytes from `offset` (at most `length`); `views`: pieces may be
+        memoryviews (see ContentStore.read)."""
+        p = ancestry.clean_path(path)
+        found = self.tree(ci).lookup(p)  # one lookup: its entry has the chunk refs too
+        if found is None:
+            raise FileNotFound(f"file {p} not found in repo {ci.commit.repo} at commit {ci.commit.id}")
+        fi = self.file_info(ci, *found)
         if fi.is_dir:
             raise InvalidArgument(
                 f"cannot get directory {fi.path} as a single file; use GetFileTAR instead")
-        e = self.tree(ci).entry(fi.path)
-        return fi, _naming_file(self.content.read(e.refs, offset, length), ci, fi.path)
+        return fi, _naming_file(self.content.read(found[1].refs, offset, length, views=views), ci, fi.path)
 
     def list_file(self, ci: CommitInfo, path: str, start_after: Optional[str] = None,
                   number: int = 0, reverse: bool = False) -> Iterator[FileInfo]:

@@ -13,13 +13,20 @@ are written around the page cache, so their reads are disk round trips too.
 Invariants:
 - Output is byte-for-byte `ContentStore.read_sequential(refs, offset, length)`, and still
   comes in pieces of at most one chunk (a merged request is split back at chunk
-  boundaries), so callers' message sizes do not change.
+  boundaries), so callers' message sizes do not change. With `views=True` the pieces are
+  memoryviews into the request's buffer (no copy per chunk: the copy of each chunk into
+  its own bytes was a quarter of a warm read's CPU in a py-spy profile); without, bytes.
 - Memory is bounded by `window` requests of at most max(`max_span`, one chunk) bytes each,
   whatever the file's size.
-- Closing the generator early (a client went away) cancels queued fetches and waits for
-  the running ones: no thread outlives the read.
-- A single request is read inline, without threads; `workers <= 1` reads inline one chunk
-  range at a time (exactly the sequential read).
+- Fetches run on the store's shared pool (`ContentStore.read_pool`: threads started once,
+  not per read; starting 4 threads per read was most of a GetFile-at-an-offset's time in a
+  py-spy profile on the loaded machine), at most `window` of them per read. Closing the
+  generator early (a client went away) cancels its queued fetches and waits for its running
+  ones: no fetch of a read runs after the read is closed.
+- The first chunk is read inline, by itself, and read-ahead starts only when the caller
+  asks for more (a read cancelled after its first bytes costs one chunk); a single further
+  request is read inline too, without threads; `workers <= 1` reads inline one chunk range
+  at a time (exactly the sequential read).
 - Whole chunks are read, even for a read that starts or ends inside one, so each can be
   checked against its hash (`ContentStore.chunk_bytes`, which also finds a chunk whose pack
   is gone); only then is the requested part of it yielded.
@@ -27,7 +34,7 @@ Invariants:
 from __future__ import annotations
 
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Iterable, Iterator, Optional
 
 from pfs.core.content import ChunkRef, ContentStore, pack_key
@@ -73,37 +80,51 @@ def spans(pieces: Iterable[tuple[ChunkRef, int, int]],
         yield key, start, parts
 
 
-def _fetch(store: ContentStore, key: str, off: int, parts: list) -> list[bytes]:
+def _fetch(store: ContentStore, key: str, off: int, parts: list, views: bool = False) -> list:
+    get = getattr(store.chunks, "get_range_view", None) if views else None  # mapped: no copy
     try:
-        data = store.chunks.get_range(key, off, sum(r.length for r, _, _ in parts))
+        data = (get or store.chunks.get_range)(key, off, sum(r.length for r, _, _ in parts))
     except ObjectNotFound:
         data = None  # the pack is gone: each chunk is looked up where the index says
+    whole = None if data is None else memoryview(data)
     out, pos = [], 0
     for r, skip, take in parts:
-        piece = store.chunk_bytes(r, None if data is None else data[pos:pos + r.length])
+        piece = store.chunk_bytes(r, None if whole is None else whole[pos:pos + r.length])
         pos += r.length
-        out.append(piece if (skip == 0 and take == len(piece)) else piece[skip:skip + take])
+        if not (skip == 0 and take == len(piece)):
+            piece = memoryview(piece)[skip:skip + take]
+        out.append(piece if views or type(piece) is bytes else bytes(piece))
     return out
 
 
 def read_ahead(store: ContentStore, refs: Iterable[ChunkRef], offset: int = 0,
                length: Optional[int] = None, workers: int = 4, window: int = 8,
-               max_span: Optional[int] = None) -> Iterator[bytes]:
+               max_span: Optional[int] = None, views: bool = False) -> Iterator:
     max_span = MAX_SPAN if max_span is None else max_span
     if workers <= 1:
         yield from store.read_sequential(refs, offset, length)
         return
-    todo = list(spans(ranges(refs, offset, length), max_span))
-    if len(todo) <= 1:
-        for key, off, parts in todo:
-            yield from _fetch(store, key, off, parts)
+    pieces = list(ranges(refs, offset, length))
+    if not pieces:
         return
-    ex = ThreadPoolExecutor(max_workers=min(workers, len(todo)), thread_name_prefix="readahead")
+    # The first chunk alone, inline: a read at an offset that is cancelled after its first
+    # bytes (a random read through the mount) costs one chunk, not a window of 4 MiB spans
+    # on threads started for it. Read-ahead starts once the caller asks for more.
+    for span in spans(pieces[:1], max_span):
+        yield from _fetch(store, *span, views)
+    todo = [(*span, views) for span in spans(pieces[1:], max_span)]
+    if len(todo) <= 1:
+        for span in todo:
+            yield from _fetch(store, *span)
+        return
+    shared = getattr(store, "read_pool", None)
+    ex = shared() if shared is not None else ThreadPoolExecutor(max_workers=min(workers, len(todo)),
+                                                                thread_name_prefix="readahead")
+    inflight: deque = deque()
     try:
         it = iter(todo)
-        inflight: deque = deque()
-        for key, off, parts in it:
-            inflight.append(ex.submit(_fetch, store, key, off, parts))
+        for span in it:
+            inflight.append(ex.submit(_fetch, store, *span))
             if len(inflight) >= window:
                 break
         while inflight:
@@ -113,4 +134,9 @@ def read_ahead(store: ContentStore, refs: Iterable[ChunkRef], offset: int = 0,
                 inflight.append(ex.submit(_fetch, store, *nxt))
             yield from pieces
     finally:
-        ex.shutdown(wait=True, cancel_futures=True)
+        if shared is None:
+            ex.shutdown(wait=True, cancel_futures=True)
+        else:  # the store's pool lives on: cancel this read's queued fetches, wait out its running ones
+            for f in inflight:
+                f.cancel()
+            wait([f for f in inflight if not f.cancelled()])

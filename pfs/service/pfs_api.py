@@ -7,17 +7,20 @@ Invariants:
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from typing import Iterator
 
+import grpc
 from google.protobuf import empty_pb2, wrappers_pb2
 
 from pfs.core import Pfs
 from pfs.core.filesets import FILESETS_REPO
-from pfs.errors import InvalidArgument, Unimplemented
+from pfs.errors import DiskFull, InvalidArgument, StorageError, Unimplemented
 from pfs.service import convert as cv
 from pfs.service.errors import rpc
+from pfs.service.local_read import URL_SCHEME, is_local_peer, write_all
 from pfs.service.pfs_extra import PfsExtraMixin
 from pfs.service.urls import fetch_url, local_file
 from pfs.model import DEFAULT_PROJECT
@@ -27,6 +30,59 @@ from proto.pfs_v2 import pfs_pb2_grpc
 log = logging.getLogger("pachd")
 GET_CHUNK = 1 << 20  # bytes per GetFile message
 EMPTY = empty_pb2.Empty()
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _messages(it, size: int = GET_CHUNK, wire: bool = False) -> Iterator[bytes]:
+    """Bytes-like pieces (memoryviews into read buffers) regrouped into messages of `size`
+    bytes (the last may be shorter), each made with exactly one copy. `wire`: each as a
+    serialized BytesValue (field 1, length-delimited) instead of its bare value. The first
+    piece (one chunk) is sent by itself, without waiting for the next."""
+    group, have, first = [], 0, True
+    for piece in it:
+        view = memoryview(piece)
+        while view:
+            take = view[:size - have]
+            group.append(take)
+            have += len(take)
+            view = view[len(take):]
+            if have == size:
+                yield b"".join([b"\x0a", _varint(have), *group] if wire else group)
+                group, have = [], 0
+        if first and group:  # the first chunk's bytes go at once: a small read at an offset waits for no more
+            yield b"".join([b"\x0a", _varint(have), *group] if wire else group)
+            group, have = [], 0
+        first = False
+    if group:
+        yield b"".join([b"\x0a", _varint(have), *group] if wire else group)
+
+
+def _pass_serialized(msg) -> bytes:
+    return msg if type(msg) is bytes else msg.SerializeToString()
+
+
+class SerializedGetFile(grpc.ServerInterceptor):
+    """pachd's GetFile hands gRPC its messages already serialized (`PfsServicer.serialized`):
+    each is made with one copy from the read buffers, where building a BytesValue and
+    serializing it cost two more copies of every byte. This gives GetFile a serializer that
+    passes such bytes through (and still serializes a message object)."""
+
+    METHOD = "/pfs_v2.API/GetFile"
+
+    def intercept_service(self, continuation, details):
+        h = continuation(details)
+        if h is None or details.method != self.METHOD or not h.response_streaming:
+            return h
+        return grpc.unary_stream_rpc_method_handler(h.unary_stream, request_deserializer=h.request_deserializer,
+                                                    response_serializer=_pass_serialized)
 
 
 def _rechunk(it: Iterator[bytes], size: int = GET_CHUNK) -> Iterator[bytes]:
@@ -44,11 +100,13 @@ def _rechunk(it: Iterator[bytes], size: int = GET_CHUNK) -> Iterator[bytes]:
 
 
 class PfsServicer(PfsExtraMixin, pfs_pb2_grpc.APIServicer):
-    def __init__(self, pfs: Pfs):
+    def __init__(self, pfs: Pfs, local_reads=None):
         self.pfs = pfs
         # (context, permission, project, repo) -> may the caller? Set by pachd when auth is
         # wired in: ReposSummary counts, and DeleteRepos deletes, only what the caller may.
         self.caller_may = lambda ctx, permission, project, repo: True
+        self.local_reads = local_reads  # pfs.service.local_read.LocalReadServer, or None
+        self.serialized = False  # GetFile yields serialized messages (SerializedGetFile installed)
 
     # ---- projects ----------------------------------------------------------------------
     @rpc
@@ -303,11 +361,33 @@ class PfsServicer(PfsExtraMixin, pfs_pb2_grpc.APIServicer):
     @rpc
     def GetFile(self, req, ctx):
         ci = self._commit(req.file)
+        if req.URL.startswith(URL_SCHEME) and self.local_reads is not None:
+            yield from self._get_file_local(ci, req, ctx)
+            return
         if req.URL:
             raise Unimplemented("GetFile to a URL is not supported; read the file and upload it yourself")
-        _, it = self.pfs.read_file(ci, req.file.path, req.offset)
-        for piece in _rechunk(it):
+        _, it = self.pfs.read_file(ci, req.file.path, req.offset, views=True)
+        if self.serialized:
+            yield from _messages(it, wire=True)
+            return
+        for piece in _messages(it):
             yield wrappers_pb2.BytesValue(value=piece)
+
+    def _get_file_local(self, ci, req, ctx):
+        """GetFile into a descriptor the client handed over (pfs.service.local_read): the
+        same checked bytes, written by pachd; an empty stream."""
+        fd = self.local_reads.take(req.URL, ctx.peer() or "")
+        try:
+            _, it = self.pfs.read_file(ci, req.file.path, req.offset, views=True)
+            try:
+                write_all(fd, it, ctx.is_active)
+            except OSError as e:
+                err = DiskFull if e.errno == errno.ENOSPC else StorageError
+                raise err(f"writing {req.file.path} into the client's output failed: {e.strerror or e}") from e
+        finally:
+            os.close(fd)
+        return
+        yield  # a generator, as GetFile streams
 
     @rpc
     def GetFileTAR(self, req, ctx):
@@ -429,5 +509,4 @@ def _local_peer(ctx) -> bool:
     """True when the client is on this machine (file:// sources are then allowed)."""
     if os.environ.get("PACHD_ALLOW_FILE_URLS", "1") == "0":
         return False
-    peer = ctx.peer() or ""
-    return peer.startswith(("ipv4:127.", "ipv6:[::1]", "ipv6:%5B::1%5D", "unix:"))
+    return is_local_peer(ctx.peer() or "")

@@ -1,6 +1,6 @@
 """The core's read path with chunks in S3: read-ahead is used, merges back-to-back chunks into
-few requests, returns exactly the sequential read's bytes in chunk-sized pieces, and leaves no
-thread behind. (Throughput: bench/s3_storage.py.)"""
+few requests, returns exactly the sequential read's bytes in chunk-sized pieces, stops
+fetching when abandoned and leaves no thread behind once the store is closed. (Throughput: bench/s3_storage.py.)"""
 from __future__ import annotations
 
 import random
@@ -93,14 +93,27 @@ def test_read_equals_sequential_with_few_requests(s3pfs):
         p.chunks.get_range = counting.real
 
 
-def test_abandoned_read_leaves_no_threads(s3pfs):
+def test_abandoned_read_stops_fetching_and_close_leaves_no_threads(s3pfs):
+    """Read-ahead runs on the store's shared pool: an abandoned read fetches nothing more once
+    closed, and closing the store leaves no read-ahead thread behind."""
     p = s3pfs
     r = Repo("default", "ra")
     p.create_repo(r)
     ci = p.put_bytes(r, "master", "/f", random.Random(4).randbytes(24 * MiB))
-    _, it = p.read_file(ci, "/f")
-    next(it)
-    it.close()
+    counting = p.chunks.get_range = CountingGets(p.chunks)
+    try:
+        _, it = p.read_file(ci, "/f")
+        next(it)
+        next(it)  # past the first chunk: read-ahead is running
+        it.close()
+        with counting.lock:
+            n = len(counting.calls)
+        assert n < 24 * MiB // CDC_MAX + 2  # not the whole file
+        threading.Event().wait(0.5)
+        assert len(counting.calls) == n  # nothing of the closed read ran after close()
+    finally:
+        p.chunks.get_range = counting.real
+    p.content.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("readahead")]
 
 

@@ -105,13 +105,24 @@ def test_read_ahead_equals_sequential_read(pfs):
         want = data[off:] if n is None else data[off:off + n]
         for workers, window in ((1, 1), (2, 2), (4, 8)):
             assert b"".join(read_ahead(pfs.content, refs, off, n, workers, window)) == want
-    # closing early leaves no thread behind (threads of other reads in this process, such as
-    # a server of an earlier test finishing a stream, are not this read's)
+    # closing early: the read fetches nothing more (its fetches run on the store's shared
+    # pool), and closing the store leaves no read-ahead thread behind (threads of other reads
+    # in this process, such as a server of an earlier test finishing a stream, are not its own)
     before = set(threading.enumerate())
-    gen = read_ahead(pfs.content, refs, 0, None, 4, 8)
-    next(gen)
-    assert [t for t in threading.enumerate() if t.name.startswith("readahead") and t not in before]
-    gen.close()
+    calls, real = [], pfs.chunks.get_range
+    pfs.chunks.get_range = lambda *a: (calls.append(a), real(*a))[1]
+    try:
+        gen = read_ahead(pfs.content, refs, 0, None, 4, 8)
+        next(gen)
+        next(gen)  # past the first chunk, read inline: read-ahead is running
+        gen.close()
+        assert len(calls) >= 2
+        n = len(calls)
+        threading.Event().wait(0.5)
+        assert len(calls) == n
+    finally:
+        pfs.chunks.get_range = real
+    pfs.content.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("readahead") and t not in before]
 
 

@@ -1,0 +1,217 @@
+"""Short-circuit reads for clients on pachd's machine: pachd writes a file's bytes straight
+into a file descriptor the client handed it, instead of streaming them through gRPC (HDFS's
+short-circuit reads pass descriptors over a unix socket the same way, in the other direction).
+
+How a client uses it (pachctl.local_read is the client side):
+1. It asks `/pachd_local.LocalRead/Socket` (an ordinary gRPC call, authenticated like any
+   other) for the name of pachd's local socket: an abstract unix socket with a random name,
+   bound by pachd before it is told to anyone, so no other process can hold that name.
+2. It connects and sends one byte carrying its open output descriptor (SCM_RIGHTS); pachd
+   answers with a handle (32 hex digits and a newline).
+3. It calls GetFile with URL `pachd-local-fd:<handle>`. That is the normal GetFile: auth
+   checks REPO_READ on the file's repo exactly as for a streamed read. pachd writes the
+   file's bytes from `offset` into the descriptor (at its current position) and returns an
+   empty stream.
+
+Invariants:
+- pachd writes only into descriptors the client opened itself: it never opens a path for a
+  client and never hands out its own files (a pack holds chunks of many files and repos).
+- Only callers on this machine (loopback or unix peers) are told the socket's name or may
+  use a handle; anyone else gets FAILED_PRECONDITION and streams as before.
+- A handle is used at most once. It and its descriptor are dropped when used, when its
+  connection closes, or after HANDLE_TTL seconds, whichever comes first. At most
+  MAX_CONNECTIONS connections are served at once (a connection beyond is closed at once and
+  its client streams), so no local process can make pachd hold unbounded descriptors or
+  threads.
+- Only regular files and character devices (/dev/null) are accepted: a pipe or socket whose
+  reader stalls would hold a pachd thread in a blocking write.
+- The bytes are exactly a streamed GetFile's: the same read path, every chunk checked
+  against its hash. A corrupt chunk fails the call with DATA_LOSS after the bytes before it
+  were written, as a stream would have delivered them.
+- A bad handle (unknown, used, expired) fails with FAILED_PRECONDITION before anything is
+  written, so the client can fall back to streaming.
+"""
+from __future__ import annotations
+
+import array
+import logging
+import os
+import secrets
+import socket
+import stat
+import threading
+import time
+from typing import Iterable, Optional
+
+from pfs.errors import FailedPrecondition, InvalidArgument
+
+log = logging.getLogger("pachd.local_read")
+URL_SCHEME = "pachd-local-fd:"
+SOCKET_METHOD = "/pachd_local.LocalRead/Socket"
+HANDLE_TTL = 60.0
+MAX_CONNECTIONS = 256  # handles (and connections) open at once; more are refused: the client streams
+HANDLE_BAD = "the local read handle is unknown, used or expired"
+
+
+def is_local_peer(peer: str) -> bool:
+    """A gRPC peer string on this machine (loopback TCP or a unix socket)."""
+    return peer.startswith(("ipv4:127.", "ipv6:[::1]", "ipv6:%5B::1%5D", "unix:"))
+
+
+class _Handle:
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.born = time.monotonic()
+
+
+class LocalReadServer:
+    """The abstract unix socket that takes client descriptors, and the handles for them."""
+
+    def __init__(self):
+        self._handles: dict[str, _Handle] = {}
+        self._lock = threading.Lock()
+        self._sock: Optional[socket.socket] = None
+        self._thread: Optional[threading.Thread] = None
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self.name = ""  # the abstract socket's name, without its leading NUL
+        self.used = 0  # handles taken by GetFile calls (tests and benchmarks look at it)
+
+    # ---- lifecycle -------------------------------------------------------------------
+    def start(self) -> bool:
+        """Bind and serve; False where abstract unix sockets or SCM_RIGHTS do not exist."""
+        if not hasattr(socket, "AF_UNIX") or not hasattr(socket, "SCM_RIGHTS") or not os.path.exists("/proc/net/unix"):
+            return False
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        name = "pachd-local-read-" + secrets.token_hex(16)
+        try:
+            s.bind("\0" + name)
+            s.listen(64)
+        except OSError as e:
+            s.close()
+            log.warning("local reads are off: cannot bind a unix socket (%s)", e)
+            return False
+        self._sock, self.name = s, name
+        self._thread = threading.Thread(target=self._accept, name="local-read", daemon=True)
+        self._thread.start()
+        return True
+
+    def stop(self) -> None:
+        s, self._sock = self._sock, None
+        if s is not None:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self._lock:
+            handles, self._handles = self._handles, {}
+        for h in handles.values():
+            os.close(h.fd)
+
+    # ---- the socket ------------------------------------------------------------------
+    def _accept(self) -> None:
+        while self._sock is not None:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return  # stopped
+            if not self._slots.acquire(blocking=False):
+                conn.close()  # too many at once: that client streams instead
+                continue
+            threading.Thread(target=self._serve, args=(conn,), name="local-read-conn", daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        key = None
+        try:
+            conn.settimeout(HANDLE_TTL)
+            fds = array.array("i")
+            msg, anc, _flags, _addr = conn.recvmsg(1, socket.CMSG_SPACE(fds.itemsize))
+            for level, kind, data in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+            if msg != b"F" or len(fds) != 1:
+                for fd in fds:
+                    os.close(fd)
+                conn.sendall(b"ERR send one byte 'F' with exactly one descriptor\n")
+                return
+            key = self._register(fds[0])
+            conn.sendall(key.encode() + b"\n")
+            conn.recv(1)  # the client closes the connection when done (or the TTL passes)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            if key is not None:
+                self._drop(key)
+            self._slots.release()
+
+    def _register(self, fd: int) -> str:
+        key = secrets.token_hex(16)
+        now = time.monotonic()
+        with self._lock:
+            for k in [k for k, h in self._handles.items() if now - h.born > HANDLE_TTL]:
+                os.close(self._handles.pop(k).fd)
+            self._handles[key] = _Handle(fd)
+        return key
+
+    def _drop(self, key: str) -> None:
+        with self._lock:
+            h = self._handles.pop(key, None)
+        if h is not None:
+            os.close(h.fd)
+
+    # ---- use ---------------------------------------------------------------------------
+    def take(self, url: str, peer: str) -> int:
+        """The descriptor behind a `pachd-local-fd:` URL, now owned by the caller (who closes
+        it); FailedPrecondition for a remote peer or a bad handle, before anything is written."""
+        if not is_local_peer(peer):
+            raise FailedPrecondition("local reads are only for clients on pachd's machine; stream the file instead")
+        key = url[len(URL_SCHEME):]
+        with self._lock:
+            h = self._handles.pop(key, None)
+        if h is None or time.monotonic() - h.born > HANDLE_TTL:
+            if h is not None:
+                os.close(h.fd)
+            raise FailedPrecondition(f"{HANDLE_BAD}; stream the file instead")
+        mode = os.fstat(h.fd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):
+            os.close(h.fd)
+            raise InvalidArgument("a local read writes only into a regular file or a character device "
+                                  "(such as /dev/null), not a pipe, socket or directory")
+        self.used += 1
+        return h.fd
+
+
+def write_all(fd: int, pieces: Iterable, alive=lambda: True) -> int:
+    """Write every piece (bytes-like) to `fd`; the number of bytes written. Stops early (and
+    returns) when `alive()` turns false: the client went away."""
+    n = 0
+    for piece in pieces:
+        view = memoryview(piece)
+        while view:
+            w = os.write(fd, view)
+            view = view[w:]
+            n += w
+        if not alive():
+            break
+    return n
+
+
+def add_socket_service(server, local_reads: LocalReadServer) -> None:
+    """Serve `/pachd_local.LocalRead/Socket`: the socket's name (raw UTF-8, no protobuf), for
+    callers on this machine; FAILED_PRECONDITION for others or when local reads are off."""
+    import grpc
+
+    def socket_name(_request: bytes, ctx) -> bytes:
+        if not local_reads.name:
+            ctx.abort(grpc.StatusCode.FAILED_PRECONDITION, "local reads are off in this pachd")
+        if not is_local_peer(ctx.peer() or ""):
+            ctx.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                      "local reads are only for clients on pachd's machine; stream the file instead")
+        return local_reads.name.encode()
+
+    service, method = SOCKET_METHOD.strip("/").split("/")
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, {
+        method: grpc.unary_unary_rpc_method_handler(socket_name)})])
