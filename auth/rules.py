@@ -527,6 +527,8 @@ RULES: dict[str, Rule] = {
     "/maintenance_v1.API/GarbageCollect": cluster(ADMIN),
     "/maintenance_v1.API/ShipMetadata": cluster(ADMIN),
     "/maintenance_v1.API/Backup": cluster(ADMIN),
+    # batched listings for our own clients (pfs.service.pfs_batch): ListFile's rule
+    "/pfs_batch_v1.API/ListFile": PFS["ListFile"],
     "/grpc.health.v1.Health/Check": OPEN,
     "/grpc.health.v1.Health/Watch": OPEN,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": OPEN,
