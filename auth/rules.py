@@ -657,6 +657,8 @@ RULES: dict[str, Rule] = {
     # the name of pachd's local-read socket (pfs.service.local_read); the reads themselves are
     # GetFile calls, checked as GetFile
     "/pachd_local.LocalRead/Socket": AUTHENTICATED,
+    # batched listings for our own clients (pfs.service.pfs_batch): ListFile's rule
+    "/pfs_batch_v1.API/ListFile": PFS["ListFile"],
     "/grpc.health.v1.Health/Check": OPEN,
     "/grpc.health.v1.Health/Watch": OPEN,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": OPEN,

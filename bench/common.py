@@ -191,8 +191,8 @@ _STREAM_SERVER = r'''
 import sys, time
 from concurrent import futures
 import grpc
-n, size = int(sys.argv[1]), int(sys.argv[2])
-payload = b"x" * size
+n, path = int(sys.argv[1]), sys.argv[2]
+payload = open(path, "rb").read()
 def stream(req, ctx):
     for _ in range(n):
         yield payload
@@ -205,24 +205,31 @@ sys.stdin.read()  # until the bench closes our stdin
 '''
 
 
-def grpc_stream_floor(n: int, size: int, runs: int = 7) -> float:
-    """Median seconds for a client here to receive `n` messages of `size` bytes from a bare
-    Python gRPC server streaming them from another process: the transport's own floor for a
-    streamed listing (what a ListFile of n entries costs before any pfs work)."""
-    proc = subprocess.Popen([sys.executable, "-c", _STREAM_SERVER, str(n), str(size)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        port = int(proc.stdout.readline())
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
-            call = ch.unary_stream("/bench.Stream/List")
-            list(call(b""))  # warm up
-            times = []
-            for _ in range(runs):
-                t0 = time.perf_counter()
-                got = sum(1 for _ in call(b""))
-                times.append(time.perf_counter() - t0)
-                assert got == n, got
-        return percentile(times, 50)
-    finally:
-        proc.stdin.close()
-        proc.wait(10)
+def grpc_stream_floor(n: int, size: int = 0, runs: int = 7, payload: Optional[bytes] = None,
+                      decode=None) -> float:
+    """Median seconds for a client here to receive `n` messages from a bare Python gRPC server
+    streaming them from another process: the transport's own floor for a streamed listing
+    (what a ListFile of n entries costs before any pfs work). Each message is `payload`
+    (already serialized: the server does no work) or `size` bytes of filler; the client passes
+    each through `decode` (e.g. `FileInfo.FromString`, the work a real client does) if given."""
+    with tempfile.NamedTemporaryFile(prefix="stream-floor-") as f:
+        f.write(payload if payload is not None else b"x" * size)
+        f.flush()
+        proc = subprocess.Popen([sys.executable, "-c", _STREAM_SERVER, str(n), f.name],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            port = int(proc.stdout.readline())
+            with grpc.insecure_channel(f"127.0.0.1:{port}", options=[
+                    ("grpc.max_receive_message_length", 64 << 20)]) as ch:
+                call = ch.unary_stream("/bench.Stream/List", response_deserializer=decode)
+                list(call(b""))  # warm up
+                times = []
+                for _ in range(runs):
+                    t0 = time.perf_counter()
+                    got = sum(1 for _ in call(b""))
+                    times.append(time.perf_counter() - t0)
+                    assert got == n, got
+            return percentile(times, 50)
+        finally:
+            proc.stdin.close()
+            proc.wait(10)

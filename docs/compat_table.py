@@ -44,6 +44,9 @@ SERVICES = {
     "worker_v1.Tasks": (OK + " (internal: pachd hands datums to workers)", "tests/worker/, tests/pps_e2e/"),
     "maintenance_v1.API": (OK + " (ours, not Pachyderm's: pachctl garbage-collect, extract; docs/storage.md)",
                            "tests/cli/test_cli_storage.py, tests/core/test_gc.py"),
+    "pfs_batch_v1.API": (OK + " (ours, not Pachyderm's: ListFile with many FileInfos to a message, used by "
+                         "pachctl list file and the mount; falls back to pfs_v2 ListFile)",
+                         "tests/service/test_batched_listing.py"),
 }
 
 # (service, rpc) -> (status, tests); overrides the service default

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -25,7 +25,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pachctl.config import Config, PachdAddress, parse_address
 from proto.admin_v2 import admin_pb2_grpc
 from proto.auth_v2 import auth_pb2_grpc
-from proto.pfs_v2 import pfs_pb2_grpc
+from proto.pfs_batch_v1 import pfs_batch_pb2_grpc
+from proto.pfs_v2 import pfs_pb2, pfs_pb2_grpc
 from proto.versionpb_v2 import version_pb2_grpc
 
 log = logging.getLogger("pachctl.client")
@@ -85,6 +86,8 @@ class PachClient:
         self.queued_in_transaction = 0  # calls pachd queued in `transaction` instead of running
         self.metadata = tuple(md)
         self.pfs = self._api(pfs_pb2_grpc.APIStub)
+        self.pfs_batch = self._api(pfs_batch_pb2_grpc.APIStub)
+        self._batched_listings: Optional[bool] = None  # unknown until the first listing
         self.version = self._api(version_pb2_grpc.APIStub)
         self.admin = self._api(admin_pb2_grpc.APIStub)
         self.auth = self._api(auth_pb2_grpc.APIStub)
@@ -100,6 +103,28 @@ class PachClient:
             from proto.pps_v2 import pps_pb2_grpc
             self._pps = self._api(pps_pb2_grpc.APIStub)
         return self._pps
+
+    def list_file(self, request: pfs_pb2.ListFileRequest, timeout=_UNSET) -> Iterator[pfs_pb2.FileInfo]:
+        """The FileInfos of ListFile(request), in its order, fetched many to a message from
+        pachd's pfs_batch_v1.API (see pfs.service.pfs_batch); from pfs_v2.API/ListFile, one to
+        a message, when the server does not have it (a Pachyderm cluster answers UNIMPLEMENTED).
+        Errors are ListFile's, raised while iterating."""
+        if self._batched_listings is not False:
+            call = self.pfs_batch.ListFile(request, timeout=timeout)
+            try:
+                first = next(call, None)
+            except grpc.RpcError as e:
+                if e.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    raise
+                self._batched_listings = False
+            else:
+                self._batched_listings = True
+                if first is not None:
+                    yield from first.file_infos
+                    for batch in call:
+                        yield from batch.file_infos
+                return
+        yield from self.pfs.ListFile(request, timeout=timeout)
 
     @classmethod
     def from_config(cls, config: Optional[Config] = None, env: Optional[Mapping[str, str]] = None,

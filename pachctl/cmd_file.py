@@ -76,7 +76,7 @@ def list_file(args, history, legacy, raw, output, full_timestamps, project):
     path = f.path or "/"
     c = app.client()
     if n == 0:
-        _print_files(c.pfs.ListFile(pfs.ListFileRequest(file=pb.file(f, path))), enc, legacy)
+        _print_files(c.list_file(pfs.ListFileRequest(file=pb.file(f, path))), enc, legacy)
         return
     rows = file_history(c, pb.commit(f.commit), path, n)
     if enc:

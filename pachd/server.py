@@ -45,7 +45,9 @@ from pachd.shipping import DEFAULT_PERIOD as DEFAULT_SHIP_PERIOD
 from pachd.shipping import MetadataShipper
 from pfs.core.gc import DEFAULT_TTL
 from pfs.service.pfs_api import PfsServicer
+from pfs.service.pfs_batch import PfsBatchServicer
 from proto.maintenance_v1 import maintenance_pb2, maintenance_pb2_grpc
+from proto.pfs_batch_v1 import pfs_batch_pb2, pfs_batch_pb2_grpc
 from proto.admin_v2 import admin_pb2, admin_pb2_grpc
 from proto.auth_v2 import auth_pb2
 from proto.pfs_v2 import pfs_pb2, pfs_pb2_grpc
@@ -139,11 +141,13 @@ class Pachd:
         admin_pb2_grpc.add_APIServicer_to_server(self.admin, self.server)
         self.authn.add_servicer(self.server)
         maintenance_pb2_grpc.add_APIServicer_to_server(MaintenanceServicer(self), self.server)
+        pfs_batch_pb2_grpc.add_APIServicer_to_server(PfsBatchServicer(pfs_servicer), self.server)
         services = [pfs_pb2.DESCRIPTOR.services_by_name["API"].full_name,
                     version_pb2.DESCRIPTOR.services_by_name["API"].full_name,
                     admin_pb2.DESCRIPTOR.services_by_name["API"].full_name,
                     auth_pb2.DESCRIPTOR.services_by_name["API"].full_name,
-                    maintenance_pb2.DESCRIPTOR.services_by_name["API"].full_name]
+                    maintenance_pb2.DESCRIPTOR.services_by_name["API"].full_name,
+                    pfs_batch_pb2.DESCRIPTOR.services_by_name["API"].full_name]
         services += self._add_enterprise_services()
         transaction_pb2_grpc.add_APIServicer_to_server(TransactionServicer(self.transactions), self.server)
         services.append("transaction_v2.API")

@@ -5,7 +5,8 @@ Every call here blocks; the file system calls them on worker threads (`trio.to_t
 Invariants:
 - Reads always name a commit by id (a branch view resolves its head first, `head`), so one
   directory listing or one open file never mixes two commits.
-- Listings are paged (`ListFile` with `number` and `paginationMarker`), file bytes come by
+- Listings are paged (`ListFile` with `number` and `paginationMarker`, many entries to a
+  message through `PachClient.list_file`), file bytes come by
   byte range (`GetFile` from an offset, cancelled when no longer wanted): nothing is read whole.
 - A failed call becomes `RemoteError` carrying an errno for the kernel (`ENOENT` for NOT_FOUND,
   `EACCES` for auth failures, `EIO` for the rest, pachd unreachable included) and pachd's
@@ -128,7 +129,7 @@ class Remote:
         if after is not None:
             req.paginationMarker.CopyFrom(pfs.File(commit=c, path=after))
         try:
-            return [entry_of(fi) for fi in self.client.pfs.ListFile(req)]
+            return [entry_of(fi) for fi in self.client.list_file(req)]
         except grpc.RpcError as e:
             if e.code() == grpc.StatusCode.NOT_FOUND:
                 return []

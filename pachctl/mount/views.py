@@ -225,7 +225,9 @@ def with_name(v: View, name: str) -> View:
 
 
 def join(path: str, name: str) -> str:
-    return "/" + name if path == "/" else posixpath.join(path, name)
+    if name.startswith("/"):
+        return posixpath.join(path, name)
+    return path + name if path.endswith("/") else path + "/" + name
 
 
 def is_commit_id(s: str) -> bool:

@@ -29,7 +29,7 @@ from typing import Iterable, Iterator, Optional
 
 from pfs import ancestry
 from pfs.failpoints import failpoint
-from pfs.core.filetree import Entry, FileTree, WriteSession, diff, file_entry
+from pfs.core.filetree import Entry, FileTree, WriteSession, decode_entry_listed, diff, file_entry
 from pfs.errors import (CommitFinished, CommitNotFound, Conflict, DataLoss, FailedPrecondition, FileNotFound,
                         InvalidArgument, InvalidPath, RepoNotFound)
 from pfs.model import USER, Branch, BranchInfo, CommitInfo, FileInfo, Repo
@@ -367,7 +367,7 @@ class FilesMixin:
             yield self.file_info(ci, key, e)
             return
         n = 0
-        for k, ce in tree.list_dir(key, start_after=start_after, reverse=reverse):
+        for k, ce in tree.list_dir(key, start_after=start_after, reverse=reverse, decode=decode_entry_listed):
             yield self.file_info(ci, k, ce)
             n += 1
             if number and n >= number:

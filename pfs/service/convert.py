@@ -136,3 +136,34 @@ def file_info_out(fi: FileInfo) -> pb.FileInfo:
         file=pb.File(commit=commit_out(fi.commit), path=fi.path, datum=fi.datum),
         file_type=pb.DIR if fi.is_dir else pb.FILE,
         committed=ts(fi.committed), size_bytes=fi.size, hash=fi.hash)
+
+
+class FileInfoWriter:
+    """`file_info_out` for a run of entries of one commit (a listing, a walk, a glob).
+
+    The same message `file_info_out` gives, made faster: the commit and its timestamp are
+    converted once per run (profiled, they were two thirds of ListFile's own time), and each
+    entry is a copy of that template with its own fields set."""
+
+    __slots__ = ("_commit", "_committed", "_template")
+
+    def __init__(self):
+        self._commit = self._committed = self._template = None
+
+    def fill(self, msg: pb.FileInfo, fi: FileInfo) -> pb.FileInfo:
+        """Write `fi` into the empty message `msg` (e.g. `batch.file_infos.add()`)."""
+        if fi.commit is not self._commit or fi.committed != self._committed or self._template is None:
+            self._commit, self._committed = fi.commit, fi.committed
+            self._template = pb.FileInfo(file=pb.File(commit=commit_out(fi.commit)), committed=ts(fi.committed))
+        msg.CopyFrom(self._template)
+        f = msg.file
+        f.path = fi.path
+        if fi.datum:
+            f.datum = fi.datum
+        msg.file_type = pb.DIR if fi.is_dir else pb.FILE
+        msg.size_bytes = fi.size
+        msg.hash = fi.hash
+        return msg
+
+    def one(self, fi: FileInfo) -> pb.FileInfo:
+        return self.fill(pb.FileInfo(), fi)

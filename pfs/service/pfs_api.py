@@ -402,25 +402,33 @@ class PfsServicer(PfsExtraMixin, pfs_pb2_grpc.APIServicer):
 
     @rpc
     def ListFile(self, req, ctx):
+        out = cv.FileInfoWriter()
+        for fi in self.list_file_infos(req):
+            yield out.one(fi)
+
+    def list_file_infos(self, req: pb.ListFileRequest):
+        """The core's FileInfos a ListFileRequest asks for (ListFile one to a message, and
+        pfs_batch_v1.API/ListFile many to a message)."""
         ci = self._commit(req.file)
         marker = req.paginationMarker.path if req.HasField("paginationMarker") and req.paginationMarker.path else None
-        for fi in self.pfs.list_file(ci, req.file.path, marker, req.number, req.reverse):
-            yield cv.file_info_out(fi)
+        return self.pfs.list_file(ci, req.file.path, marker, req.number, req.reverse)
 
     @rpc
     def WalkFile(self, req, ctx):
         ci = self._commit(req.file)
         marker = req.paginationMarker.path if req.HasField("paginationMarker") and req.paginationMarker.path else None
+        out = cv.FileInfoWriter()
         for fi in self.pfs.walk_file(ci, req.file.path, marker, req.number, req.reverse):
-            yield cv.file_info_out(fi)
+            yield out.one(fi)
 
     @rpc
     def GlobFile(self, req, ctx):
         ci = self._commit(pb.File(commit=req.commit))
         lo = req.path_range.lower if req.HasField("path_range") else ""
         hi = req.path_range.upper if req.HasField("path_range") else ""
+        out = cv.FileInfoWriter()
         for fi in self.pfs.glob_file(ci, req.pattern, lo, hi):
-            yield cv.file_info_out(fi)
+            yield out.one(fi)
 
     @rpc
     def DiffFile(self, req, ctx):

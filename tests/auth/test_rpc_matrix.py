@@ -13,6 +13,7 @@ from auth.rules import RULES
 from proto.admin_v2 import admin_pb2
 from proto.auth_v2 import auth_pb2
 from proto.maintenance_v1 import maintenance_pb2
+from proto.pfs_batch_v1 import pfs_batch_pb2
 from proto.pfs_v2 import pfs_pb2
 from proto.pps_v2 import pps_pb2
 from proto.versionpb_v2 import version_pb2
@@ -33,7 +34,7 @@ SERVICES = [(pfs_pb2, "API"), (pps_pb2, "API"), (auth_pb2, "API"), (admin_pb2, "
             (version_pb2, "API"), (tasks_pb2, "Tasks"), (identity_pb2, "API"), (license_pb2, "API"),
             (enterprise_pb2, "API"), (debug_pb2, "Debug"), (logs_pb2, "API"), (metadata_pb2, "API"),
             (pjs_pb2, "API"), (snapshot_pb2, "API"), (storage_pb2, "Fileset"), (transaction_pb2, "API"),
-            (maintenance_pb2, "API")]
+            (maintenance_pb2, "API"), (pfs_batch_pb2, "API")]
 METHODS = [(f"/{m.containing_service.full_name}/{m.name}", m)
            for mod, svc in SERVICES for m in mod.DESCRIPTOR.services_by_name[svc].methods]
 OPEN = {"/versionpb_v2.API/GetVersion", "/admin_v2.API/InspectCluster", "/auth_v2.API/Activate",

@@ -185,6 +185,17 @@ def test_list_dir_direct_children(pfs, repo):
         list(pfs.list_file(ci, "/nope"))
 
 
+def test_listed_entries_are_what_inspect_says(pfs, repo):
+    """list_file decodes entries without their chunk refs; every field it shows is inspect's."""
+    put_files(pfs, repo, "master", {"/a": b"1" * 3000, "/b/c": b"22", "/b/d/e": b"333", "/z": b""})
+    ci = pfs.commit_for_read(repo, "master")
+    for d in ("/", "/b", "/b/d"):
+        listed = list(pfs.list_file(ci, d))
+        assert listed
+        for fi in listed:
+            assert fi == pfs.inspect_file(ci, fi.path.rstrip("/") or "/")
+
+
 def test_list_empty_commit(pfs, repo):
     pfs.create_branch(B(repo))
     ci = pfs.commit_for_read(repo, "master")

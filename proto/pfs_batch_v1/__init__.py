@@ -1,0 +1,1 @@
+"""Generated from pfs_batch_v1's .proto file; see proto/__init__.py."""
