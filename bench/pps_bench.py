@@ -15,6 +15,7 @@ import shutil
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Iterator
 
 from bench.common import REPO_ROOT, Result, pachd, run, workdir
 from proto.pfs_v2 import pfs_pb2 as pfs
@@ -285,12 +286,12 @@ def _scale_sizes(quick: bool) -> list[int]:
     return [1_000, 10_000] if quick else [10_000, 100_000]
 
 
-def b4_scale(quick: bool) -> list[Result]:
+def b4_scale(quick: bool) -> Iterator[Result]:
     """At each size N (PPS_BENCH_SIZES, e.g. "10000,100000,1000000"): an N-datum job (one-file
     datums, `datum_batching` copy) with pachd's peak RSS, next to `cp -r` of the same files;
     then one file added: that job's time, which must not grow with N (the plan and the datum
-    table carried forward both cost O(changed)), next to the same job at the smallest size."""
-    out = []
+    table carried forward both cost O(changed)), next to the same job at the smallest size.
+    Rows are yielded as each size finishes (a big size may take long)."""
     first_small = None
     for n in _scale_sizes(quick):
         with workdir() as d, pachd() as p:
@@ -308,10 +309,10 @@ def b4_scale(quick: bool) -> list[Result]:
             ok = j.state == pps.JOB_SUCCESS and j.data_processed == n
             t_job = _job_seconds(j)
             rss = p.peak_rss()
-            out.append(Result("B4", f"{n:,}-datum job (one-file datums, datum_batching copy, parallelism 2)",
+            yield (Result("B4", f"{n:,}-datum job (one-file datums, datum_batching copy, parallelism 2)",
                               t_job, "s", t_cp, "cp -r of the same files", "reported", None,
                               notes="" if ok else f"job {pps.JobState.Name(j.state)}: {j.reason}"))
-            out.append(Result("B7", f"pachd peak RSS through a {n:,}-datum job", rss / (1 << 20), "MiB", None,
+            yield (Result("B7", f"pachd peak RSS through a {n:,}-datum job", rss / (1 << 20), "MiB", None,
                               "-", "<= 300 MiB", rss <= 300 << 20,
                               notes=f"{rss_in / (1 << 20):.0f} MiB after ingesting the {n:,} files"))
             j2 = _commit_and_wait(pfs_stub, pps_stub, "copy", pfs.ModifyFileRequest(
@@ -320,12 +321,11 @@ def b4_scale(quick: bool) -> list[Result]:
             ok = j2.state == pps.JOB_SUCCESS and j2.data_processed == 1 and j2.data_skipped == n
             if first_small is None:
                 first_small = (n, t1)
-            out.append(Result("B4", f"1 datum changed out of {n + 1:,}: that job's time", t1, "s", first_small[1],
+            yield (Result("B4", f"1 datum changed out of {n + 1:,}: that job's time", t1, "s", first_small[1],
                               f"the same job at {first_small[0] + 1:,} datums", "does not grow with N (<= 2x)",
                               ok and t1 <= 2 * first_small[1],
                               notes=f"{j2.data_skipped:,} skipped, {j2.data_processed} processed"
                                     + ("" if ok else f"; job {pps.JobState.Name(j2.state)}: {j2.reason}")))
-    return out
 
 
 ALL = [b4_datums, b4_first_datum, b5_chain, b4_scale]
