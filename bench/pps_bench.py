@@ -3,16 +3,19 @@ same run (and `dvc repro` for B5 when dvc is installed).
 
 B4: N one-file datums with a `cp` transform vs `make -j2` running the same N copies;
     also with `datum_batching` (one long-lived user process).
+B4 scale: an N-datum job and its pachd peak RSS; 1 changed datum at two or more sizes N.
 B5: add one file to an N-file input feeding a 3-stage chain: time from the input commit
     until all three jobs are done, vs `make` (and `dvc repro`) redoing the same.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Iterator
 
 from bench.common import REPO_ROOT, Result, pachd, run, workdir
 from proto.pfs_v2 import pfs_pb2 as pfs
@@ -157,12 +160,26 @@ def b4_datums(quick: bool) -> list[Result]:
         out.append(_skip_one_added(pfs_stub, pps_stub, "crossed", crossed, ["cp", "-r", "/pfs/in/.", "/pfs/out/"],
                                    "/one-more", "cross input",
                                    "changed datums planned from a diff of each input's commits"))
-        # group input: not monotone (a new file changes its group's datum), so every datum is
-        # enumerated, hashed and classified against the base job
-        grouped = {"group": [{"pfs": {"repo": "in", "glob": "/(*)", "group_by": "$1"}}]}
-        _stop(pps_stub, "crossed")
-        out.append(_skip_one_added(pfs_stub, pps_stub, "grouped", grouped, ["true"], "/one-more-still",
-                                   "group input (full classification)", "every datum enumerated and hashed"))
+        # joins and groups (and nested combinations) are planned from the same diffs: only the
+        # keys of changed files are looked at (with the key index the base job carried forward)
+        left = {"pfs": {"repo": "in", "name": "left", "glob": "/(*)", "join_on": "$1"}}
+        right = {"pfs": {"repo": "in", "name": "right", "glob": "/(*)", "join_on": "$1"}}
+        how = "changed datums planned from a diff of each input's commits and the carried key index"
+        cases = [
+            ("grouped", {"group": [{"pfs": {"repo": "in", "glob": "/(*)", "group_by": "$1"}}]}, "group input"),
+            ("joined", {"join": [left, right]}, "join input"),
+            ("outer-joined", {"join": [left, dict(right, pfs=dict(right["pfs"], outer_join=True))]},
+             "outer join input"),
+            ("group-x-cfg", {"cross": [{"group": [{"pfs": {"repo": "in", "glob": "/(*)", "group_by": "$1"}}]},
+                                       {"pfs": {"repo": "cfg", "glob": "/"}}]}, "cross(group, pfs)"),
+            ("join-u-cfg", {"union": [{"join": [left, right]}, {"pfs": {"repo": "cfg", "glob": "/*"}}]},
+             "union(join, pfs)"),
+        ]
+        prev = "crossed"
+        for i, (name, inp, what) in enumerate(cases):
+            _stop(pps_stub, prev)
+            out.append(_skip_one_added(pfs_stub, pps_stub, name, inp, ["true"], f"/one-more-{i}", what, how))
+            prev = name
     return out
 
 
@@ -262,4 +279,53 @@ def _bytes(b: bytes):
     return wrappers_pb2.BytesValue(value=b)
 
 
-ALL = [b4_datums, b4_first_datum, b5_chain]
+def _scale_sizes(quick: bool) -> list[int]:
+    env = os.environ.get("PPS_BENCH_SIZES", "")
+    if env:
+        return [int(x) for x in env.split(",") if x.strip()]
+    return [1_000, 10_000] if quick else [10_000, 100_000]
+
+
+def b4_scale(quick: bool) -> Iterator[Result]:
+    """At each size N (PPS_BENCH_SIZES, e.g. "10000,100000,1000000"): an N-datum job (one-file
+    datums, `datum_batching` copy) with pachd's peak RSS, next to `cp -r` of the same files;
+    then one file added: that job's time, which must not grow with N (the plan and the datum
+    table carried forward both cost O(changed)), next to the same job at the smallest size.
+    Rows are yielded as each size finishes (a big size may take long)."""
+    first_small = None
+    for n in _scale_sizes(quick):
+        with workdir() as d, pachd() as p:
+            src = _make_inputs(d, n)
+            t_cp = run(["cp", "-r", str(src), str(d / "cp-out")])
+            pfs_stub, pps_stub = pfs_pb2_grpc.APIStub(p.channel), pps_pb2_grpc.APIStub(p.channel)
+            pfs_stub.CreateRepo(pfs.CreateRepoRequest(repo=_repo("in")))
+            _put_dir(pfs_stub, "in", src)
+            rss_in = p.peak_rss()
+            _create(pps_stub, {"pipeline": {"name": "copy"}, "input": {"pfs": {"repo": "in", "glob": "/*"}},
+                               "transform": {"cmd": ["python3", "-c", BATCH_SCRIPT], "datum_batching": True,
+                                             "env": {"PACH_PROJECT_ROOT": str(REPO_ROOT)}},
+                               "parallelism_spec": {"constant": 2}})
+            j = _wait_job(pps_stub, "copy")
+            ok = j.state == pps.JOB_SUCCESS and j.data_processed == n
+            t_job = _job_seconds(j)
+            rss = p.peak_rss()
+            yield (Result("B4", f"{n:,}-datum job (one-file datums, datum_batching copy, parallelism 2)",
+                              t_job, "s", t_cp, "cp -r of the same files", "reported", None,
+                              notes="" if ok else f"job {pps.JobState.Name(j.state)}: {j.reason}"))
+            yield (Result("B7", f"pachd peak RSS through a {n:,}-datum job", rss / (1 << 20), "MiB", None,
+                              "-", "<= 300 MiB", rss <= 300 << 20,
+                              notes=f"{rss_in / (1 << 20):.0f} MiB after ingesting the {n:,} files"))
+            j2 = _commit_and_wait(pfs_stub, pps_stub, "copy", pfs.ModifyFileRequest(
+                add_file=pfs.AddFile(path="/zz-one-more", raw=_bytes(b"x"))))
+            t1 = _job_seconds(j2)
+            ok = j2.state == pps.JOB_SUCCESS and j2.data_processed == 1 and j2.data_skipped == n
+            if first_small is None:
+                first_small = (n, t1)
+            yield (Result("B4", f"1 datum changed out of {n + 1:,}: that job's time", t1, "s", first_small[1],
+                              f"the same job at {first_small[0] + 1:,} datums", "does not grow with N (<= 2x)",
+                              ok and t1 <= 2 * first_small[1],
+                              notes=f"{j2.data_skipped:,} skipped, {j2.data_processed} processed"
+                                    + ("" if ok else f"; job {pps.JobState.Name(j2.state)}: {j2.reason}")))
+
+
+ALL = [b4_datums, b4_first_datum, b5_chain, b4_scale]

@@ -218,10 +218,7 @@ def enumerate_datums(inp: Optional[Input], listing: Listing,
     return _enumerate(inp, listing, commits or {})
 
 
-# ---- incremental planning -------------------------------------------------------------------
-Changes = Callable[[PfsInput], tuple[Iterable[Entry], Iterable[str]]]
-
-
+# ---- leaves ----------------------------------------------------------------------------------
 def pfs_leaf(inp: Input) -> Optional[PfsInput]:
     """The pfs input a leaf reads (a cron input as `cron_as_pfs`); None for a compound."""
     if isinstance(inp, PfsInput):
@@ -229,87 +226,6 @@ def pfs_leaf(inp: Input) -> Optional[PfsInput]:
     if isinstance(inp, CronInput):
         return cron_as_pfs(inp)
     return None
-
-
-def is_monotone(inp: Optional[Input]) -> bool:
-    """True for inputs built from pfs/cron leaves with cross and union only (no join_on or
-    group_by anywhere): there a datum exists exactly when every file it holds exists, so a
-    change to some files touches only the datums holding them. Joins and groups are not:
-    adding a file to a group replaces the group's datum, which held only other files."""
-    if inp is None:
-        return True
-    leaf = pfs_leaf(inp)
-    if leaf is not None:
-        return not (leaf.join_on or leaf.group_by)
-    if isinstance(inp, (CrossInput, UnionInput)):
-        return all(is_monotone(k) for k in inp.inputs)
-    return False
-
-
-def _touching(inp: Input, part: Callable[[PfsInput, str], list[Datum]], listing: Listing,
-              commits: Commits) -> list[Datum]:
-    """The datums of `inp`'s enumeration (over `listing`) that hold at least one of the files
-    `part(leaf, commit)` gives as that leaf's datums. Deduplicated by id."""
-    leaf = pfs_leaf(inp)
-    if leaf is not None:
-        return part(leaf, commits.get((leaf.project, leaf.repo, leaf.branch), ""))
-    parts = [_touching(k, part, listing, commits) for k in inp.inputs]
-    out: dict[str, Datum] = {}
-    if isinstance(inp, UnionInput):
-        for d in itertools.chain.from_iterable(parts):
-            out.setdefault(d.id, d)
-        return list(out.values())
-    full: dict[int, list[Datum]] = {}
-    for i, p in enumerate(parts):  # cross: each touched child against the others in full
-        if not p:
-            continue
-        lists = []
-        for j, k in enumerate(inp.inputs):
-            if j == i:
-                lists.append(p)
-            else:
-                if j not in full:
-                    full[j] = _enumerate(k, listing, commits)
-                lists.append(full[j])
-        for combo in itertools.product(*lists):
-            d = Datum(tuple(f for c in combo for f in c.inputs))
-            out.setdefault(d.id, d)
-    return list(out.values())
-
-
-def incremental_datums(inp: Optional[Input], listing: Listing, old_listing: Listing, changes: Changes,
-                       commits: Commits | None = None,
-                       old_commits: Commits | None = None) -> Optional[tuple[list[Datum], list[Datum]]]:
-    """What changed between two enumerations of a monotone input (see `is_monotone`), from
-    each leaf's file changes instead of both enumerations in full.
-
-    `changes(leaf)` gives the leaf's (added or modified entries, deleted paths), already
-    filtered by its glob; `listing`/`commits` describe the new side, `old_listing`/
-    `old_commits` the old one (a full listing is read only for the other children of a cross
-    whose child changed). Returns (dirty, gone): dirty = the new datums holding an added or
-    modified file (new ids, or the same id with a new hash); gone = the old datums holding a
-    deleted file (their ids no longer exist). Every other datum has the same id and hash on
-    both sides. None when the input is not monotone."""
-    if inp is None:
-        return [], []
-    if not is_monotone(inp):
-        return None
-    cache: dict[PfsInput, tuple[list[Entry], list[str]]] = {}
-
-    def leaf_changes(leaf: PfsInput) -> tuple[list[Entry], list[str]]:
-        if leaf not in cache:
-            changed, deleted = changes(leaf)
-            cache[leaf] = (sorted(changed), sorted(deleted))
-        return cache[leaf]
-
-    def dirty(leaf: PfsInput, commit: str) -> list[Datum]:
-        return _pfs_datums(leaf, lambda lf: leaf_changes(lf)[0], commit)
-
-    def gone(leaf: PfsInput, commit: str) -> list[Datum]:
-        return _pfs_datums(leaf, lambda lf: [(p, b"", 0) for p in leaf_changes(lf)[1]], commit)
-
-    return (_touching(inp, dirty, listing, commits or {}),
-            _touching(inp, gone, old_listing, old_commits or {}))
 
 
 # ---- skipping -----------------------------------------------------------------------------

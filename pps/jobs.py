@@ -8,9 +8,13 @@ Invariants (Pachyderm 2.x, see shared/reference/pps-semantics.md §3, §4, §6):
   job succeeded. Datums are classified against the base job's datum table: unchanged datums
   that succeeded are skipped (their outputs inherited), the rest are processed after the
   base's outputs for them are removed; datums gone from the input have their outputs removed.
-  For inputs of pfs/cron leaves under cross and union, the changed and gone datums are found
-  from a diff of each leaf's two input commits (`dm.incremental_datums`), with the same result
-  as classifying every datum; joins and groups classify every datum.
+  For every input pps.planning can plan (pfs/cron leaves under cross, union, and joins and
+  groups of leaves), the changed and gone datums are found from a diff of each leaf's two
+  input commits (`planning.plan_changes`, with the key index the base job carried for joins
+  and groups), with the same result as classifying every datum; other inputs classify every
+  datum.
+- The job's datum table is the base's table edited by the datums it removes and runs
+  (pps.store: O(changed) per job); its counters come from the plan, not from a scan.
 - The output commit starts from the base's content minus removed outputs (set once, before
   any worker writes). Workers add outputs tagged with the datum id.
 - Two datums writing the same path is an error (the job fails with Pachyderm's text).
@@ -18,7 +22,7 @@ Invariants (Pachyderm 2.x, see shared/reference/pps-semantics.md §3, §4, §6):
   commit is finished with the reason as its error. Only the job finishes its output commit
   (or StopJob, for a job still queued). job_timeout kills the job (Pachyderm's reason,
   JOB_TIMEOUT_REASON).
-- The datum table written at the end holds every datum of the job (skipped ones copied).
+- The datum table written at the end holds every datum of the job (skipped ones inherited).
 - A pachd shutdown interrupts a job without finishing it (state and output commit stay open);
   the master requeues it on start, and the rerun starts the output commit over from its base.
 """
@@ -37,6 +41,7 @@ from pfs.errors import CommitNotFound, PfsError
 from pfs.failpoints import failpoint
 from pfs.model import Repo
 from pps import datums as dm
+from pps import planning
 from pps.spec import CronInput, PfsInput, PipelineSpec, iter_inputs
 from pps.store import (D_FAILED, D_RECOVERED, D_SKIPPED, D_SUCCESS, JOB_FAILURE, JOB_FINISHING,
                        JOB_KILLED, JOB_RUNNING, JOB_STARTING, JOB_SUCCESS, JOB_UNRUNNABLE,
@@ -194,20 +199,24 @@ class JobRun:
         return None, None
 
     def _incremental_plan(self, ci, base_ci, base_job, commits: dict):
-        """For inputs of pfs/cron leaves under cross and union (`dm.is_monotone`): the datums
-        that changed since the base job, from a structural diff of each leaf's two input
-        commits (shared index subtrees are skipped), instead of enumerating and hashing every
-        datum. None when this shortcut does not apply (the full classification then runs):
-        joins and groups, no base, a new salt or pipeline version, or recovered datums to retry.
+        """The datums that changed since the base job, planned from a structural diff of each
+        pfs leaf's two input commits (shared index subtrees are skipped) by pps.planning,
+        instead of enumerating and hashing every datum. None when this shortcut does not
+        apply (the full classification then runs): an input pps.planning cannot plan, no base,
+        a new salt or pipeline version, recovered datums to retry, or a base without the key
+        index a join or group needs.
 
         Returns (to_process, to_delete ids, ids of changed datums the base had, total)."""
         inp = self.spec.input
-        if base_ci is None or base_job is None or not dm.is_monotone(inp):
+        if base_ci is None or base_job is None or not planning.plannable(inp):
             return None
         if base_job.salt != self.pipeline.salt or base_job.data_recovered or not base_job.salt:
             return None
         if base_job.pipeline_version != self.job.pipeline_version:
             return None  # an update may have changed the input: its datums are not the base's
+        keyed = next(planning.keyed_nodes(inp), None) is not None
+        if keyed and not base_job.has_key_index:
+            return None
         old_commits = _input_commits(self.spec, base_ci)
         diffs: dict = {}
         for node in iter_inputs(inp):
@@ -242,14 +251,38 @@ class JobRun:
                     changed.append((k, new[1].hash, new[1].size))
             return changed, deleted
 
-        to_process, gone = dm.incremental_datums(inp, self._listing(commits), self._listing(old_commits),
-                                                 changes, commits, old_commits)
         j = self.job
-        had = [d.id for d in to_process
-               if self.store.has_datum(j.project, j.pipeline, base_job.id, d.id) is not None]
-        to_delete = [d.id for d in gone if self.store.has_datum(j.project, j.pipeline, base_job.id, d.id) is not None]
+        tree = self.store.tree(j.project, j.pipeline)
+
+        def old_members(pos: str, key: str) -> dict:
+            lo, hi = planning.member_range(pos, key)
+            out: dict = {}
+            for k, raw in tree.items(base_job.key_root, lo, hi):
+                c, e = planning.parse_member(k, raw)
+                out.setdefault(c, []).append(e)
+            return out
+
+        delta = planning.plan_changes(inp, self._listing(commits), self._listing(old_commits), changes,
+                                      commits, old_commits, old_members if keyed else None)
+        if keyed:
+            j.key_root = tree.update(base_job.key_root, delta.key_edits) if delta.key_edits else base_job.key_root
+            j.has_key_index = True
+        to_process = delta.dirty
+        had = [d.id for d in to_process if self.store.summary(base_job, d.id) is not None]
+        to_delete = [d.id for d in delta.gone if self.store.summary(base_job, d.id) is not None]
         total = base_job.data_total + (len(to_process) - len(had)) - len(to_delete)
         return to_process, to_delete, had, total
+
+    def _build_key_index(self, commits: dict) -> None:
+        """Without a usable base: the key index of the input's joins and groups, in full."""
+        j = self.job
+        inp = self.spec.input
+        j.key_root, j.has_key_index = None, False
+        if next(planning.keyed_nodes(inp), None) is None or not planning.plannable(inp):
+            return
+        items = planning.key_index_items(inp, self._listing(commits))
+        j.key_root = self.store.tree(j.project, j.pipeline).build(items)
+        j.has_key_index = True
 
     def _listing(self, commits: dict):
         def listing(inp: PfsInput):
@@ -272,9 +305,10 @@ class JobRun:
         plan = None if every_job else self._incremental_plan(ci, base_ci, base_job, commits)
         if plan is not None:
             to_process, to_delete, replaced, total = plan
-            base_detail = {i: self.store.has_datum(j.project, j.pipeline, base_job.id, i)
-                           for i in list(to_delete) + replaced}
+            base_detail = {i: self.store.summary(base_job, i) for i in list(to_delete) + replaced}
         else:
+            if not every_job:
+                self._build_key_index(commits)
             datums = dm.enumerate_datums(self.spec.input, self._listing(commits), commits)
             total = len(datums)
             base = self.store.summaries(j.project, j.pipeline, base_job.id) if base_job else {}
@@ -292,12 +326,11 @@ class JobRun:
                 session.delete(path)
         failpoint("job.output_base")
         self.pfs.set_commit_root(self.out_repo, j.id, session.apply())
-        n_skipped = 0
-        if base_job is not None and (plan is not None or to_skip):
-            # every other datum of the base carries over unchanged: its summary row is copied
-            # verbatim (it names the job that ran it, so it reads as skipped here)
-            n_skipped = self.store.copy_summaries(j.project, j.pipeline, base_job.id, j.id,
-                                                  set(to_delete) | {d.id for d in to_process})
+        # every other datum of the base carries over unchanged: the job's datum table is the
+        # base's minus the removed and re-run rows (their rows name the job that ran them, so
+        # they read as skipped here); O(changed) tree edits, however many datums carry over
+        inherit = base_job if base_job is not None and (plan is not None or to_skip) else None
+        n_skipped = self.store.start_datum_table(j, inherit, list(to_delete) + [d.id for d in to_process])
         j.data_total = total
         j.data_skipped = n_skipped
         # a rerun (after a restart) starts over: counters from the interrupted run go

@@ -5,8 +5,14 @@ Invariants:
   (pfs.core.keys.pps_key), encoded as msgpack dicts; unknown fields are kept on read.
 - A pipeline has one current record plus one record per version (history); the current
   record is rewritten only by the master, under its lock.
-- A job's datum table holds EVERY datum of the job, including skipped ones (copied forward
-  with their outputs), so the next job can classify against this one alone.
+- A job's datum table holds EVERY datum of the job, including skipped ones, so the next job
+  can classify against this one alone. It is an immutable sorted tree (pfs.core.index, in its
+  own node space under `X\0dnode\0<project>\0<pipeline>\0`) whose root the job record keeps
+  (`datum_root`): a job derives its table from its base's by editing only the datums it
+  removes or runs, so carrying the table forward costs O(changed x log N), not O(N), and
+  every job's table shares all unchanged nodes with its base's. The key index of joins and
+  groups (pps.planning) is carried the same way (`key_root`). Nodes are deleted with their
+  pipeline; a deleted job's nodes stay (other jobs share them).
 - Log lines are append-only and ordered by a per-process sequence number under their job.
 """
 from __future__ import annotations
@@ -16,10 +22,11 @@ import struct
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
 import msgpack
 
+from pfs.core.index import IndexTree
 from pfs.core.keys import pps_key, pps_prefix
 
 # job states (names as in pps_v2.JobState)
@@ -89,6 +96,9 @@ class JobRecord:
     upload_bytes: int = 0
     seq: int = 0
     salt: str = ""  # the pipeline salt the job's datum hashes were computed with
+    datum_root: Optional[bytes] = None  # root of the job's datum table (see the module doc)
+    key_root: Optional[bytes] = None  # root of its joins' and groups' key index (pps.planning)
+    has_key_index: bool = False  # key_root is this job's key index (None: an empty one)
 
 
 @dataclass
@@ -132,11 +142,43 @@ def _from(cls, d: dict):
     return cls(**{k: v for k, v in d.items() if k in names})
 
 
+class _NodeSpace:
+    """The NodeStore of one pipeline's datum tables and key indexes."""
+
+    def __init__(self, meta, prefix: bytes):
+        self.meta, self.prefix = meta, prefix
+
+    def get_node(self, node_hash: bytes) -> bytes:
+        raw = self.meta.get(self.prefix + node_hash)
+        if raw is None:
+            raise KeyError(f"datum table node {node_hash.hex()} is missing from the metadata store")
+        return raw
+
+    def put_node(self, node_hash: bytes, data: bytes) -> None:
+        self.meta.put(self.prefix + node_hash, data)
+
+    def put_nodes(self, nodes: list, root=None, lease=None) -> None:
+        for i in range(0, len(nodes), 5000):
+            with self.meta.batch() as b:
+                for h, data in nodes[i:i + 5000]:
+                    b.put(self.prefix + h, data)
+
+
 class PpsStore:
     def __init__(self, meta):
         self.meta = meta
         self._log_seq = itertools.count(int(time.time() * 1000) << 8)
         self._lock = threading.Lock()
+        self._trees: dict[tuple[str, str], IndexTree] = {}
+
+    def tree(self, project: str, pipeline: str) -> IndexTree:
+        """The index tree holding this pipeline's datum tables and key indexes."""
+        with self._lock:
+            t = self._trees.get((project, pipeline))
+            if t is None:
+                t = IndexTree(_NodeSpace(self.meta, pps_prefix("dnode", project, pipeline)), cache_nodes=4096)
+                self._trees[(project, pipeline)] = t
+            return t
 
     # ---- pipelines -------------------------------------------------------------------------
     def put_pipeline(self, p: PipelineRecord, batch=None) -> None:
@@ -168,9 +210,11 @@ class PpsStore:
         for j in self.list_jobs(project, name):
             self.delete_job(j)
         with self.meta.batch() as b:
-            for kind in ("log", "ddet"):
+            for kind in ("log", "ddet", "dnode"):
                 for k, _ in self.meta.scan(prefix=pps_prefix(kind, project, name)):
                     b.delete(k)
+        with self._lock:
+            self._trees.pop((project, name), None)
 
     # ---- jobs --------------------------------------------------------------------------------
     def put_job(self, j: JobRecord) -> None:
@@ -213,59 +257,72 @@ class PpsStore:
         # details rows stay: later jobs' skipped datums may still point at them
 
     # ---- datums ------------------------------------------------------------------------------
-    # A job's datum table has one small summary row per datum, [hash, state, detail_job], and
-    # a details row (inputs, outputs, stats) only for datums the job itself ran; a skipped
-    # datum's summary points at the job whose details it inherited. Copying a table forward
-    # for a job that skips everything therefore writes a few bytes per datum.
+    # A job's datum table (the tree at `datum_root`) maps datum id -> [hash, state, detail_job];
+    # a details row (inputs, outputs, stats) exists only for datums the job itself ran, and a
+    # skipped datum's summary names the job whose details it inherited. Carrying the table
+    # forward therefore edits only the rows of datums removed or run (see the module doc).
+    def start_datum_table(self, j: JobRecord, base: Optional[JobRecord], remove: Iterable[str]) -> int:
+        """Set `j.datum_root` to the base job's table minus the `remove`d datum ids (the rows
+        this job inherits; none without a base). Returns how many rows it inherits."""
+        t = self.tree(j.project, j.pipeline)
+        root = self._root_of(base) if base is not None else None
+        if root is not None:
+            root = t.update(root, [(i, None) for i in sorted(set(remove))])
+        j.datum_root = root
+        return t.count(root)
+
     def put_job_datums(self, j: JobRecord, processed: list[DatumRecord]) -> None:
-        """The rows of the datums this job ran (skipped ones come from `copy_summaries`)."""
+        """Add the rows of the datums this job ran to its table (`j.datum_root`, which the
+        caller saves with the job) and write their details rows."""
         rows: list[tuple[bytes, bytes]] = []
         for d in processed:
-            rows.append((pps_key("dsum", j.project, j.pipeline, j.id, d.id), _pack([d.hash, d.state, j.id])))
             rows.append((pps_key("ddet", j.project, j.pipeline, j.id, d.id), _pack(
                 [d.inputs, d.outputs, d.reason, d.download_time, d.process_time, d.upload_time,
                  d.download_bytes, d.upload_bytes, d.attempts])))
+        self._put_rows(rows)
+        edits = sorted((d.id, _pack([d.hash, d.state, j.id])) for d in processed)
+        if edits:
+            j.datum_root = self.tree(j.project, j.pipeline).update(j.datum_root, edits)
+
+    def _root_of(self, job: JobRecord) -> Optional[bytes]:
+        if job.datum_root is None and self._legacy_rows(job):
+            # a table written before tables were trees: convert it once
+            prefix = pps_prefix("dsum", job.project, job.pipeline, job.id)
+            n = len(prefix)
+            job.datum_root = self.tree(job.project, job.pipeline).build(
+                (k[n:].decode(), v) for k, v in self.meta.scan(prefix=prefix))
+            self.put_job(job)
+        return job.datum_root
+
+    def _legacy_rows(self, job: JobRecord) -> bool:
+        prefix = pps_prefix("dsum", job.project, job.pipeline, job.id)
+        return next(iter(self.meta.scan(prefix=prefix)), None) is not None
+
+    def _items(self, project: str, pipeline: str, job_id: str) -> Iterator[tuple[str, bytes]]:
+        j = self.get_job(project, pipeline, job_id)
+        if j is None:
+            return iter(())
+        return self.tree(project, pipeline).items(self._root_of(j))
+
+    def summary(self, job: JobRecord, datum_id: str) -> Optional[tuple]:
+        """(hash, state, detail job) of one datum of a job's table, or None."""
+        raw = self.tree(job.project, job.pipeline).get(self._root_of(job), datum_id)
+        return None if raw is None else tuple(_unpack(raw))
+
+    def has_datum(self, project: str, pipeline: str, job_id: str, datum_id: str) -> Optional[tuple]:
+        j = self.get_job(project, pipeline, job_id)
+        return None if j is None else self.summary(j, datum_id)
+
+    def _put_rows(self, rows: list) -> None:
         for i in range(0, len(rows), 5000):
             with self.meta.batch() as b:
                 for k, v in rows[i:i + 5000]:
                     b.put(k, v)
 
-    def has_datum(self, project: str, pipeline: str, job_id: str, datum_id: str) -> Optional[tuple]:
-        raw = self.meta.get(pps_key("dsum", project, pipeline, job_id, datum_id))
-        return None if raw is None else tuple(_unpack(raw))
-
-    def copy_summaries(self, project: str, pipeline: str, from_job: str, to_job: str,
-                       exclude: set) -> int:
-        """Copy a job's summary rows to another job verbatim (a skipped datum keeps the row of
-        the run it inherits), leaving out `exclude`d datum ids. Returns rows copied."""
-        src = pps_prefix("dsum", project, pipeline, from_job)
-        dst = pps_prefix("dsum", project, pipeline, to_job)
-        n, rows, count = len(src), [], 0
-        skip = {d.encode() for d in exclude}
-        for k, v in self.meta.scan(prefix=src):
-            did = k[n:]
-            if did in skip:
-                continue
-            rows.append((dst + did, v))
-            count += 1
-            if len(rows) >= 5000:
-                self._put_rows(rows)
-                rows = []
-        self._put_rows(rows)
-        return count
-
-    def _put_rows(self, rows: list) -> None:
-        if rows:
-            with self.meta.batch() as b:
-                for k, v in rows:
-                    b.put(k, v)
-
     def summaries(self, project: str, pipeline: str, job_id: str) -> dict[str, tuple[str, str, str]]:
         """{datum id: (hash, state, detail job)} for a finished job."""
-        prefix = pps_prefix("dsum", project, pipeline, job_id)
-        n = len(prefix)
         unpack = msgpack.unpackb
-        return {k[n:].decode(): tuple(unpack(v)) for k, v in self.meta.scan(prefix=prefix)}
+        return {k: tuple(unpack(v)) for k, v in self._items(project, pipeline, job_id)}
 
     def details(self, project: str, pipeline: str, detail_job: str, datum_id: str) -> Optional[list]:
         raw = self.meta.get(pps_key("ddet", project, pipeline, detail_job, datum_id))
@@ -283,14 +340,12 @@ class PpsStore:
         return rec
 
     def get_datum(self, project: str, pipeline: str, job_id: str, datum_id: str) -> Optional[DatumRecord]:
-        raw = self.meta.get(pps_key("dsum", project, pipeline, job_id, datum_id))
-        return None if raw is None else self._record(project, pipeline, datum_id, _unpack(raw), job_id)
+        s = self.has_datum(project, pipeline, job_id, datum_id)
+        return None if s is None else self._record(project, pipeline, datum_id, s, job_id)
 
     def datums(self, project: str, pipeline: str, job_id: str) -> Iterator[DatumRecord]:
-        prefix = pps_prefix("dsum", project, pipeline, job_id)
-        n = len(prefix)
-        for k, v in self.meta.scan(prefix=prefix):
-            yield self._record(project, pipeline, k[n:].decode(), _unpack(v), job_id)
+        for k, v in self._items(project, pipeline, job_id):
+            yield self._record(project, pipeline, k, _unpack(v), job_id)
 
     # ---- logs --------------------------------------------------------------------------------
     def add_logs(self, logs: list[LogRecord]) -> None:

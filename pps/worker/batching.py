@@ -70,6 +70,10 @@ class BatchServer(worker_pb2_grpc.WorkerServicer):
     def __init__(self, worker):
         self.w = worker
         self._cond = threading.Condition(threading.RLock())
+        # run_task waits here, on the same lock: woken when its task is done or the session
+        # ends, not by every datum's state change (a thread wake-up per datum costs more than
+        # the bookkeeping it would do)
+        self._task_done = threading.Condition(self._cond._lock)
         self.s: Optional[_Session] = None
         self.base: dict = {}
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="nextdatum"))
@@ -147,6 +151,7 @@ class BatchServer(worker_pb2_grpc.WorkerServicer):
             if s.current is not None:
                 self._abandon_current(s)
             self._cond.notify_all()
+            self._task_done.notify_all()
         if s.thread is not None:
             s.thread.join()
 
@@ -190,7 +195,9 @@ class BatchServer(worker_pb2_grpc.WorkerServicer):
         r = t.results[i]
         r.outcome, r.reason = outcome, reason
         t.remaining -= 1
-        self._cond.notify_all()
+        self._cond.notify_all()  # nobody waits on it while a datum runs: no wake-up
+        if t.remaining == 0:
+            self._task_done.notify_all()
 
     def _succeed(self, s: _Session) -> None:
         t, i = s.current
@@ -299,7 +306,7 @@ class BatchServer(worker_pb2_grpc.WorkerServicer):
             s.pending.extend((t, i) for i in range(n))
             self._cond.notify_all()
             while t.remaining > 0 and not w.cancelled and not s.ended:
-                self._cond.wait(0.2)
+                self._task_done.wait(0.2)
         t.prefetch.close()
         if w.cancelled or t.remaining > 0:
             self.end_session()

@@ -9,8 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pps.datums import (
-    incremental_datums,
-    is_monotone,
     Datum,
     InputFile,
     classify,
@@ -403,55 +401,3 @@ def test_enumeration_is_deterministic():
     inp = CrossInput((join(True, True), P("readings", "/", name="all")))
     assert shape(enumerate_datums(inp, lst)) == shape(enumerate_datums(inp, lst))
     assert enumerate_datums(None, lst) == []
-
-
-# ---- incremental planning: the same answer as enumerating both sides in full -------------------
-GLOBS = st.sampled_from(["/*", "/**", "/d/*", "/", "/k*"])
-
-
-def _leaves():
-    return st.builds(lambda repo, glob, name: P(repo, glob, name=name),
-                     st.sampled_from(["a", "b", "c"]), GLOBS, st.sampled_from(["a", "b", "x"]))
-
-
-MONOTONE = st.recursive(_leaves(), lambda kids: st.one_of(
-    st.builds(lambda ks: CrossInput(tuple(ks)), st.lists(kids, min_size=1, max_size=3)),
-    st.builds(lambda ks: UnionInput(tuple(ks)), st.lists(kids, min_size=1, max_size=3))), max_leaves=4)
-
-
-def _changes(old_lst, new_lst):
-    def changes(leaf):
-        old = {p: h for p, h, _ in old_lst(leaf)}
-        new = new_lst(leaf)
-        return ([e for e in new if old.get(e[0]) != e[1]],
-                [p for p in old if p not in {e[0] for e in new}])
-    return changes
-
-
-@given(MONOTONE, FILES, FILES, FILES, FILES, FILES, FILES)
-@settings(max_examples=150, deadline=None)
-def test_incremental_datums_match_full_enumerations(inp, oa, ob, oc, na, nb, nc):
-    """dirty = the new datums whose (id, hash) the old side lacks; gone = the old ids the
-    new side lacks; nothing else differs."""
-    old_lst = listing_for({"a": oa, "b": ob, "c": oc})
-    new_lst = listing_for({"a": na, "b": nb, "c": nc})
-    assert is_monotone(inp)
-    dirty, gone = incremental_datums(inp, new_lst, old_lst, _changes(old_lst, new_lst))
-    old = {d.id: d.hash("s") for d in enumerate_datums(inp, old_lst)}
-    new = enumerate_datums(inp, new_lst)
-    new_ids = {d.id for d in new}
-    assert sorted(d.id for d in dirty) == sorted({d.id for d in new if old.get(d.id) != d.hash("s")})
-    assert sorted(d.id for d in gone) == sorted(i for i in old if i not in new_ids)
-    by_id = {d.id: d for d in new}
-    for d in dirty:  # what a worker gets: the very datum the full enumeration has
-        assert d == by_id[d.id]
-
-
-def test_incremental_datums_refuse_joins_and_groups():
-    lst = listing_for({"a": {"/1": b"x"}})
-    nothing = lambda leaf: ([], [])  # noqa: E731
-    assert incremental_datums(JoinInput((P("a", "/(*)", join_on="$1"), P("b", "/(*)", join_on="$1"))),
-                              lst, lst, nothing) is None
-    assert incremental_datums(GroupInput((P("a", "/(*)", group_by="$1"),)), lst, lst, nothing) is None
-    assert incremental_datums(CrossInput((P("a"), P("b", "/(*)", join_on="$1"))), lst, lst, nothing) is None
-    assert incremental_datums(CrossInput((P("a"), P("b"))), lst, lst, nothing) == ([], [])
