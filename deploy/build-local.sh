@@ -135,7 +135,7 @@ PYEOF
   # the bundle into a shared volume, and the worker runs from it inside the pipeline's own
   # image, one without any Python
   podman volume rm -f "$NAME-bundle" >/dev/null 2>&1 || true
-  podman run --rm -v "$NAME-bundle:/pach-bundle" "$WORKER"
+  podman run --rm --ulimit "nofile=$NOFILE:$NOFILE" --ulimit nproc=32768:32768 -v "$NAME-bundle:/pach-bundle" "$WORKER"
   podman run -d --name "$NAME-w0" --network host --ulimit "nofile=$NOFILE:$NOFILE" --ulimit nproc=32768:32768 \
     -v "$NAME-bundle:/pach:ro" "$NOPYTHON" /pach/python/bin/python3 -I -m pps.worker --pachd "127.0.0.1:$GRPC2" \
     --pipeline count --worker-id default-count-w0 --pfs-root /tmp/pfs
@@ -143,7 +143,7 @@ PYEOF
   GOT=$("${PACHCTL[@]}" get file count@master:/count)
   podman logs "$NAME-w0" 2>&1 | tail -3
   [ "$GOT" = "2" ] || { echo "the worker container produced count=$GOT, expected 2" >&2; exit 1; }
-  podman run --rm "$NOPYTHON" sh -c 'command -v python3 || echo "(that image has no python3 of its own)"'
+  podman run --rm --ulimit "nofile=$NOFILE:$NOFILE" --ulimit nproc=32768:32768 "$NOPYTHON" sh -c 'command -v python3 || echo "(that image has no python3 of its own)"'
   echo "OK: the worker container ran the datum (count@master:/count = $GOT)"
 }
 
