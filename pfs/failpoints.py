@@ -29,6 +29,11 @@ The named places (one line each at the call site):
 - job.datum_table          a job's datums are done, its datum table not yet written
 - job.finish               the datum table is written, the output commit not yet finished
 - job.finished_state       the output commit is finished, the job's final state not yet saved
+- gc.after_mark            a collection has marked what is live, nothing deleted yet
+- gc.packs_claimed         dead packs are claimed (DELETING), none of their objects removed yet
+- gc.pack_removed          one claimed pack's object is removed, its record not yet (per pack)
+- gc.compact_written       compaction stored its new pack, no chunk moved to it yet
+- gc.compact_claimed       chunks moved to the new pack and old packs claimed, none removed yet
 """
 from __future__ import annotations
 
@@ -43,6 +48,7 @@ NAMES = frozenset({
     "finish_commit.before", "finish_commit.after",
     "job.output_base", "job.outputs", "job.bookkeeping", "job.datum_table", "job.finish",
     "job.finished_state",
+    "gc.after_mark", "gc.packs_claimed", "gc.pack_removed", "gc.compact_written", "gc.compact_claimed",
 })
 
 

@@ -8,7 +8,7 @@ Invariants:
   cleanup found a lease renewed after it expired: unsure means keep.
 - Every step is idempotent and guarded (see mark.py, sweep.py, compact.py): a run killed at
   any point leaves claimed (DELETING) packs that the next run finishes, and nothing else
-  half-done.
+  half-done. Crash tests kill it at the `gc.*` failpoints (pfs.failpoints).
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from pfs.core.gc import compact as compaction
 from pfs.core.gc import sweep
 from pfs.core.gc.mark import mark
 from pfs.errors import StorageError
+from pfs.failpoints import failpoint
 
 log = logging.getLogger("pachd.gc")
 
@@ -127,6 +128,7 @@ class GarbageCollector:
         now = self.pfs.clock()
         with self.meta.snapshot() as snap:
             m = mark(snap, now)
+            failpoint("gc.after_mark")
             r.leases_live = m.live_leases
             if m.damage:
                 r.damage += m.damage

@@ -26,6 +26,7 @@ from pfs.core.content import pack_key
 from pfs.core.gc.mark import Marked
 from pfs.core.gc.records import DELETING, LIVE, PackRecord
 from pfs.core.gc.sweep import claim_pack
+from pfs.failpoints import failpoint
 
 __all__ = ["compact"]
 
@@ -91,6 +92,7 @@ def _rewrite(meta, chunks, m: Marked, group: list, report, clock, before_remove)
     size = sum(len(p) for p in parts)
     meta.put(keys.pack_record_key(new_id), PackRecord(size, LIVE, clock()).encode())
     chunks.put(pack_key(new_id), b"".join(parts))
+    failpoint("gc.compact_written")
     # one batch: move the live entries, claim every old pack (first pack's claim carries
     # the moves and the other packs' record checks; the others are claimed in it too)
     first, *rest = ok_group
@@ -106,6 +108,7 @@ def _rewrite(meta, chunks, m: Marked, group: list, report, clock, before_remove)
     report.packs_compacted += len(ok_group)
     report.compacted_into += 1
     before_remove()
+    failpoint("gc.compact_claimed")
     for p, _, rec in ok_group:
         chunks.delete(pack_key(p))
         meta.delete(keys.pack_record_key(p))

@@ -30,6 +30,7 @@ from pfs.core.content import pack_key
 from pfs.core.gc.mark import Marked
 from pfs.core.gc.records import DELETING, LIVE, PackRecord
 from pfs.errors import Conflict
+from pfs.failpoints import failpoint
 from pfs.model import Repo
 
 log = logging.getLogger("pachd.gc")
@@ -122,9 +123,11 @@ def sweep_packs(meta, chunks, snap, m: Marked, report, on_pack: Callable = lambd
             report.packs_kept_leased += 1
     if claimed:
         before_remove()  # e.g. ship the metadata that says these packs are being deleted
+        failpoint("gc.packs_claimed")
     for pack, rec in claimed:
         on_pack()
         chunks.delete(pack_key(pack))
+        failpoint("gc.pack_removed")
         meta.delete(keys.pack_record_key(pack))
         report.packs_deleted += 1
         report.pack_bytes_deleted += max(rec.size, 0)
