@@ -89,6 +89,7 @@ class BucketLease:
         self.on_lost = on_lost
         self.instance = uuid.uuid4().hex
         self._mine: Optional[bytes] = None
+        self._attempted: Optional[bytes] = None
         self.lost: Optional[str] = None
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -169,14 +170,18 @@ class BucketLease:
     def renew(self) -> None:
         with self._lock:
             self.verify_locked()
-            self._mine = self._record()
-            self.chunks.put(KEY, self._mine)
+            new = self._record()
+            self._attempted = new  # a PUT that failed may still have landed (connection reset)
+            self.chunks.put(KEY, new)
+            self._mine, self._attempted = new, None
 
     def verify_locked(self) -> None:
         try:
             cur = self.chunks.get(KEY)
         except ObjectNotFound:
             cur = None
+        if cur is not None and cur == self._attempted:
+            self._mine, self._attempted = cur, None
         if cur != self._mine:
             self._lose(json.loads(cur) if cur else None)
 

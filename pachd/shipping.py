@@ -152,6 +152,7 @@ class MetadataShipper:
         if self.halted:
             raise StorageError(f"metadata is no longer shipped: {self.halted}")
         t0 = time.monotonic()
+        started = time.time()  # everything acknowledged before this is in the generation
         seq = self.meta.sequence()
         root_files = self._root_files()  # before the checkpoint: never older than the metadata
         work = Path(tempfile.mkdtemp(prefix="ship-", dir=self.tmp_root))
@@ -183,7 +184,7 @@ class MetadataShipper:
                 s.files_uploaded += 1
                 s.bytes_uploaded += len(data)
                 shipped_root[name] = key
-            doc = json.dumps({"generation": s.generation, "created": time.time(), "sequence": seq,
+            doc = json.dumps({"generation": s.generation, "started": started, "created": time.time(), "sequence": seq,
                               "files": files, "root_files": shipped_root, "cluster_id": self.cluster_id},
                              sort_keys=True).encode()
             self.chunks.put(_gen_key(s.generation) + ".json", doc)

@@ -50,7 +50,8 @@ def _state(c: Client, repo: pfs.Repo) -> tuple:
 @pytest.mark.parametrize("failure", ["503", "reset"])
 def test_failed_chunk_upload_commits_nothing(failure, proxy, bucket, start_pachd, sdk, seaweed_server):
     p = start_pachd(f"s3://{bucket}/pfs", endpoint=proxy.url, AWS_MAX_ATTEMPTS="3",
-                    PACHD_METADATA_SHIP_PERIOD="0", PACHD_GC_PERIOD="0")  # only pack PUTs fail here
+                    PACHD_METADATA_SHIP_PERIOD="0", PACHD_GC_PERIOD="0",
+                    PACHD_BUCKET_LEASE_PERIOD="3600")  # only pack PUTs fail here
     c = sdk(p)
     repo = pfs.Repo(name="precious")
     c.pfs.create_repo(repo=repo)

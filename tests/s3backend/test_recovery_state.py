@@ -83,7 +83,7 @@ def test_auth_state_and_cluster_id_survive_a_lost_root(server_kind, request, pro
     _wait_shipped(raw, bucket, "rec", old.root)
     _wait_shipped(raw, bucket, "rec", old.root, "cluster-id")
     deadline = time.monotonic() + 30  # and a generation taken after the last acknowledged write (the RPO)
-    while json.loads(raw.get_object(Bucket=bucket, Key="rec/meta/LATEST")["Body"].read())["created"] <= acknowledged:
+    while json.loads(raw.get_object(Bucket=bucket, Key="rec/meta/LATEST")["Body"].read())["started"] <= acknowledged:
         assert time.monotonic() < deadline, "no metadata shipped after the last write within 30 s"
         time.sleep(0.2)
     shipped = _shipped(raw, bucket, "rec", "auth.json").decode()
