@@ -32,14 +32,24 @@ def _maintenance():
                             "branches and commits and the parent/child links of commits.")
 @click.option("-f", "--fix", is_flag=True, help="Attempt to fix as many issues as possible.")
 @click.option("--zombie", default="", metavar="COMMIT", help="A single commit to check for zombie files "
-              "(not supported here).")
-@click.option("--zombie-all", is_flag=True, help="Check all pipelines for zombie files (not supported here).")
+              "(files in a pipeline's output commit that no datum of its job produced), e.g. edges@master.")
+@click.option("--zombie-all", is_flag=True, help="Check all pipelines for zombie files: files corresponding to old "
+              "inputs that were not properly deleted.")
 def fsck(fix, zombie, zombie_all):
     from proto.pfs_v2 import pfs_pb2
-    if zombie or zombie_all:
-        raise CliError("zombie file detection (--zombie, --zombie-all) is not supported by this pachd")
+    if zombie and zombie_all:
+        raise CliError("give either --zombie COMMIT or --zombie-all, not both")
+    if (zombie or zombie_all) and fix:
+        raise CliError("--fix does not apply to zombie checks (zombie files are reported, never deleted)")
+    req = pfs_pb2.FsckRequest(fix=fix)
+    if zombie:
+        from pachctl import pb
+        from pachctl.refs import parse_commit
+        req = pfs_pb2.FsckRequest(zombie_target=pb.commit(parse_commit(zombie, get_app().project(None))))
+    elif zombie_all:
+        req = pfs_pb2.FsckRequest(zombie_all=True)
     found = False
-    for resp in get_app().client().pfs.Fsck(pfs_pb2.FsckRequest(fix=fix), timeout=None):
+    for resp in get_app().client().pfs.Fsck(req, timeout=None):
         if resp.error:
             found = True
             sys.stdout.write(f"Error: {resp.error}\n")

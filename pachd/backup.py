@@ -1,7 +1,9 @@
 """Backup and restore of a whole installation (`pachctl extract`, `pachd restore`).
 
 A backup is a directory or bucket prefix laid out like a chunk store: `packs/...` (every pack
-object) and `meta/...` (one metadata generation in the shipping layout, see pachd.shipping).
+object) and `meta/...` (one metadata generation in the shipping layout, see pachd.shipping,
+with the root files that go with it: the auth state `auth.json`, tokens as hashes only, and
+the `cluster-id`). A restored pachd has the same auth state and cluster id as the original.
 So the same `restore` reads a backup and a bucket that pachd shipped to.
 
 Invariants:
@@ -68,7 +70,8 @@ def backup(pachd, destination: str) -> BackupResult:
             raise InvalidArgument(f"backup destination {destination} is not empty; give a new directory or prefix")
         r = BackupResult()
         with pachd.gc._lock:  # no pack is deleted until the copy is done
-            s = shipping.MetadataShipper(pachd.meta, dst, period=0, tmp_root=pachd.root).ship_now()
+            s = shipping.MetadataShipper(pachd.meta, dst, period=0, tmp_root=pachd.root, root=pachd.root,
+                                         cluster_id=pachd.cluster_id).ship_now()
             r.metadata_files = s.files_uploaded
             _copy_packs(pachd.chunks, dst, r)
         dst.put(COMPLETE, str(time.time()).encode())
@@ -105,7 +108,7 @@ def restore(source: str, root: Path, storage: str | None = None) -> BackupResult
             dst.close()
         if meta_dir.exists():
             meta_dir.rmdir()
-        shipping.restore(src, meta_dir)
+        shipping.restore(src, meta_dir, root)
         r.metadata_files = sum(1 for _ in meta_dir.iterdir())
     finally:
         src.close()

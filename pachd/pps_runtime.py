@@ -16,10 +16,24 @@ from pathlib import Path
 from pps.master import PpsMaster
 from pps.secrets import LocalSecrets
 from pps.service import PpsServicer
+from pps.zombies import zombie_files, zombie_files_all
 from proto.pps_v2 import pps_pb2_grpc
 from proto.worker_v1 import tasks_pb2_grpc
 
 log = logging.getLogger("pps")
+
+
+class Zombies:
+    """`pachctl fsck --zombie/--zombie-all` over the pipeline store (pps.zombies)."""
+
+    def __init__(self, pfs, store):
+        self.pfs, self.store = pfs, store
+
+    def target(self, repo, commit_id: str, branch: str):
+        return zombie_files(self.pfs, self.store, repo, commit_id, branch)
+
+    def all(self):
+        return zombie_files_all(self.pfs, self.store)
 
 
 class PpsRuntime:
@@ -34,6 +48,7 @@ class PpsRuntime:
         if pachd.tls is not None:  # workers reach pachd over TLS, trusting its certificate
             self.master.worker_env["PACHD_TLS_CA_PEM"] = pachd.tls.cert.decode()
         tasks_pb2_grpc.add_TasksServicer_to_server(self.master.board, pachd.server)
+        pachd.pfs_servicer.zombies = Zombies(pachd.pfs, self.master.store)  # fsck --zombie[-all]
 
     def start(self) -> None:
         self.master.executor = make_executor(self.pachd, self.master.secrets)

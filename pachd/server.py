@@ -14,6 +14,10 @@ Invariants:
 - With --storage, the metadata is shipped to the bucket (pachd.shipping) and a pachd whose
   `<root>/meta` is missing or empty restores it from there before opening it.
 - Garbage collection runs every --gc-period seconds (pachd.maintenance).
+- With --storage, one pachd per bucket prefix: pachd holds the lease object `meta/OWNER`
+  (pachd.bucket_lease, renewed every PACHD_BUCKET_LEASE_PERIOD s, default 5) and refuses to
+  start while another live pachd or another cluster holds the prefix; a pachd whose prefix
+  was taken over stops collecting and shipping at once and exits with status 1.
 - SIGTERM/SIGINT stop accepting calls, end waits and subscriptions (UNAVAILABLE), stop the
   pipeline workers, let running calls finish (grace period), then close the stores:
   nothing is left half-written.
@@ -43,6 +47,8 @@ from pachd.maintenance import DEFAULT_GC_PERIOD, GcLoop, MaintenanceServicer, ma
 from pachd.misc_api import AdminServicer, VersionServicer, version_string
 from pachd.shipping import DEFAULT_PERIOD as DEFAULT_SHIP_PERIOD
 from pachd.shipping import MetadataShipper
+from pachd.bucket_lease import DEFAULT_PERIOD as DEFAULT_LEASE_PERIOD
+from pachd.bucket_lease import BucketLease, check_cluster
 from pfs.core.gc import DEFAULT_TTL
 from pfs.service.pfs_api import PfsServicer
 from pfs.service.pfs_batch import PfsBatchServicer
@@ -69,7 +75,7 @@ def open_stores(root: Path, storage: Optional[str] = None):
             from pachd.shipping import restore
             if meta_dir.exists():
                 meta_dir.rmdir()
-            if restore(chunks, meta_dir) is not None:
+            if restore(chunks, meta_dir, root) is not None:
                 log.info("metadata restored from %s into %s", storage, meta_dir)
         meta = RocksMetadataStore(meta_dir)
     except BaseException:
@@ -104,10 +110,22 @@ class Pachd:
     def _setup(self, port: int, s3_gateway_port: Optional[int], auth_token: Optional[str],
                host: str, workers: int, enable_pps: bool) -> None:
         self.pfs = Pfs(self.meta, self.chunks, lease_ttl=self.lease_ttl or DEFAULT_TTL)
+        self.cluster_id = self._cluster_id()
+        self.on_fenced = None  # main(): stop the process when another pachd took the bucket over
+        self.bucket_lease = None
+        if self.storage:  # one pachd per bucket prefix (pachd.bucket_lease)
+            check_cluster(self.chunks, self.cluster_id, self.storage)
+            self.bucket_lease = BucketLease(self.chunks, self.storage, self.cluster_id,
+                                            _env_float("PACHD_BUCKET_LEASE_PERIOD", DEFAULT_LEASE_PERIOD),
+                                            on_lost=self._bucket_lost)
+            self.bucket_lease.acquire()
         self.shipper = None
         if self.storage and self.ship_period > 0:
-            self.shipper = MetadataShipper(self.meta, self.chunks, self.ship_period, tmp_root=self.root)
+            self.shipper = MetadataShipper(self.meta, self.chunks, self.ship_period, tmp_root=self.root,
+                                           root=self.root, cluster_id=self.cluster_id)
         self.gc = make_collector(self.pfs, self.shipper.ship_now if self.shipper else None)
+        if self.bucket_lease is not None:
+            self.gc.guard = self.bucket_lease.verify
         self.gc_loop = GcLoop(self.gc, self.gc_period)
         self.auth_token = auth_token or None
         self.host = host
@@ -120,7 +138,7 @@ class Pachd:
         from pfs.service.local_read import LocalReadServer, add_socket_service
         from pfs.service.pfs_api import SerializedGetFile
         self.local_reads = LocalReadServer()
-        pfs_servicer = PfsServicer(self.pfs, self.local_reads if self.local_reads.start() else None)
+        pfs_servicer = self.pfs_servicer = PfsServicer(self.pfs, self.local_reads if self.local_reads.start() else None)
         self.transactions = TransactionRunner(
             self.pfs, pfs_servicer, lambda: self.pps.servicer if self.pps is not None else None)
         self.authn = AuthSetup(self.root, self.pfs, self.auth_token)
@@ -137,7 +155,7 @@ class Pachd:
         pfs_pb2_grpc.add_APIServicer_to_server(pfs_servicer, self.server)
         add_socket_service(self.server, self.local_reads)
         version_pb2_grpc.add_APIServicer_to_server(VersionServicer(), self.server)
-        self.admin = AdminServicer(self._cluster_id())
+        self.admin = AdminServicer(self.cluster_id)
         admin_pb2_grpc.add_APIServicer_to_server(self.admin, self.server)
         self.authn.add_servicer(self.server)
         maintenance_pb2_grpc.add_APIServicer_to_server(MaintenanceServicer(self), self.server)
@@ -188,6 +206,13 @@ class Pachd:
         self.pps = add_pps(self)
         return "pps_v2.API"
 
+    def _bucket_lost(self, reason: str) -> None:
+        """Another pachd took this bucket prefix over: never delete or ship anything again."""
+        if self.shipper is not None:
+            self.shipper.halt(reason)
+        if self.on_fenced is not None:
+            self.on_fenced(reason)
+
     def _cluster_id(self) -> str:
         p = self.root / "cluster-id"
         if not p.exists():
@@ -207,6 +232,8 @@ class Pachd:
         self.gc_loop.start()
         if self.shipper is not None:
             self.shipper.start()
+        if self.bucket_lease is not None:
+            self.bucket_lease.start()
         self.health.set("", health_pb2.HealthCheckResponse.SERVING)
         log.info("pachd %s serving gRPC on %s:%d (data in %s)", version_string(), self.host, self.port, self.root)
         return self
@@ -240,6 +267,8 @@ class Pachd:
         self.pfs.close()  # after the last call: uploads in their grace still write packs
         if self.shipper is not None:
             self.shipper.stop(final=True)  # a clean stop loses nothing (RPO 0)
+        if self.bucket_lease is not None:
+            self.bucket_lease.release()  # the next pachd on this prefix need not wait
         self.meta.close()
         self.chunks.close()
         log.info("pachd stopped")
@@ -333,6 +362,13 @@ def main(argv=None) -> int:
         stop.set()
 
     pachd.admin.request_restart = on_restart
+    fenced: list[str] = []
+
+    def on_fenced(reason: str) -> None:
+        fenced.append(reason)
+        stop.set()
+
+    pachd.on_fenced = on_fenced
 
     def on_signal(signum, frame):
         log.info("received %s, shutting down", signal.Signals(signum).name)
@@ -352,6 +388,9 @@ def main(argv=None) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         os.execv(sys.executable, [sys.executable, "-m", "pachd", *(sys.argv[1:] if argv is None else argv)])
+    if fenced:
+        print(f"pachd: stopped: {fenced[0]}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

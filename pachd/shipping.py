@@ -12,7 +12,11 @@ Layout (keys in the chunk store, next to `packs/`):
   meta/gen/<generation>/<name>             a generation's small mutable files (CURRENT, MANIFEST-*,
                                            OPTIONS-*, the write-ahead log)
   meta/gen/<generation>.json               which files make up that generation
+  meta/gen/<generation>/root/<name>        files of pachd's --root that are not in RocksDB:
+                                           `auth.json` (auth state, tokens as hashes only) and
+                                           `cluster-id`
   meta/LATEST                              the newest complete generation (the same JSON)
+  meta/OWNER                               the pachd using this prefix (pachd.bucket_lease)
 
 Invariants:
 - A generation's files are all uploaded before `meta/LATEST` names it (a single PUT, atomic on
@@ -20,7 +24,10 @@ Invariants:
 - A table file is uploaded once under a name that includes its size and content hash; files
   are never rewritten in place. Generations older than the newest `KEEP` are deleted after
   LATEST moved on, then the table files no kept generation names.
-- Shipping happens every `period` seconds when the database changed since the last shipment
+- The root files (`ROOT_FILES`) travel in every generation with the checkpoint, so a restore
+  brings back the auth state and the cluster id that go with that metadata; a change to one
+  of them alone (e.g. a new robot token) is shipped like a database change.
+- Shipping happens every `period` seconds when the database or a root file changed since the last shipment
   (`pachd --metadata-ship-period`, env PACHD_METADATA_SHIP_PERIOD, default 2), on demand
   (`ship_now`: the garbage collector calls it after claiming packs and before removing them,
   so a restored pachd never refers to a removed pack), and at a clean shutdown.
@@ -52,6 +59,7 @@ log = logging.getLogger("pachd.shipping")
 PREFIX = "meta/"
 LATEST = PREFIX + "LATEST"
 KEEP = 3
+ROOT_FILES = ("auth.json", "cluster-id")  # under pachd's --root; small (KiBs)
 DEFAULT_PERIOD = 2.0
 _READ = 8 * 1024 * 1024
 
@@ -92,8 +100,14 @@ def latest(chunks) -> Optional[dict]:
 
 
 class MetadataShipper:
-    def __init__(self, meta, chunks, period: float = DEFAULT_PERIOD, tmp_root: Optional[Path] = None):
+    def __init__(self, meta, chunks, period: float = DEFAULT_PERIOD, tmp_root: Optional[Path] = None,
+                 root: Optional[Path] = None, cluster_id: str = ""):
+        """`root`: pachd's --root, whose ROOT_FILES are shipped with every generation;
+        `cluster_id` is recorded in every generation's document."""
         self.meta = meta
+        self.root = Path(root) if root else None
+        self.cluster_id = cluster_id
+        self._shipped_root: Optional[dict] = None
         self.chunks = chunks
         self.period = float(period)
         self.tmp_root = Path(tmp_root) if tmp_root else None
@@ -108,15 +122,39 @@ class MetadataShipper:
         cur = latest(chunks)
         self.generation = int(cur["generation"]) if cur else 0
         self.last: Optional[Shipment] = None
+        self.halted: Optional[str] = None
+
+    def halt(self, reason: str) -> None:
+        """Never ship again (another pachd now owns the bucket prefix)."""
+        self.halted = reason
+        self._stop.set()
 
     # ---- one shipment -------------------------------------------------------------------
     def ship_now(self) -> Shipment:
         with self._lock:
             return self._ship()
 
+    def _root_files(self) -> dict[str, bytes]:
+        out = {}
+        if self.root is not None:
+            for name in ROOT_FILES:
+                try:
+                    out[name] = (self.root / name).read_bytes()
+                except FileNotFoundError:
+                    continue
+        return out
+
+    def changed(self) -> bool:
+        """Anything to ship: the database or a root file changed since the last shipment."""
+        return self.meta.sequence() != self._shipped_seq or self._root_files() != self._shipped_root
+
     def _ship(self) -> Shipment:
+        if self.halted:
+            raise StorageError(f"metadata is no longer shipped: {self.halted}")
         t0 = time.monotonic()
+        started = time.time()  # everything acknowledged before this is in the generation
         seq = self.meta.sequence()
+        root_files = self._root_files()  # before the checkpoint: never older than the metadata
         work = Path(tempfile.mkdtemp(prefix="ship-", dir=self.tmp_root))
         shutil.rmtree(work)  # RocksDB creates the checkpoint directory itself
         try:
@@ -139,14 +177,23 @@ class MetadataShipper:
                     key = f"{_gen_key(s.generation)}/{entry.name}"
                     self._upload(Path(entry.path), key, s)
                 files[entry.name] = key
-            doc = json.dumps({"generation": s.generation, "created": time.time(), "sequence": seq,
-                              "files": files}, sort_keys=True).encode()
+            shipped_root = {}
+            for name, data in root_files.items():
+                key = f"{_gen_key(s.generation)}/root/{name}"
+                self.chunks.put(key, data)
+                s.files_uploaded += 1
+                s.bytes_uploaded += len(data)
+                shipped_root[name] = key
+            doc = json.dumps({"generation": s.generation, "started": started, "created": time.time(), "sequence": seq,
+                              "files": files, "root_files": shipped_root, "cluster_id": self.cluster_id},
+                             sort_keys=True).encode()
             self.chunks.put(_gen_key(s.generation) + ".json", doc)
             self.chunks.put(LATEST, doc)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         self.generation = s.generation
         self._shipped_seq = seq
+        self._shipped_root = root_files
         s.seconds = time.monotonic() - t0
         self.last = s
         log.debug("metadata generation %d shipped: %d files, %d bytes in %.2fs", s.generation,
@@ -175,7 +222,8 @@ class MetadataShipper:
         referenced: set[str] = set()
         for g in keep:
             try:
-                referenced |= set(json.loads(self.chunks.get(_gen_key(g) + ".json"))["files"].values())
+                doc = json.loads(self.chunks.get(_gen_key(g) + ".json"))
+                referenced |= set(doc["files"].values()) | set(doc.get("root_files", {}).values())
             except ObjectNotFound:
                 continue
         for key in list(self.chunks.iterate(PREFIX + "gen/")):
@@ -202,7 +250,7 @@ class MetadataShipper:
         while not self._stop.wait(self.period):
             try:
                 with self._lock:
-                    if self.meta.sequence() != self._shipped_seq:
+                    if self.changed():
                         s = self._ship()
                         if s.seconds > self.period:
                             log.warning("shipping metadata took %.1fs (longer than the %gs period)",
@@ -218,18 +266,32 @@ class MetadataShipper:
         t, self._thread = self._thread, None
         if t is not None:
             t.join()
-        if final:
+        if final and not self.halted:
             try:
                 with self._lock:
-                    if self.meta.sequence() != self._shipped_seq:
+                    if self.changed():
                         self._ship()
             except Exception as e:  # noqa: BLE001 - shutting down: say so, do not hang
                 log.error("final metadata shipment failed: %s", e)
 
 
-def restore(chunks, meta_dir: Path) -> Optional[int]:
-    """Download the newest generation into `meta_dir` (which must not exist yet); returns its
-    generation, or None if the bucket holds none. `meta_dir` appears complete or not at all."""
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` (mode 0600: auth.json grants access to the cluster)."""
+    tmp = path.with_name(path.name + ".restoring")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def restore(chunks, meta_dir: Path, root: Optional[Path] = None) -> Optional[int]:
+    """Download the newest generation into `meta_dir` (which must not exist yet) and its root
+    files into `root` (replacing what is there: they belong with that metadata); returns its
+    generation, or None if the bucket holds none. `meta_dir` appears complete or not at all,
+    and only after the root files are in place (a crash before leaves `meta_dir` missing, so
+    the restore runs again)."""
     doc = latest(chunks)
     if doc is None:
         return None
@@ -248,6 +310,11 @@ def restore(chunks, meta_dir: Path) -> Optional[int]:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+        if root is not None:
+            for name, key in doc.get("root_files", {}).items():
+                if name not in ROOT_FILES:
+                    continue  # only the files pachd ships; never a path from the bucket
+                _write_atomically(Path(root) / name, chunks.get(key))
         os.rename(tmp, meta_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -450,23 +450,38 @@ class PfsServicer(PfsExtraMixin, pfs_pb2_grpc.APIServicer):
                 self.pfs.delete_project(p.name, force=True)
         return EMPTY
 
+    # Zombie-file detection needs the pipeline system's datum tables; pachd (the composition root)
+    # sets this to an object with `target(repo, commit_id, branch)` and `all()`, each yielding
+    # one message per zombie file (pps.zombies). Without pps it stays None.
+    zombies = None
+
     @rpc
     def Fsck(self, req, ctx):
         from pfs.core.gc.check import fsck
         if req.HasField("zombie_target") or req.zombie_all:
-            raise Unimplemented("zombie file detection (--zombie, --zombie-all) is not supported here")
+            if self.zombies is None:
+                raise Unimplemented("zombie file detection (--zombie, --zombie-all) needs the pipeline system, "
+                                    "which this pachd runs without")
+            if req.HasField("zombie_target"):
+                repo, cid, br = cv.commit_in(req.zombie_target)
+                found = self.zombies.target(repo, cid, br)
+            else:
+                found = self.zombies.all()
+            for msg in found:
+                yield pb.FsckResponse(error=msg)
+            return
         for kind, msg in fsck(self.pfs, req.fix):
             yield pb.FsckResponse(fix=msg) if kind == "fix" else pb.FsckResponse(error=msg)
 
     @rpc
     def CheckStorage(self, req, ctx):
-        """Pachyderm's CheckStorage; chunk_begin/chunk_end (ranges of Pachyderm chunk ids) are
-        not used. Damage fails the call with DATA_LOSS naming repo, commit and path; the counts
+        """Pachyderm's CheckStorage: the chunks whose ids (blake3 hashes, raw bytes) are in
+        [chunk_begin, chunk_end) (empty bounds are open); chunk_object_count is how many. Damage fails the call with DATA_LOSS naming repo, commit and path; the counts
         are also sent as trailing metadata (commits, files, chunks, packs, pack-bytes, live-bytes, dead-bytes,
         orphans, orphan-bytes)."""
         from pfs.core.gc.check import check_storage
         from pfs.errors import DataLoss
-        r = check_storage(self.pfs, req.read_chunk_data)
+        r = check_storage(self.pfs, req.read_chunk_data, req.chunk_begin, req.chunk_end)
         ctx.set_trailing_metadata(tuple((k, str(v)) for k, v in (
             ("commits", r.commits), ("files", r.files), ("chunks", r.chunks), ("chunks-read", r.chunks_read),
             ("packs", r.packs), ("pack-bytes", r.pack_bytes), ("live-bytes", r.live_bytes), ("dead-bytes", r.dead_bytes),

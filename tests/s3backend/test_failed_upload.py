@@ -50,7 +50,8 @@ def _state(c: Client, repo: pfs.Repo) -> tuple:
 @pytest.mark.parametrize("failure", ["503", "reset"])
 def test_failed_chunk_upload_commits_nothing(failure, proxy, bucket, start_pachd, sdk, seaweed_server):
     p = start_pachd(f"s3://{bucket}/pfs", endpoint=proxy.url, AWS_MAX_ATTEMPTS="3",
-                    PACHD_METADATA_SHIP_PERIOD="0", PACHD_GC_PERIOD="0")  # only pack PUTs fail here
+                    PACHD_METADATA_SHIP_PERIOD="0", PACHD_GC_PERIOD="0",
+                    PACHD_BUCKET_LEASE_PERIOD="3600")  # only pack PUTs fail here
     c = sdk(p)
     repo = pfs.Repo(name="precious")
     c.pfs.create_repo(repo=repo)
@@ -182,7 +183,9 @@ def test_pack_failure_while_others_in_flight_reaches_modifyfile_as_unavailable(
     for k, v in {"AWS_ACCESS_KEY_ID": seaweed_server.access_key, "AWS_SECRET_ACCESS_KEY": seaweed_server.secret_key,
                  "AWS_ENDPOINT_URL": seaweed_server.endpoint_url, "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(k, v)
-    d = Pachd(tmp_path / "pachd", port=0, storage=f"s3://{bucket}/svc", host="127.0.0.1", enable_pps=False).start()
+    monkeypatch.setenv("PACHD_BUCKET_LEASE_PERIOD", "3600")  # only pack PUTs are counted by the gate:
+    d = Pachd(tmp_path / "pachd", port=0, storage=f"s3://{bucket}/svc", host="127.0.0.1", enable_pps=False,
+              ship_period=0).start()  # no lease renewals, no metadata shipments among them
     c = Client(host="localhost", port=d.port)
     gate = None
     try:

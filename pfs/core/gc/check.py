@@ -13,7 +13,8 @@ repos that no longer exist are deleted. A missing head or parent is reported, ne
 check_storage walks every commit's file index (a missing index node is damage naming the
 commit), looks every chunk of every file up in the chunk index and the chunk store (one
 listing of packs/), and with `read_chunk_data` reads each distinct chunk once and re-hashes
-it. Damage names repo, commit and path. Objects under packs/ that nothing records are counted
+it; `chunk_begin`/`chunk_end` (Pachyderm's CheckStorageRequest) limit it to the chunks whose
+ids -- here their blake3 hashes -- fall in [begin, end). Damage names repo, commit and path. Objects under packs/ that nothing records are counted
 as orphans (the garbage collector removes them once they are older than the lease TTL).
 
 Invariants: both only read (fsck writes only with `fix`, each repair one small atomic
@@ -175,7 +176,15 @@ class _SnapNodes:
         return unframe_node(raw)
 
 
-def check_storage(pfs, read_chunk_data: bool = False) -> StorageCheck:
+def in_range(h: bytes, begin: bytes, end: bytes) -> bool:
+    """Pachyderm's chunk_begin/chunk_end: chunk ids in [begin, end); an empty bound is open."""
+    return h >= begin and (not end or h < end)
+
+
+def check_storage(pfs, read_chunk_data: bool = False, chunk_begin: bytes = b"", chunk_end: bytes = b"") -> StorageCheck:
+    """Check every chunk a commit refers to whose id (its blake3 hash) is in [chunk_begin,
+    chunk_end) (Pachyderm's CheckStorageRequest; empty bounds are open), so a big store can be
+    checked in ranges, one call each. `chunks` counts the chunks checked."""
     r = StorageCheck()
     objects = {}
     for info in pfs.chunks.iterate_info("packs/"):
@@ -196,6 +205,8 @@ def check_storage(pfs, read_chunk_data: bool = False) -> StorageCheck:
                 for path, e in tree.files("/"):
                     r.files += 1
                     for ref in e.refs:
+                        if not in_range(ref.hash, chunk_begin, chunk_end):
+                            continue
                         bad = verdict.get(ref.hash)
                         if bad is None:
                             bad = _check_chunk(pfs, snap, objects, ref, read_chunk_data, r)
@@ -208,7 +219,8 @@ def check_storage(pfs, read_chunk_data: bool = False) -> StorageCheck:
                 r.add(f"repo {ci.commit.repo} commit {ci.commit.id}: its file index is damaged: {e.message}")
         r.chunks = len(verdict)
         for k, v in snap.scan(prefix=keys.CHUNK_PREFIX):
-            if k[len(keys.CHUNK_PREFIX):] not in verdict:
+            h = k[len(keys.CHUNK_PREFIX):]
+            if h not in verdict and in_range(h, chunk_begin, chunk_end):
                 pack, _off, length = msgpack.unpackb(v)
                 if pack_key(pack) in objects:
                     r.dead_bytes += length

@@ -97,6 +97,8 @@ class GarbageCollector:
         self.hooks: dict[str, Callable[[], None]] = {}  # test hooks: "after_packs", "per_pack"
         # runs after packs are claimed (phase 1) and before their objects are removed
         self.before_remove: Callable[[], None] = lambda: None
+        # runs first in every run; raises to refuse it (pachd: this pachd still owns the bucket)
+        self.guard: Callable[[], None] = lambda: None
 
     def run(self, orphans: Optional[bool] = None, compact: bool = True) -> GcReport:
         """One collection. `orphans`: also list the chunk store for unrecorded objects
@@ -123,6 +125,7 @@ class GarbageCollector:
 
     def _run(self, r: GcReport, orphans: Optional[bool], compact: bool) -> None:
         s = self.settings
+        self.guard()
         self._probe()
         sweep.finish_deleting(self.meta, self.chunks, r, self.before_remove)
         now = self.pfs.clock()
