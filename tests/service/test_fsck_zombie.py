@@ -11,7 +11,6 @@ import pytest
 from pachyderm_sdk.api import pfs, pps
 
 from pachd.server import Pachd
-from pfs.core.keys import pps_key
 from pfs.model import Repo
 from proto.pfs_v2 import pfs_pb2, pfs_pb2_grpc
 from tests.sdk_clients import sdk_clients
@@ -60,7 +59,11 @@ def test_zombie_files_are_reported_and_a_healthy_pipeline_has_none(pd):
     out = pd.pfs.commit_for_read(Repo("default", "copy"), "", "master")
     entry = dict(pd.pfs.tree(out).files("/"))["/b"]
     assert entry.datum
-    pd.meta.delete(pps_key("dsum", "default", "copy", job.job.id, entry.datum))
+    store = pd.pfs_servicer.zombies.store
+    rec = store.get_job("default", "copy", job.job.id)
+    assert store.summary(rec, entry.datum) is not None
+    rec.datum_root = store.tree("default", "copy").update(rec.datum_root, [(entry.datum, None)])
+    store.put_job(rec)
     found = _fsck(pd.address, zombie_target=_commit("copy"))
     assert len(found) == 1 and "zombie file" in found[0] and ":/b" in found[0] and entry.datum in found[0], found
     assert _fsck(pd.address, zombie_all=True) == found
