@@ -73,13 +73,16 @@ def run_with_faults(pd: CrashablePachd, proxy: FaultProxy, ops: int, seed: int, 
             **proxy.stats()}
 
 
+ROUNDS = int(os.environ.get("FAULTS_ROUNDS", "1"))
+
+
 @pytest.mark.skipif(not bwrap_usable(), reason="bubblewrap (bwrap) not usable here")
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(400 * ROUNDS)  # per round: the long run sets FAULTS_ROUNDS
 def test_writes_jobs_and_reads_survive_5xx_resets_stalls_slow_reads_and_lost_acks(tmp_path, seaweed_server, proxy):
     """FAULTS_ROUNDS / FAULTS_OPS / FAULTS_JOBS (default 1 / 20 / 1) size it; the long run
     (scripts/reliability.py faults) sets them and reads the totals from FAULTS_REPORT."""
-    rounds, ops, jobs = (int(os.environ.get(k, d)) for k, d in
-                         (("FAULTS_ROUNDS", 1), ("FAULTS_OPS", 20), ("FAULTS_JOBS", 1)))
+    rounds = ROUNDS
+    ops, jobs = (int(os.environ.get(k, d)) for k, d in (("FAULTS_OPS", 20), ("FAULTS_JOBS", 1)))
     totals: dict = {"ops_acked": 0, "files_read": 0, "jobs_checked": 0, "kinds": {}, "injected": {}}
     for i in range(rounds):
         p = proxy if i == 0 else FaultProxy(seaweed_server.endpoint_url)
