@@ -25,7 +25,7 @@ Invariants:
   repoOwner, a pipeline's bindings, a deleted repo's bindings dropped) is done only when the
   request is applied, never when it is queued, so a deleted transaction leaves no grant. For
   pfs requests the list of those changes is written in the same atomic core transaction as
-  the requests (`Y\\0txnauth\\0<id>`), applied right after it and then removed; one left
+  the requests (`Y\\0txnauth\\0<id>\\0<first request>`), applied right after it and then removed; one left
   by a crash in between is applied at the next start (`replay_pending`), so a repo a
   transaction created always gets its owner. A pipeline request's changes are made right
   after it succeeds (as for a CreatePipeline outside a transaction).
@@ -253,7 +253,6 @@ class TransactionRunner:
         info.responses.extend(responses)
         return info
 
-    # ---- running ---------------------------------------------------------------------------
     # ---- auth changes of applied requests -----------------------------------------------------
     def _prepare(self, r: tpb.TransactionRequest, kind: str, caller: str) -> Optional[dict]:
         """What applying request r changes for auth (read before it is applied), or None."""
@@ -282,6 +281,7 @@ class TransactionRunner:
             n += 1
         return n
 
+    # ---- running ---------------------------------------------------------------------------
     def _run(self, info: tpb.TransactionInfo, dry_run: bool,
              callers: Optional[list[str]] = None) -> list[tpb.TransactionResponse]:
         requests = list(info.requests)
