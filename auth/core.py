@@ -263,7 +263,7 @@ class Auth:
 
     def grant(self, resource: Resource, subject: str, roles: list[str]) -> None:
         """Add roles (keeping the ones held): the creator of a repo becomes its repoOwner."""
-        if not self.state.active or subject == ROOT_USER:
+        if not self.state.active or not subject or subject == ROOT_USER:
             return
         with self._change() as st:
             self._bind(st, resource, subject, roles)

@@ -8,6 +8,8 @@ Invariants:
   sees the request); the rule's permissions are checked before the servicer runs, and a
   client stream's messages are checked as they arrive, before the servicer gets them.
 - Streamed results the caller may not see are dropped, never reported as errors.
+- A call that a transaction queues (`queued` says so) is checked now, but its rule's `after`
+  does not run: the transaction runs it when it applies the call (rules.queued_rule).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import grpc
 
 from auth.core import Auth
 from auth.model import AuthError, NotAuthorized
-from auth.rules import RULES, Rule
+from auth.rules import RULES, Rule, queued_rule
 
 log = logging.getLogger("pachd.auth")
 TOKEN_KEY = "authn-token"
@@ -92,6 +94,9 @@ def deny(h, code: grpc.StatusCode, message: str):
 class AuthInterceptor(grpc.ServerInterceptor):
     def __init__(self, auth: Auth, hooks, rules: dict[str, Rule] = RULES):
         self.auth, self.hooks, self.rules = auth, hooks, rules
+        # (method, metadata, subject) -> None if the call runs now; if a transaction queues
+        # it, the repos the subject creates earlier in that transaction
+        self.queued = lambda method, metadata, subject: None
 
     def intercept_service(self, continuation, details):
         h = continuation(details)
@@ -107,6 +112,9 @@ class AuthInterceptor(grpc.ServerInterceptor):
             subject = self.auth.authenticate(token_of(details.invocation_metadata))
         except AuthError as e:
             return deny(h, status_of(e), str(e))
+        made = self.queued(details.method, details.invocation_metadata, subject)
+        if made is not None:
+            rule = queued_rule(rule, made)
         if rule.need is None and rule.each is None and rule.keep is None and rule.after is None:
             return h
         return self._wrap(h, rule, subject)

@@ -130,13 +130,15 @@ def keep_secret_list(call, infos):
 # ---- pfs -------------------------------------------------------------------------------------
 def need_create_repo(call, req) -> Need:
     res = repo_of(req.repo)
-    if call.hooks.repo_exists(res):
+    call.state["repo_existed"] = call.hooks.repo_exists(res)
+    if call.state["repo_existed"]:
         return [(res, "REPO_WRITE")] if req.update else []  # the servicer answers "already exists"
     return [(project_resource(_proj(req.repo.project)), "PROJECT_CREATE_REPO")]
 
 
 def after_create_repo(call, req) -> None:
-    if req.repo.type in ("", "user"):
+    """Only a new repo's creator becomes its owner (an update of an existing repo grants nothing)."""
+    if req.repo.type in ("", "user") and not call.state.get("repo_existed"):
         call.auth.grant(repo_of(req.repo), call.subject, ["repoOwner"])
 
 
@@ -563,11 +565,49 @@ STORAGE = {m: AUTHENTICATED for m in ("CreateFileset", "ReadFileset", "ReadFiles
                                        "ComposeFileset", "ShardFileset")}
 # ---- transactions ---------------------------------------------------------------------------
 # A call made inside a transaction is checked as its caller makes it (the interceptor runs
-# before the transaction queues it). A batch carries its requests inline: each is checked by
-# the rule of the RPC it stands for, in order; a repo that an earlier request of the batch
-# creates counts as the caller's (its repoOwner) for the requests after it, as in Pachyderm,
-# where the creator's binding is written in the same transaction.
+# before the transaction queues it), but what it changes for auth (`after`: the creator's
+# repoOwner, a pipeline's bindings, a deleted repo's bindings dropped) happens only when the
+# transaction applies it, never when it is queued (pachd.transactions records who queued each
+# request and calls `after` at finish). A batch carries its requests inline: each is checked
+# by the rule of the RPC it stands for, in order. In both, a repo that an earlier request of
+# the same transaction by the same caller creates counts as the caller's (its repoOwner) for
+# the requests after it, as in Pachyderm, where the creator's binding is written in the same
+# transaction.
 LEGACY_CREATE_PIPELINE = 9  # python-pachyderm 7.6's TransactionRequest.create_pipeline
+
+
+def transaction_rule(kind: str) -> Optional[Rule]:
+    """The rule of the RPC a TransactionRequest field stands for (`create_pipeline`: any
+    CreatePipelineRequest, however the transaction carries it)."""
+    return {"create_repo": PFS["CreateRepo"], "delete_repo": PFS["DeleteRepo"],
+            "start_commit": PFS["StartCommit"], "finish_commit": PFS["FinishCommit"],
+            "squash_commit_set": PFS["SquashCommitSet"], "create_branch": PFS["CreateBranch"],
+            "delete_branch": PFS["DeleteBranch"], "update_job_state": PPS["UpdateJobState"],
+            "stop_job": PPS["StopJob"], "create_pipeline": PPS["CreatePipeline"]}.get(kind)
+
+
+def _need_with_made(rule: Rule, made: set) -> Callable:
+    """rule.need, where what repoOwner grants on a repo in `made` needs no binding."""
+    from auth.roles import grants
+
+    def need(call, req) -> Need:
+        return [(res, perm) for res, perm in (rule.need(call, req) if rule.need is not None else [])
+                if not (res in made and grants("repoOwner", perm))]
+    return need
+
+
+def queued_rule(rule: Rule, made: set) -> Rule:
+    """The rule for a call that a transaction queues: checked now (repos in `made`, created
+    by the caller earlier in the transaction, count as the caller's), no `after` now."""
+    return Rule(need=_need_with_made(rule, made), each=rule.each, keep=rule.keep,
+                pipeline_only=rule.pipeline_only)
+
+
+def prepare_after(rule: Rule, call, req) -> None:
+    """Record in call.state what rule.after will read (whether the repo existed before), as
+    the rule's `need` does; for a request applied later than it was checked."""
+    if rule.need is not None:
+        rule.need(call, req)
 
 
 def _batch_items(req):
@@ -621,15 +661,9 @@ def _created_repo(inner) -> Optional[Resource]:
     return None
 
 
-def after_batch(call, req) -> None:
-    for rule, sub, inner in call.state.get("batch", ()):
-        if rule.after is not None:
-            rule.after(sub, inner)
-
-
 TRANSACTION = {"StartTransaction": AUTHENTICATED, "InspectTransaction": AUTHENTICATED,
                "DeleteTransaction": AUTHENTICATED, "ListTransaction": AUTHENTICATED,
-               "FinishTransaction": AUTHENTICATED, "BatchTransaction": Rule(need=need_batch, after=after_batch),
+               "FinishTransaction": AUTHENTICATED, "BatchTransaction": Rule(need=need_batch),
                "DeleteAll": cluster(ADMIN)}
 
 RULES: dict[str, Rule] = {

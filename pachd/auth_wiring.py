@@ -9,11 +9,14 @@ Invariants:
   through plain callables set on the master.
 - `--auth-token T` (the single shared token of earlier versions) still works: it activates
   auth with T as a root token (pach:root).
+- Calls queued in a transaction change nothing for auth until the transaction applies them
+  (TransactionAuth): the queuer's grants are made at finish, never for a deleted transaction.
 - With TLS, workers reach pachd over TLS too: they get the certificate to trust (PEM
   text) in PACHD_TLS_CA_PEM.
 """
 from __future__ import annotations
 
+import logging
 import ssl
 from pathlib import Path
 from typing import Optional
@@ -21,13 +24,16 @@ from typing import Optional
 import grpc
 
 from auth.core import Auth
-from auth.interceptor import AuthInterceptor, token_of
+from auth.interceptor import AuthInterceptor, Call, token_of
 from auth.model import AuthError, Resource, repo_resource
+from auth.rules import prepare_after, transaction_rule
 from auth.s3 import S3Access
 from auth.service import AuthServicer
 from pfs.errors import NotFound
 from pfs.model import Repo
 from proto.auth_v2 import auth_pb2_grpc
+
+log = logging.getLogger("pachd.auth")
 
 
 class PfsHooks:
@@ -67,6 +73,16 @@ class AuthSetup:
         self.interceptor = AuthInterceptor(self.auth, self.hooks)
         self.s3_access = S3Access(self.auth, self.hooks.repo_exists)
 
+    def wire_transactions(self, runner) -> None:
+        ta = TransactionAuth(self.auth, self.hooks, runner)
+        runner.auth_effects = ta
+        self.interceptor.queued = ta.queued
+        try:
+            if runner.replay_pending():
+                log.info("applied the auth changes of transactions interrupted by a crash")
+        except Exception:  # noqa: BLE001 - pachd still starts; the records stay for the next start
+            log.exception("the auth changes of transactions interrupted by a crash could not be applied")
+
     def add_servicer(self, server) -> None:
         self.servicer = AuthServicer(self.auth)
         self.servicer.default_project_exists = lambda: self.hooks.project_exists("default")
@@ -99,6 +115,51 @@ class AuthSetup:
             self.auth.setup_pipeline(p.project, p.name, [(proj, repo) for proj, repo, _ in input_repos(spec)])
             if not p.stopped:
                 master.ensure_workers(p, spec)
+
+
+class TransactionAuth:
+    """Auth's side of transactions (pachd.transactions.TransactionRunner.auth_effects and the
+    interceptor's `queued`): who queued a request, and the rule's `after` run when the
+    transaction applies it, as the queuer."""
+
+    def __init__(self, auth: Auth, hooks: PfsHooks, runner):
+        self.auth, self.hooks, self.runner = auth, hooks, runner
+
+    def caller(self, metadata) -> str:
+        if not self.auth.active:
+            return ""
+        try:
+            return self.auth.authenticate(token_of(metadata))
+        except AuthError:
+            return ""
+
+    def prepare(self, kind: str, request, caller: str) -> Optional[dict]:
+        rule = transaction_rule(kind)
+        if not self.auth.active or rule is None or rule.after is None:
+            return None
+        call = Call(self.auth, self.hooks, caller)
+        prepare_after(rule, call, request)
+        return call.state
+
+    def apply(self, kind: str, request, caller: str, state: dict) -> None:
+        rule = transaction_rule(kind)
+        if rule is None or rule.after is None or not self.auth.active:
+            return
+        call = Call(self.auth, self.hooks, caller)
+        call.state.update(state)
+        rule.after(call, request)
+
+    def queued(self, method: str, metadata, subject: str) -> Optional[set]:
+        """None if the call runs now; else the repos `subject` creates earlier in the
+        transaction that queues it."""
+        from pachd.transactions import INTERCEPTED, METADATA_KEY
+        if method not in INTERCEPTED:
+            return None
+        txn_id = next((v for k, v in metadata or () if k == METADATA_KEY and v), "")
+        if not txn_id:
+            return None
+        return {repo_resource(p, r) for p, r in self.runner.created_by(txn_id, subject)
+                if not self.hooks.repo_exists(repo_resource(p, r))}
 
 
 class TLS:

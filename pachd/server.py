@@ -143,6 +143,7 @@ class Pachd:
             self.pfs, pfs_servicer, lambda: self.pps.servicer if self.pps is not None else None)
         self.authn = AuthSetup(self.root, self.pfs, self.auth_token)
         pfs_servicer.caller_may = self.authn.caller_may  # summaries and DeleteRepos: what the caller may
+        self.authn.wire_transactions(self.transactions)  # grants of queued calls: at finish
         # auth first: a call queued in a transaction is checked as its caller makes it
         interceptors = [self.authn.interceptor, TransactionInterceptor(self.transactions), SerializedGetFile()]
         pfs_servicer.serialized = True

@@ -20,12 +20,23 @@ Invariants:
   creates, job state).
 - Open transactions are records in the metadata store (`Y\\0txn\\0<id>`), so they survive a
   restart; appends and finishes are serialized.
+- Auth (when `auth_effects` is set): who queued each request is kept next to the
+  transaction (`Y\\0txncaller\\0<id>`); what a request changes for auth (its creator's
+  repoOwner, a pipeline's bindings, a deleted repo's bindings dropped) is done only when the
+  request is applied, never when it is queued, so a deleted transaction leaves no grant. For
+  pfs requests the list of those changes is written in the same atomic core transaction as
+  the requests (`Y\\0txnauth\\0<id>\\0<first request>`), applied right after it and then removed; one left
+  by a crash in between is applied at the next start (`replay_pending`), so a repo a
+  transaction created always gets its owner. A pipeline request's changes are made right
+  after it succeeds (as for a CreatePipeline outside a transaction).
 - python-pachyderm 7.6 (Pachyderm 2.7) batches pipelines as TransactionRequest field 9
   (`create_pipeline`), which 2.12 reserved; it is read from the unknown fields and run.
 """
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import threading
 import time
 import uuid
@@ -44,6 +55,7 @@ from proto.pps_v2 import pps_pb2
 from proto.transaction_v2 import transaction_pb2 as tpb
 from proto.transaction_v2 import transaction_pb2_grpc
 
+log = logging.getLogger("pachd.transactions")
 METADATA_KEY = "pach-transaction"
 PFS_KINDS = ("create_repo", "delete_repo", "start_commit", "finish_commit", "squash_commit_set",
              "create_branch", "delete_branch")
@@ -107,6 +119,22 @@ def _legacy_pipeline(r: tpb.TransactionRequest) -> pps_pb2.CreatePipelineRequest
     raise InvalidArgument("no pipeline in the request")
 
 
+def auth_view(r: tpb.TransactionRequest, kind: str) -> tuple[str, object]:
+    """(kind, request) as auth rules see a transaction request: every pipeline request is a
+    `create_pipeline` with its CreatePipelineRequest."""
+    if kind == "create_pipeline_legacy":
+        return "create_pipeline", _legacy_pipeline(r)
+    if kind == "create_pipeline_v2":
+        return "create_pipeline", r.create_pipeline_v2.create_pipeline_request
+    return kind, getattr(r, kind)
+
+
+def _request_class(kind: str):
+    if kind == "create_pipeline":
+        return pps_pb2.CreatePipelineRequest
+    return type(getattr(tpb.TransactionRequest(), kind))
+
+
 class TransactionRunner:
     """Stores open transactions and runs them against pfs (atomically) and pps."""
 
@@ -116,10 +144,47 @@ class TransactionRunner:
         self.get_pps = get_pps  # the PpsServicer, or None when pps is off
         self.meta = pfs.meta
         self._lock = threading.Lock()
+        # set by pachd's auth wiring: caller(metadata) -> subject or "";
+        # prepare(kind, request, caller) -> state dict or None (nothing to do);
+        # apply(kind, request, caller, state) -> None
+        self.auth_effects = None
 
     # ---- records ---------------------------------------------------------------------------
     def _key(self, txn_id: str) -> bytes:
         return pachd_key("txn", txn_id)
+
+    def _callers_key(self, txn_id: str) -> bytes:
+        return pachd_key("txncaller", txn_id)
+
+    def _pending_key(self, txn_id: str, first: int) -> bytes:
+        return pachd_key("txnauth", txn_id, f"{first:08d}")
+
+    def caller_of(self, metadata) -> str:
+        return self.auth_effects.caller(metadata) if self.auth_effects is not None else ""
+
+    def callers(self, txn_id: str, n: int) -> list[str]:
+        """Who queued each of the transaction's first n requests ("" if unknown)."""
+        raw = self.meta.get(self._callers_key(txn_id))
+        got = json.loads(raw) if raw else []
+        return (got + [""] * n)[:n]
+
+    def created_by(self, txn_id: str, subject: str) -> list[tuple[str, str]]:
+        """(project, repo) of the repos `subject`'s queued requests in the transaction create."""
+        try:
+            info = self.load(txn_id)
+        except NotFound:
+            return []
+        out = []
+        for r, who in zip(info.requests, self.callers(txn_id, len(info.requests))):
+            if who != subject:
+                continue
+            kind = request_kind(r)
+            if kind == "create_repo":
+                out.append((r.create_repo.repo.project.name or "default", r.create_repo.repo.name))
+            elif kind in ("create_pipeline_v2", "create_pipeline_legacy"):
+                p = auth_view(r, kind)[1].pipeline
+                out.append((p.project.name or "default", p.name))
+        return out
 
     def load(self, txn_id: str) -> tpb.TransactionInfo:
         raw = self.meta.get(self._key(txn_id)) if txn_id else None
@@ -142,48 +207,85 @@ class TransactionRunner:
     def delete(self, txn_id: str) -> None:
         with self._lock:
             self.load(txn_id)
-            self.meta.delete(self._key(txn_id))
+            self._forget(txn_id)
+
+    def _forget(self, txn_id: str) -> None:
+        self.meta.delete(self._key(txn_id))
+        self.meta.delete(self._callers_key(txn_id))
 
     def delete_all(self, keep: str = "") -> None:
         with self._lock:
             for info in self.list():
                 if info.transaction.id != keep:
-                    self.meta.delete(self._key(info.transaction.id))
+                    self._forget(info.transaction.id)
 
     # ---- append / finish -------------------------------------------------------------------
-    def append(self, txn_id: str, request: tpb.TransactionRequest) -> tpb.TransactionResponse:
+    def append(self, txn_id: str, request: tpb.TransactionRequest, caller: str = "") -> tpb.TransactionResponse:
         with self._lock:
             info = self.load(txn_id)
+            callers = self.callers(txn_id, len(info.requests)) + [caller]
             info.requests.append(request)
             responses = self._run(info, dry_run=True)
             del info.responses[:]
             info.responses.extend(responses)
             info.version += 1
+            self.meta.put(self._callers_key(txn_id), json.dumps(callers).encode())
             self._save(info)
             return responses[-1]
 
     def finish(self, txn_id: str) -> tpb.TransactionInfo:
         with self._lock:
             info = self.load(txn_id)
+            callers = self.callers(txn_id, len(info.requests))
             try:
-                responses = self._run(info, dry_run=False)
+                responses = self._run(info, dry_run=False, callers=callers)
             finally:
-                self.meta.delete(self._key(txn_id))  # as in Pachyderm: a failed finish ends it too
+                self._forget(txn_id)  # as in Pachyderm: a failed finish ends it too
             del info.responses[:]
             info.responses.extend(responses)
             return info
 
-    def batch(self, requests) -> tpb.TransactionInfo:
+    def batch(self, requests, caller: str = "") -> tpb.TransactionInfo:
         info = tpb.TransactionInfo(transaction=tpb.Transaction(id=uuid.uuid4().hex), requests=list(requests))
         info.started.FromNanoseconds(time.time_ns())
         with self._lock:
-            responses = self._run(info, dry_run=False)
+            responses = self._run(info, dry_run=False, callers=[caller] * len(info.requests))
         info.responses.extend(responses)
         return info
 
+    # ---- auth changes of applied requests -----------------------------------------------------
+    def _prepare(self, r: tpb.TransactionRequest, kind: str, caller: str) -> Optional[dict]:
+        """What applying request r changes for auth (read before it is applied), or None."""
+        if self.auth_effects is None:
+            return None
+        akind, inner = auth_view(r, kind)
+        state = self.auth_effects.prepare(akind, inner, caller)
+        if state is None:
+            return None
+        return {"kind": akind, "caller": caller, "state": state,
+                "request": base64.b64encode(inner.SerializeToString()).decode()}
+
+    def _apply_effects(self, effects: list[dict]) -> None:
+        for e in effects:
+            inner = _request_class(e["kind"]).FromString(base64.b64decode(e["request"]))
+            self.auth_effects.apply(e["kind"], inner, e["caller"], e["state"])
+
+    def replay_pending(self) -> int:
+        """Apply auth changes of transactions whose pfs part committed just before a crash."""
+        n = 0
+        for key, raw in list(self.meta.scan(prefix=pachd_prefix("txnauth"))):
+            if self.auth_effects is None:
+                break
+            self._apply_effects(json.loads(raw))
+            self.meta.delete(key)
+            n += 1
+        return n
+
     # ---- running ---------------------------------------------------------------------------
-    def _run(self, info: tpb.TransactionInfo, dry_run: bool) -> list[tpb.TransactionResponse]:
+    def _run(self, info: tpb.TransactionInfo, dry_run: bool,
+             callers: Optional[list[str]] = None) -> list[tpb.TransactionResponse]:
         requests = list(info.requests)
+        callers = callers or [""] * len(requests)
         n = len(requests)
         txn_id = info.transaction.id
         responses: list[tpb.TransactionResponse] = [tpb.TransactionResponse() for _ in requests]
@@ -207,23 +309,34 @@ class TransactionRunner:
                         if kinds[x] not in PFS_KINDS:
                             self._check_pps(requests[x], kinds[x], x, n, created_repos)
                     return responses
-                self._pfs_segment(requests, kinds, list(range(i, j)), responses, txn_id, n, False)
+                self._pfs_segment(requests, kinds, list(range(i, j)), responses, txn_id, n, False, callers)
                 i = j
             else:
                 if dry_run:
                     self._check_pps(requests[i], kinds[i], i, n, created_repos)
                 else:
+                    effect = self._prepare(requests[i], kinds[i], callers[i])
                     self._run_pps(requests[i], kinds[i], i, n)
+                    if effect is not None:
+                        try:
+                            self._apply_effects([effect])
+                        except Exception:  # noqa: BLE001 - the pipeline exists; as CreatePipeline's `after`
+                            log.exception("auth bookkeeping of the pipeline in request %d of %d failed", i + 1, n)
                 i += 1
         return responses
 
-    def _pfs_segment(self, requests, kinds, idx, responses, txn_id, n, dry_run) -> None:
+    def _pfs_segment(self, requests, kinds, idx, responses, txn_id, n, dry_run, callers=None) -> None:
         s = self.pfs_servicer
         handlers = {"create_repo": s.CreateRepo, "delete_repo": s.DeleteRepo, "start_commit": s.StartCommit,
                     "finish_commit": s.FinishCommit, "squash_commit_set": s.SquashCommitSet,
                     "create_branch": s.CreateBranch, "delete_branch": s.DeleteBranch}
-        with self.pfs.atomic(txn_id, dry_run=dry_run):
+        effects: list[dict] = []
+        with self.pfs.atomic(txn_id, dry_run=dry_run) as t:
             for x in idx:
+                if not dry_run:
+                    effect = self._prepare(requests[x], kinds[x], callers[x])
+                    if effect is not None:
+                        effects.append(effect)
                 fn = handlers[kinds[x]].__wrapped__  # the handler without its status mapping
                 try:
                     out = fn(s, getattr(requests[x], kinds[x]), None)
@@ -231,6 +344,16 @@ class TransactionRunner:
                     raise type(e)(f"error running request {x + 1} of {n}: {e.message}") from e
                 if kinds[x] == "start_commit":
                     responses[x].commit.CopyFrom(out)
+            if effects:  # committed with the requests, or not at all
+                t.put(self._pending_key(txn_id, idx[0]), json.dumps(effects).encode())
+        if effects:
+            try:
+                self._apply_effects(effects)
+            except Exception:  # noqa: BLE001 - the requests are applied; their grants follow at restart
+                log.exception("auth changes of transaction %s could not be saved; pachd applies them "
+                              "when it next starts", txn_id)
+                return
+            self.meta.delete(self._pending_key(txn_id, idx[0]))
 
     def _pps(self):
         pps = self.get_pps()
@@ -304,7 +427,7 @@ class TransactionServicer(transaction_pb2_grpc.APIServicer):
 
     @rpc
     def BatchTransaction(self, req, ctx):
-        return self.r.batch(req.requests)
+        return self.r.batch(req.requests, caller=self.r.caller_of(ctx.invocation_metadata()))
 
     @rpc
     def DeleteAll(self, req, ctx):
@@ -327,7 +450,8 @@ class TransactionInterceptor(grpc.ServerInterceptor):
             @rpc
             def append(self, request, context):
                 txn_id = dict(context.invocation_metadata()).get(METADATA_KEY, "")
-                resp = runner.append(txn_id, _to_txn_request(field, request))
+                resp = runner.append(txn_id, _to_txn_request(field, request),
+                                     caller=runner.caller_of(context.invocation_metadata()))
                 return answer(request, resp)
 
         holder = _Append()

@@ -29,6 +29,9 @@ Invariants (beyond the Executor contract):
 - Pods of this instance that belong to no known pipeline (left by a pachd that was killed)
   are deleted once the executor is `adopt_after` seconds old (the master re-ensures every
   live pipeline at startup, so their pods are adopted, not restarted, if their hash matches).
+  Token Secrets of this instance (labels `app`, `pachd-instance`) whose pipeline has no
+  workers here are deleted at the same moment, once per executor (again on the next pass if
+  that fails): a killed pachd leaves them behind, as it leaves pods.
 - A pipeline's pachd token (PACHD_AUTH_TOKEN in the master's env for it) never appears in a
   pod manifest: it is written to the pipeline's own Secret (`<project>-<pipeline>-auth`,
   key `auth-token`) before any pod of it is created, and the pods read it through a
@@ -119,6 +122,7 @@ class KubernetesExecutor:
         self.labels = {"app": kp.APP, "pachd-instance": kp.label_value(instance)}
         self.selector = ",".join(f"{k}={v}" for k, v in self.labels.items())
         self._born = time.monotonic()
+        self._secrets_swept = False  # orphaned token Secrets deleted (once, after adopt_after)
         self._pools: dict[Hashable, _Pool] = {}
         self._cond = threading.Condition()
         self._wanted = self._applied = 0
@@ -309,6 +313,8 @@ class KubernetesExecutor:
                 log.info("deleting orphaned worker pod %s", name)
         for name in doomed:
             self._delete(name)
+        if not self._secrets_swept and now - self._born >= self.adopt_after:
+            self._sweep_secrets(set(owners))
         waiting = {n for n, w in doomed.items() if w} | {n for n, p in pods.items()
                                                          if n in wanted and _deleting(p)}
         if waiting:
@@ -378,6 +384,30 @@ class KubernetesExecutor:
             pool.secret_written = digest
         return {**self.secret_env, "PACHD_AUTH_TOKEN": (kp.auth_secret_name(pool.project, pool.pipeline),
                                                         kp.AUTH_SECRET_KEY)}
+
+    def _sweep_secrets(self, owners: set[tuple[str, str]]) -> None:
+        """Delete this instance's token Secrets whose pipeline has no workers here (left by a
+        pachd that was killed); `owners` are the (project, pipeline) of the pools."""
+        try:
+            resp = self._call(self.core.list_namespaced_secret, self.namespace, label_selector=self.selector)
+            for d in resp.get("items") or []:
+                meta = d.get("metadata") or {}
+                labels, ann = meta.get("labels") or {}, meta.get("annotations") or {}
+                if not all(labels.get(k) == v for k, v in self.labels.items()):  # kmock ignores selectors
+                    continue
+                ident = (ann.get(kp.ANN + "project"), ann.get(kp.ANN + "pipeline"))
+                if None in ident or meta.get("name") != kp.auth_secret_name(*ident) or ident in owners:
+                    continue  # not a pipeline token Secret of ours, or its pipeline still runs
+                log.info("deleting the orphaned token Secret %s", meta["name"])
+                try:
+                    self._call(self.core.delete_namespaced_secret, meta["name"], self.namespace)
+                except ApiException as e:
+                    if e.status != 404:
+                        raise
+        except Exception as e:  # noqa: BLE001 - e.g. no RBAC right to list Secrets: pods still go on
+            log.warning("cannot delete orphaned token Secrets (retrying on the next pass): %s", e)
+            return
+        self._secrets_swept = True
 
     def _delete_auth_secret(self, pool: _Pool) -> None:
         try:

@@ -132,6 +132,8 @@ def test_pachd_runs_the_kubernetes_executor_with_the_rbac_it_needs():
     role = next(d for d in objs if d["kind"] == "Role")
     pods = next(r for r in role["rules"] if r["resources"] == ["pods"])
     assert {"create", "delete", "get", "list", "watch"} <= set(pods["verbs"])
+    secrets = next(r for r in role["rules"] if r["resources"] == ["secrets"])  # token + user Secrets
+    assert {"create", "delete", "get", "list", "patch"} <= set(secrets["verbs"])
     rb = next(d for d in objs if d["kind"] == "RoleBinding")
     assert {"kind": "ServiceAccount", "name": spec["serviceAccountName"], "namespace": "pachyderm"} in rb["subjects"]
     worker_sa = env["PACH_WORKER_SERVICE_ACCOUNT"]["value"]

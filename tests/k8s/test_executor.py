@@ -269,6 +269,27 @@ def test_orphans_are_deleted_and_matching_pods_adopted(make, cluster, kmock_serv
     assert cluster.running() == ["default-edges-w0"] and len(starts(out, "default-edges-w0")) == 1
 
 
+def test_orphaned_token_secrets_are_deleted_at_startup(make, cluster, kmock_server, out):
+    """A pachd killed -9 leaves its pipelines' token Secrets: the next executor of the same
+    instance deletes those of pipelines without workers, keeps the live ones' and other
+    instances' Secrets."""
+    def token_secret(pipeline, instance="pachd"):
+        return kp.auth_secret("default", pipeline, "old-token", namespace=cluster.ns, instance=instance)
+    with kmock_server.api_client() as api:
+        core = client.CoreV1Api(api)
+        for body in (token_secret("edges"), token_secret("ghost"), token_secret("other", instance="pachd-b")):
+            core.create_namespaced_secret(cluster.ns, body)
+    ex = make(adopt_after=1.0)
+    ex.ensure_workers(KEY, spec_json("edges", {"cmd": ["true"]}), 1,
+                      {"FAKE_OUT": str(out), "PACHD_AUTH_TOKEN": "new-token"})
+    wait_for(lambda: "default-ghost-auth" not in list_secrets(kmock_server, cluster.ns), what="orphan Secret deleted")
+    secrets = list_secrets(kmock_server, cluster.ns)
+    assert sorted(secrets) == ["default-edges-auth", "default-other-auth"]
+    assert secrets["default-edges-auth"]["stringData"] == {"auth-token": "new-token"}
+    ex.stop_workers(KEY)
+    assert sorted(list_secrets(kmock_server, cluster.ns)) == ["default-other-auth"]
+
+
 def test_bad_pod_patch_is_reported_not_raised(make, cluster, kmock_server):
     ex = make()
     spec = spec_json("edges", {"cmd": ["true"]},
