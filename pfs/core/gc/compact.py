@@ -23,7 +23,7 @@ import msgpack
 
 from pfs.core import keys
 from pfs.core.content import pack_key
-from pfs.core.gc.mark import Marked
+from pfs.core.gc.mark import Marked, live_entries
 from pfs.core.gc.records import DELETING, LIVE, PackRecord
 from pfs.core.gc.sweep import claim_pack
 from pfs.failpoints import failpoint
@@ -49,9 +49,13 @@ def candidates(snap, m: Marked, ratio: float, min_dead: int) -> list[tuple[bytes
 
 def compact(meta, chunks, snap, m: Marked, report, ratio: float, min_dead: int, target: int,
             clock, before_remove=lambda: None) -> None:
+    cands = candidates(snap, m, ratio, min_dead)
+    if not cands:
+        return
+    m.pack_live_entries = live_entries(snap, m, {c[0] for c in cands})
     group: list = []
     live = 0
-    for cand in candidates(snap, m, ratio, min_dead):
+    for cand in cands:
         group.append(cand)
         live += m.pack_live_bytes[cand[0]]
         if live >= target:
