@@ -37,7 +37,7 @@ from typing import Optional
 from pfs.core.filetree import WriteSession, entry_hash_size
 from pfs.core.filetree import diff as fdiff
 from pfs.glob import clean_glob, compile_glob
-from pfs.errors import CommitNotFound, PfsError
+from pfs.errors import CommitNotFound, DiskFull, PfsError
 from pfs.failpoints import failpoint
 from pfs.model import Repo
 from pps import datums as dm
@@ -149,6 +149,11 @@ class JobRun:
             self.master.board.retire_job(self.key, j.id)
             self._fail_commit(k.reason)
             self._finish_state(k.state, k.reason)
+        except DiskFull as e:  # a full disk under pachd: the job fails saying so, pachd serves on
+            self.master.board.retire_job(self.key, j.id)
+            log.warning("job %s/%s@%s failed: %s", j.project, j.pipeline, j.id, e)
+            self._fail_commit(str(e))
+            self._finish_state(JOB_FAILURE, str(e))
         except Exception as e:  # noqa: BLE001 - a job never takes the master down
             if self.interrupted:  # pfs closing under a shutdown: not the job's fault
                 self.master.board.retire_job(self.key, j.id)
