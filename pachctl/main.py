@@ -4,7 +4,7 @@ Each noun area lives in its own module and registers its commands on import:
 `cmd_repo` (projects, repos, branches), `cmd_commit` (commits, commit sets, find commit),
 `cmd_file` (inspect/list/glob/diff/delete/copy file), `cmd_transfer` (put/get file),
 `cmd_config` (config ...), `cmd_auth` (auth ...), `cmd_misc` (version, shutdown, daemon),
-`cmd_transaction` (transactions), `cmd_secret` (secrets),
+`cmd_transaction` (transactions), `cmd_secret` (secrets), `cmd_defaults` (pipeline defaults),
 `cmd_storage` (fsck, check storage, garbage-collect, extract), `cmd_mount` (mount, unmount,
 mount-server) and `cmd_pps` (pipelines;
 it imports `cmd_jobs` (jobs, datums), `cmd_logs` and `cmd_draw`). The hidden `next datum`
@@ -33,7 +33,8 @@ from pachctl.cli import _PLURALS
 from pachctl.cli import root as _root
 
 ALL_MODULES = ("cmd_repo", "cmd_commit", "cmd_file", "cmd_transfer", "cmd_config", "cmd_misc", "cmd_pps",
-               "cmd_worker", "cmd_auth", "cmd_transaction", "cmd_secret", "cmd_storage", "cmd_mount")
+               "cmd_worker", "cmd_auth", "cmd_transaction", "cmd_secret", "cmd_storage", "cmd_mount",
+               "cmd_defaults")
 # `<verb> <noun>` -> the module that registers it
 COMMAND_MODULES = {
     "cmd_file": ("copy file", "delete file", "diff file", "glob file", "inspect file", "list file"),
@@ -50,6 +51,7 @@ COMMAND_MODULES = {
     "cmd_draw": ("draw lineage", "draw pipeline"),
     "cmd_transfer": ("get file", "put file"),
     "cmd_secret": ("create secret", "delete secret", "inspect secret", "list secret"),
+    "cmd_defaults": ("create defaults", "delete defaults", "inspect defaults", "update defaults"),
     "cmd_transaction": ("delete transaction", "finish transaction", "inspect transaction", "list transaction",
                         "resume transaction", "start transaction", "stop transaction"),
 }
