@@ -152,8 +152,11 @@ class JobRun:
         except DiskFull as e:  # a full disk under pachd: the job fails saying so, pachd serves on
             self.master.board.retire_job(self.key, j.id)
             log.warning("job %s/%s@%s failed: %s", j.project, j.pipeline, j.id, e)
-            self._fail_commit(str(e))
-            self._finish_state(JOB_FAILURE, str(e))
+            # if the output commit already failed (a datum's outputs filled the disk, then the
+            # job's own bookkeeping met it too), the job keeps that reason: commit and job agree
+            reason = self._commit_error() or str(e)
+            self._fail_commit(reason)
+            self._finish_state(JOB_FAILURE, reason)
         except Exception as e:  # noqa: BLE001 - a job never takes the master down
             if self.interrupted:  # pfs closing under a shutdown: not the job's fault
                 self.master.board.retire_job(self.key, j.id)
@@ -483,6 +486,14 @@ class JobRun:
         self._save()
 
     # ---- endings ---------------------------------------------------------------------------
+    def _commit_error(self) -> str:
+        """The error the job's output commit finished with ("" if open, clean or unreadable)."""
+        try:
+            ci = self.pfs.get_commit(self.out_repo, self.job.id)
+        except PfsError:
+            return ""
+        return (ci.error or "") if ci is not None and ci.finished is not None else ""
+
     def _fail_commit(self, reason: str) -> None:
         try:
             ci = self.pfs.get_commit(self.out_repo, self.job.id)

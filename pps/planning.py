@@ -15,6 +15,8 @@ and inherits every other datum from the base, exactly as a full classification w
 Per input kind:
 - pfs/cron leaf: dirty = a datum per added or modified match, gone = one per deleted match.
 - union: the children's deltas concatenated (deduplicated by id; equal ids are equal files).
+  A union whose branches share an input name and contain a join or group is not planned: a
+  one-file group or join datum and that file's own datum in the other branch share an id.
 - cross: each child's dirty datums crossed with the other children's full new enumerations,
   and each child's gone datums with the other children's full old enumerations (a cross of
   a changed child is inherently that big).
@@ -45,7 +47,7 @@ import msgpack
 from pfs.glob import compile_glob
 from pps.datums import (Commits, Datum, Entry, InputFile, Listing, _enumerate, _pfs_datums,
                         pfs_leaf)
-from pps.spec import CrossInput, GroupInput, Input, JoinInput, PfsInput, UnionInput
+from pps.spec import CrossInput, GroupInput, Input, JoinInput, PfsInput, UnionInput, iter_inputs
 
 __all__ = ["Delta", "plannable", "keyed_nodes", "key_index_items", "plan_changes", "member_range"]
 
@@ -67,11 +69,27 @@ def plannable(inp: Optional[Input]) -> bool:
     groups whose children are all leaves."""
     if inp is None or pfs_leaf(inp) is not None:
         return True
+    if isinstance(inp, UnionInput) and _branch_ids_may_collide(inp):
+        return False
     if isinstance(inp, (CrossInput, UnionInput)):
         return all(plannable(k) for k in inp.inputs)
     if isinstance(inp, (JoinInput, GroupInput)):
         return all(pfs_leaf(k) is not None for k in inp.inputs)
     return False
+
+
+def _branch_ids_may_collide(u: UnionInput) -> bool:
+    """A union whose branches share an input name, where one of them has a join or group: a
+    group or join datum of one file has the same DatumID as that file's own datum in the other
+    branch, so one id stands for two datums that change independently (a full classification
+    sees one of them; a plan per branch would see both). Such unions are classified in full."""
+    names, keyed = [], []
+    for child in u.inputs:
+        nodes = list(iter_inputs(child))
+        names.append({n.name for n in nodes if isinstance(n, PfsInput)})
+        keyed.append(any(isinstance(n, (JoinInput, GroupInput)) for n in nodes))
+    return any(names[i] & names[j] and (keyed[i] or keyed[j])
+               for i in range(len(names)) for j in range(i + 1, len(names)))
 
 
 def keyed_nodes(inp: Optional[Input], pos: str = "0") -> Iterator[tuple[str, Input]]:
