@@ -75,22 +75,20 @@ def _file_option(f):
                         help='A JSON file containing the defaults; "-" reads from stdin (the default).')(f)
 
 
-@command("create", "defaults", help="Set cluster or project defaults.")
-@_scope_options
-@_file_option
-@_change_options
-def create_defaults(cluster, project, path, regenerate, reprocess, dry_run):
-    _scope(cluster, project)
-    _set(cluster, project, _read(path), regenerate, reprocess, dry_run)
+def _setter(verb: str, help_: str):
+    """`pachctl create defaults` and `update defaults`: the same call (Pachyderm's are too)."""
+    @command(verb, "defaults", help=help_)
+    @_scope_options
+    @_file_option
+    @_change_options
+    def run(cluster, project, path, regenerate, reprocess, dry_run):
+        _scope(cluster, project)
+        _set(cluster, project, _read(path), regenerate, reprocess, dry_run)
+    return run
 
 
-@command("update", "defaults", help="Update cluster or project defaults.")
-@_scope_options
-@_file_option
-@_change_options
-def update_defaults(cluster, project, path, regenerate, reprocess, dry_run):
-    _scope(cluster, project)
-    _set(cluster, project, _read(path), regenerate, reprocess, dry_run)
+create_defaults = _setter("create", "Set cluster or project defaults.")
+update_defaults = _setter("update", "Update cluster or project defaults.")
 
 
 @command("delete", "defaults", help="Delete cluster or project defaults.")

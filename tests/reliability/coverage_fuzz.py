@@ -90,36 +90,28 @@ def s3_body(data: bytes) -> None:
         raise Finding(f"decoded {got} bytes from a {len(raw)}-byte body")
 
 
-def _frame_http_chunked(payload: bytes, sizes: list[int]) -> bytes:
+def _chunked(payload: bytes, sizes: list[int]) -> bytes:
+    """`payload` as chunk-size lines and chunks of the given sizes (the rest in one more chunk),
+    without the last (zero-size) chunk."""
     out, i = bytearray(), 0
-    for n in sizes:
+    for n in [*sizes, len(payload)]:
         piece = payload[i:i + n]
         i += len(piece)
         if piece:
             out += b"%x\r\n" % len(piece) + piece + b"\r\n"
-    if i < len(payload):
-        rest = payload[i:]
-        out += b"%x\r\n" % len(rest) + rest + b"\r\n"
-    return bytes(out + b"0\r\n\r\n")
+    return bytes(out)
+
+
+def _frame_http_chunked(payload: bytes, sizes: list[int]) -> bytes:
+    return _chunked(payload, sizes) + b"0\r\n\r\n"
 
 
 def _frame_aws_chunked(payload: bytes, sizes: list[int], trailer: str) -> bytes:
-    out, i = bytearray(), 0
-    for n in sizes:
-        piece = payload[i:i + n]
-        i += len(piece)
-        if piece:
-            out += b"%x\r\n" % len(piece) + piece + b"\r\n"
-    if i < len(payload):
-        rest = payload[i:]
-        out += b"%x\r\n" % len(rest) + rest + b"\r\n"
-    out += b"0\r\n"
+    out = bytearray(_chunked(payload, sizes) + b"0\r\n")
     if trailer == "crc32":
-        v = base64.b64encode(zlib.crc32(payload).to_bytes(4, "big"))
-        out += b"x-amz-checksum-crc32:" + v + b"\r\n"
+        out += b"x-amz-checksum-crc32:" + base64.b64encode(zlib.crc32(payload).to_bytes(4, "big")) + b"\r\n"
     elif trailer == "sha256":
-        v = base64.b64encode(hashlib.sha256(payload).digest())
-        out += b"x-amz-checksum-sha256:" + v + b"\r\n"
+        out += b"x-amz-checksum-sha256:" + base64.b64encode(hashlib.sha256(payload).digest()) + b"\r\n"
     return bytes(out + b"\r\n")
 
 
