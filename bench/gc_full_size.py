@@ -23,6 +23,7 @@ packs the two collections deleted.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import time
 from pathlib import Path
@@ -31,6 +32,8 @@ import grpc
 from google.protobuf import wrappers_pb2
 
 from bench.common import REPO_ROOT, PachdProcess, dir_bytes, workdir
+from bench.gc_bench import _fill as fill_small
+from bench.gc_bench import _put, _repo
 from proto.maintenance_v1 import maintenance_pb2 as mpb
 from proto.maintenance_v1 import maintenance_pb2_grpc
 from proto.pfs_v2 import pfs_pb2 as pb
@@ -39,35 +42,14 @@ from proto.pfs_v2 import pfs_pb2_grpc
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
 
-def _repo(name: str) -> pb.Repo:
-    return pb.Repo(name=name, type="user", project=pb.Project(name="default"))
-
-
-def _put(stub, repo: str, files: dict) -> None:
-    reqs = [pb.ModifyFileRequest(set_commit=pb.Commit(branch=pb.Branch(repo=_repo(repo), name="master")))]
-    for path, data in files.items():
-        reqs.append(pb.ModifyFileRequest(add_file=pb.AddFile(path=path, raw=wrappers_pb2.BytesValue(value=data))))
-    stub.ModifyFile(iter(reqs), timeout=None)
-
-
 def _fill(stub, n_small: int, n_big: int, big: int) -> int:
-    stub.CreateRepo(pb.CreateRepoRequest(repo=_repo("doomed")))
-    total, batch = 0, {}
-    for i in range(n_small):
-        data = os.urandom(1 + (i * 7919) % (8 * KiB))
-        batch[f"/small/{i:07d}"] = data
-        total += len(data)
-        if len(batch) >= 2000:
-            _put(stub, "doomed", batch)
-            batch = {}
-    if batch:
-        _put(stub, "doomed", batch)
+    total = fill_small(stub, "doomed", n_small, big, 0)  # the small files as gc_bench writes them
     for i in range(n_big):
-        # one 64 MiB file per commit, sent in 4 MiB messages (never the whole file in one message)
-        reqs = [pb.ModifyFileRequest(set_commit=pb.Commit(branch=pb.Branch(repo=_repo("doomed"), name="master")))]
-        reqs += [pb.ModifyFileRequest(add_file=pb.AddFile(path=f"/big/{i}", raw=wrappers_pb2.BytesValue(
-            value=os.urandom(4 * MiB)))) for _ in range(big // (4 * MiB))]
-        stub.ModifyFile(iter(reqs), timeout=None)
+        # one big file per commit, made and sent 4 MiB at a time (never whole in memory)
+        head = pb.ModifyFileRequest(set_commit=pb.Commit(branch=pb.Branch(repo=_repo("doomed"), name="master")))
+        pieces = (pb.ModifyFileRequest(add_file=pb.AddFile(path=f"/big/{i}", raw=wrappers_pb2.BytesValue(
+            value=os.urandom(4 * MiB)))) for _ in range(big // (4 * MiB)))
+        stub.ModifyFile(itertools.chain([head], pieces), timeout=None)
         total += big
     return total
 
