@@ -111,3 +111,11 @@ class PachdProc:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def start_in(procs: list, server, root: Path, storage: Optional[str], **env) -> "PachdProc":
+    """A `PachdProc` on `server`'s credentials (extra `env` on top), appended to `procs` (the
+    s3backend `procs` fixture stops them at the end)."""
+    p = PachdProc(root, storage, s3_env(server, **env))
+    procs.append(p)
+    return p

@@ -13,6 +13,8 @@ starts them: ``pachd --storage s3://bucket/prefix`` with AWS_* variables.
   (it must exit 0).
 - `sdk(pachd)`: a pachyderm_sdk Client on it, channel closed at the end.
 - `raw`: a boto3 client straight to SeaweedFS (no proxy), closed at the end.
+- `procs`: a list the test appends the `PachdProc`s it starts to (`tests.s3pachd.start_in`);
+  each is stopped at the end.
 """
 from __future__ import annotations
 
@@ -21,6 +23,16 @@ import pytest
 from tests.s3backend.faultproxy import FaultProxy
 from tests.s3pachd import PachdProc, s3_env
 from tests.sdk_clients import sdk_clients
+
+
+@pytest.fixture
+def procs():
+    started: list[PachdProc] = []
+    try:
+        yield started
+    finally:
+        for p in started:
+            p.stop()
 
 
 @pytest.fixture

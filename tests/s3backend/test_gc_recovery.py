@@ -13,26 +13,10 @@ from pachyderm_sdk.api import pfs, pps
 
 from proto.maintenance_v1 import maintenance_pb2 as mpb
 from proto.maintenance_v1 import maintenance_pb2_grpc
-from tests.s3pachd import PachdProc, s3_env
+from tests.s3pachd import start_in as _start
 
 pytestmark = pytest.mark.s3
 KiB, MiB = 1 << 10, 1 << 20
-
-
-@pytest.fixture
-def procs():
-    started: list[PachdProc] = []
-    try:
-        yield started
-    finally:
-        for p in started:
-            p.stop()
-
-
-def _start(procs, seaweed_server, root, storage, **env) -> PachdProc:
-    p = PachdProc(root, storage, s3_env(seaweed_server, **env))
-    procs.append(p)
-    return p
 
 
 def _gc(p, **kw) -> mpb.GarbageCollectResponse:

@@ -15,27 +15,11 @@ from pachyderm_sdk.api import pfs
 
 from pachyderm_sdk.api import auth
 
-from tests.s3pachd import PachdProc, run_pachd, pachd_argv, s3_env
+from tests.s3pachd import start_in as _start, PachdProc, run_pachd, pachd_argv, s3_env
 from tests.s3servers import moto_server  # noqa: F401 - the fixture
 from tests.sdk_clients import sdk_clients
 
 pytestmark = pytest.mark.s3
-
-
-@pytest.fixture
-def procs():
-    started: list[PachdProc] = []
-    try:
-        yield started
-    finally:
-        for p in started:
-            p.stop()
-
-
-def _start(procs, server, root, storage, **env) -> PachdProc:
-    p = PachdProc(root, storage, s3_env(server, **env))
-    procs.append(p)
-    return p
 
 
 def _shipped(raw, bucket: str, prefix: str, name: str) -> bytes | None:
