@@ -138,8 +138,8 @@ class JobRun:
             failed_inputs = self._wait_inputs(ci)
             if failed_inputs:
                 reason = "unrunnable because the following upstream pipelines failed: " + ", ".join(failed_inputs)
-                self._fail_commit(reason)
-                self._finish_state(JOB_UNRUNNABLE, reason)
+                if self._fail_commit(reason):
+                    self._finish_state(JOB_UNRUNNABLE, reason)
                 return
             self.master.wait_while_stopped(self)
             self._process(ci)
@@ -147,16 +147,16 @@ class JobRun:
             self.master.board.retire_job(self.key, j.id)
         except JobKilled as k:
             self.master.board.retire_job(self.key, j.id)
-            self._fail_commit(k.reason)
-            self._finish_state(k.state, k.reason)
+            if self._fail_commit(k.reason):
+                self._finish_state(k.state, k.reason)
         except DiskFull as e:  # a full disk under pachd: the job fails saying so, pachd serves on
             self.master.board.retire_job(self.key, j.id)
             log.warning("job %s/%s@%s failed: %s", j.project, j.pipeline, j.id, e)
             # if the output commit already failed (a datum's outputs filled the disk, then the
             # job's own bookkeeping met it too), the job keeps that reason: commit and job agree
             reason = self._commit_error() or str(e)
-            self._fail_commit(reason)
-            self._finish_state(JOB_FAILURE, reason)
+            if self._fail_commit(reason):
+                self._finish_state(JOB_FAILURE, reason)
         except Exception as e:  # noqa: BLE001 - a job never takes the master down
             if self.interrupted:  # pfs closing under a shutdown: not the job's fault
                 self.master.board.retire_job(self.key, j.id)
@@ -164,8 +164,8 @@ class JobRun:
             log.exception("job %s/%s@%s failed internally", j.project, j.pipeline, j.id)
             self.master.board.retire_job(self.key, j.id)
             reason = f"internal error: {e}"
-            self._fail_commit(reason)
-            self._finish_state(JOB_FAILURE, reason)
+            if self._fail_commit(reason):
+                self._finish_state(JOB_FAILURE, reason)
 
     def _wait_inputs(self, ci) -> list[str]:
         """Wait for every input commit; the names of the inputs whose commit finished with
@@ -358,13 +358,15 @@ class JobRun:
             collision = next((r.reason[r.reason.index("file / directory path collision"):].split(";")[0]
                               for r in failed if "file / directory path collision" in r.reason), "")
             reason = collision or f"datum {failed[0].id} failed"
-            self._fail_commit(reason)
+            if not self._fail_commit(reason):
+                raise JobInterrupted()
             self._finish_state(JOB_FAILURE, reason)
             return
         out_ci = self.pfs.get_commit(self.out_repo, j.id)
         problems = list(out_ci.problems) if out_ci is not None else []
         if problems:  # e.g. two datums wrote the same path (detected as they wrote it)
-            self._fail_commit(problems[0])
+            if not self._fail_commit(problems[0]):
+                raise JobInterrupted()
             self._finish_state(JOB_FAILURE, problems[0])
             return
         j.state = JOB_FINISHING
@@ -494,13 +496,29 @@ class JobRun:
             return ""
         return (ci.error or "") if ci is not None and ci.finished is not None else ""
 
-    def _fail_commit(self, reason: str) -> None:
-        try:
-            ci = self.pfs.get_commit(self.out_repo, self.job.id)
-            if ci is not None and ci.finished is None:
-                self.pfs.finish_commit(self.out_repo, self.job.id, error=reason, force=True)
-        except PfsError:
-            log.exception("could not finish output commit of job %s", self.job.id)
+    def _fail_commit(self, reason: str) -> bool:
+        """Finish the output commit with `reason`. A full disk is waited out (retried with
+        backoff, one warning) so the job never ends while its commit stays open; False only
+        when pachd shuts down first (the job then reruns at the next start)."""
+        delay, warned = 0.25, False
+        while True:
+            try:
+                ci = self.pfs.get_commit(self.out_repo, self.job.id)
+                if ci is not None and ci.finished is None:
+                    self.pfs.finish_commit(self.out_repo, self.job.id, error=reason, force=True)
+                return True
+            except DiskFull as e:
+                if not warned:
+                    log.warning("job %s: the output commit cannot be finished yet, retrying until "
+                                "there is space: %s", self.job.id, e)
+                    warned = True
+            except PfsError:
+                log.exception("could not finish output commit of job %s", self.job.id)
+                return True
+            with self.cond:
+                if self.interrupted or self.cond.wait_for(lambda: self.interrupted, timeout=delay):
+                    return False
+            delay = min(delay * 2, 5.0)
 
     def _finish_state(self, state: str, reason: str) -> None:
         j = self.job
