@@ -139,7 +139,7 @@ def test_crashing_pod_is_recreated_with_backoff(make, cluster, kmock_server, out
     ex.ensure_workers(KEY, spec, 1, {"FAKE_OUT": str(out), "FAKE_EXIT": "3", "FAKE_AFTER": "0"})
     w = wait_for(lambda: (ex.workers(KEY)[0].state == CRASHING and ex.workers(KEY)[0]) or None, what="crashing")
     assert w.exit_code == 3
-    wait_for(lambda: len(starts(out, "default-edges-w0")) >= 4, timeout=20, what="3 restarts")
+    wait_for(lambda: len(starts(out, "default-edges-w0")) >= 4, timeout=90, what="3 restarts")
     t = [r["t"] for r in starts(out, "default-edges-w0")]
     gaps = [b - a for a, b in zip(t, t[1:])]
     delays = [float(d) for d in re.findall(r"restarting in ([0-9.]+)s", caplog.text)]

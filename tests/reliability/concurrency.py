@@ -219,10 +219,11 @@ class Subscriber(threading.Thread):
 
 
 def run(pd: CrashablePachd, seconds: float, writers: int = 8, readers: int = 2, subscribers: int = 2,
-        seed: int = 1, min_commits: int = 0, min_reads: int = 0) -> dict:
+        seed: int = 1, min_commits: int = 0, min_reads: int = 0, min_ops: int = 0) -> dict:
     """The whole R4 scenario on a running pachd; returns the figures (raises Broken on a loss).
     Runs `seconds`, and longer (up to 10x, at least 2 minutes) until the subscribers saw
-    `min_commits` commits and the readers made `min_reads` reads: a slow machine does the
+    `min_commits` commits, the readers made `min_reads` reads and the writers had `min_ops`
+    operations acknowledged: a slow machine does the
     same amount of work, only later."""
     with pd.client() as c:
         c.create_repo(REPO)
@@ -239,7 +240,7 @@ def run(pd: CrashablePachd, seconds: float, writers: int = 8, readers: int = 2, 
 
     def more_needed() -> bool:
         seen = max((len(s.got) for s in subs), default=min_commits)
-        return seen < min_commits or stats.reads < min_reads
+        return seen < min_commits or stats.reads < min_reads or stats.acked < min_ops
     while (time.monotonic() - t0 < seconds or (more_needed() and time.monotonic() - t0 < cap)) \
             and not any(t.error for t in ws + rs):
         time.sleep(0.2)

@@ -13,7 +13,7 @@ from tests.reliability.harness import CrashablePachd
 def test_eight_writers_with_readers_and_subscribers_lose_nothing(tmp_path):
     pd = CrashablePachd(tmp_path).start()
     try:
-        r = concurrency.run(pd, seconds=6, writers=8, readers=2, subscribers=2, min_commits=11, min_reads=6)
+        r = concurrency.run(pd, seconds=6, writers=8, readers=2, subscribers=2, min_commits=11, min_reads=6, min_ops=41)
     finally:
         pd.stop()
     assert r["ops_acked"] > 40 and r["commits"] > 10 and r["head_reads"] > 5, r
