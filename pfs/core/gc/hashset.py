@@ -12,14 +12,18 @@ Invariants:
 - Memory while adding: 8 bytes per add (duplicates included) in sorted runs of at most
   `RUN` entries, plus one run being sorted (a list of `RUN` ints, ~3 MiB); `freeze` merges
   the runs into one deduplicated array. Lookups before `freeze` are refused.
+- A cursor gives the same answers as `index` whatever order it is asked in (a hash smaller
+  than the previous one is searched for); ascending order only makes it fast.
 """
 from __future__ import annotations
 
 import heapq
+import sys
 from array import array
 from bisect import bisect_left
 
 RUN = 1 << 16
+_LITTLE = sys.byteorder == "little"
 
 
 def prefix(h: bytes) -> int:
@@ -29,18 +33,22 @@ def prefix(h: bytes) -> int:
 class HashPrefixSet:
     def __init__(self):
         self._runs: list[array] = []
-        self._pending = array("Q")
+        self._pending = bytearray()  # first 8 bytes of each hash added since the last run
         self._sorted: array | None = None
 
     def add(self, h: bytes) -> None:
-        self._pending.append(int.from_bytes(h[:8], "big"))
-        if len(self._pending) >= RUN:
+        self._pending += h[:8]
+        if len(self._pending) >= 8 * RUN:
             self._seal()
 
     def _seal(self) -> None:
         if self._pending:
-            self._runs.append(array("Q", sorted(set(self._pending))))
-            self._pending = array("Q")
+            a = array("Q")
+            a.frombytes(self._pending)
+            if _LITTLE:
+                a.byteswap()  # big-endian: integer order is the hashes' byte order
+            self._runs.append(array("Q", sorted(set(a))))
+            self._pending = bytearray()
 
     def freeze(self) -> "HashPrefixSet":
         """Merge everything added into one sorted array without duplicates; returns self."""
@@ -75,3 +83,26 @@ class HashPrefixSet:
 
     def __contains__(self, h: bytes) -> bool:
         return self.index(h) >= 0
+
+    def cursor(self) -> "Cursor":
+        return Cursor(self._frozen())
+
+
+class Cursor:
+    """`index` for hashes asked in ascending order: one walk along the sorted array."""
+
+    def __init__(self, a: array):
+        self._a = a
+        self._i = 0
+        self._last = -1
+
+    def index(self, h: bytes) -> int:
+        a = self._a
+        p = int.from_bytes(h[:8], "big")
+        i = bisect_left(a, p) if p < self._last else self._i
+        self._last = p
+        n = len(a)
+        while i < n and a[i] < p:
+            i += 1
+        self._i = i
+        return i if i < n and a[i] == p else -1

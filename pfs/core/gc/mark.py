@@ -151,9 +151,10 @@ def _chunk_index(snap, m: Marked, roots: list) -> None:
     live = m.chunks
     found = bytearray(len(live))  # found[i]: the i-th live hash prefix is in the chunk index
     n = len(keys.CHUNK_PREFIX)
+    at = live.cursor().index  # the scan comes in key (= hash) order
     for k, v in snap.scan(prefix=keys.CHUNK_PREFIX):
         pack, _off, length = msgpack.unpackb(v)
-        i = live.index(k[n:])
+        i = at(k[n:])
         if i >= 0:
             found[i] = 1
             m.pack_live_bytes[pack] += length
@@ -183,10 +184,10 @@ def live_entries(snap, m: Marked, packs: set) -> dict:
     """pack -> [(chunk-index key, its raw value, offset, length)] for the live chunks stored
     in `packs`, read from the same snapshot as the mark (one scan of the chunk index)."""
     out: dict = defaultdict(list)
-    live = m.chunks
+    at = m.chunks.cursor().index
     n = len(keys.CHUNK_PREFIX)
     for k, v in snap.scan(prefix=keys.CHUNK_PREFIX):
         pack, off, length = msgpack.unpackb(v)
-        if pack in packs and k[n:] in live:
+        if at(k[n:]) >= 0 and pack in packs:
             out[pack].append((k, v, off, length))
     return out
