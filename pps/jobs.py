@@ -92,7 +92,7 @@ class JobRun:
         self.kill_reason: Optional[str] = None
         self.kill_state: str = JOB_KILLED
         self.interrupted = False
-        self.pb_by_id: dict = {}
+        self.by_id: dict = {}  # datum id -> dm.Datum, for the datums this job runs
 
     # ---- control from other threads -------------------------------------------------------
     def kill(self, reason: str, state: str = JOB_KILLED) -> None:
@@ -378,22 +378,22 @@ class JobRun:
 
     def _run_datums(self, to_process: list, salt: str) -> None:
         j = self.job
-        by_id = {d.id: d for d in to_process}
-        hashes = {d.id: d.hash(salt) for d in to_process}
+        by_id = self.by_id = {d.id: d for d in to_process}
         with self.cond:
             self.outstanding = set(by_id)
 
         def on_results(results, logs):
-            self._on_results(results, logs, by_id, hashes)
+            self._on_results(results, logs, by_id, salt)
 
         gateway, s3_env = self._s3_gateway(to_process)
         feed = JobFeed(job_id=j.id, output_commit=j.id, output_repo=j.output_repo,
                        output_branch=j.output_branch, pipeline_version=j.pipeline_version,
                        datum_timeout=self.spec.datum_timeout or 0.0,
                        datum_tries=self.spec.datum_tries or 3, on_results=on_results, env=s3_env)
-        pb_datums = [wpb.Datum(id=d.id, inputs=[input_file_to_pb(f) for f in d.inputs]) for d in to_process]
-        self.pb_by_id = {d.id: d for d in pb_datums}
-        self.master.board.submit(self.key, feed, pb_datums)
+        # task messages are made as the board reads them (pps.tasks.WINDOW at a time), not
+        # all up front: one per datum of a 1,000,000-datum job was ~0.5 KiB each
+        self.master.board.submit(self.key, feed, (wpb.Datum(id=d.id, inputs=[input_file_to_pb(f) for f in d.inputs])
+                                                  for d in to_process), len(to_process))
         self.master.ensure_workers(self.pipeline, self.spec)
         try:
             with self.cond:
@@ -449,7 +449,7 @@ class JobRun:
         return gw, {"S3_ENDPOINT": f"http://{host}:{gw.port}", "AWS_ACCESS_KEY_ID": key,
                     "AWS_SECRET_ACCESS_KEY": key}
 
-    def _on_results(self, results, logs, by_id, hashes) -> None:
+    def _on_results(self, results, logs, by_id, salt) -> None:
         j = self.job
         recs = []
         for lg in logs:
@@ -467,7 +467,7 @@ class JobRun:
                 state = {wpb.SUCCESS: D_SUCCESS, wpb.RECOVERED: D_RECOVERED}.get(r.outcome, D_FAILED)
                 d = by_id[r.datum_id]
                 rec = DatumRecord(
-                    d.id, hashes[d.id], state, _inputs(d),
+                    d.id, d.hash(salt), state, _inputs(d),
                     list(r.outputs) if state == D_SUCCESS else [], r.reason,
                     r.download_time.ToNanoseconds() / 1e9, r.process_time.ToNanoseconds() / 1e9,
                     r.upload_time.ToNanoseconds() / 1e9, r.download_bytes, r.upload_bytes, r.attempts)
