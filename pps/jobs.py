@@ -87,7 +87,10 @@ class JobRun:
         self.key = (job.project, job.pipeline)
         self.out_repo = Repo(job.project, job.pipeline, "user")
         self.cond = threading.Condition()
-        self.results: dict[str, DatumRecord] = {}
+        # datums this job ran, as their table rows (id -> store.datum_summary, ~0.1 KiB);
+        # their details rows are written as results arrive (`result`, `result_records`)
+        self.summaries: dict[str, bytes] = {}
+        self.failed: list[DatumRecord] = []
         self.outstanding: set[str] = set()
         self.kill_reason: Optional[str] = None
         self.kill_state: str = JOB_KILLED
@@ -350,10 +353,9 @@ class JobRun:
         if to_process:
             self._run_datums(to_process, salt)
         self._check()
-        processed = list(self.results.values())
         failpoint("job.datum_table")
-        self.store.put_job_datums(j, processed)
-        failed = [r for r in processed if r.state == D_FAILED]
+        self.store.put_job_summaries(j, self.summaries.items())
+        failed = self.failed
         if failed:
             collision = next((r.reason[r.reason.index("file / directory path collision"):].split(";")[0]
                               for r in failed if "file / directory path collision" in r.reason), "")
@@ -461,18 +463,27 @@ class JobRun:
             return
         failpoint("job.bookkeeping")
         with self.cond:
-            for r in results:
-                if r.datum_id not in self.outstanding:
-                    continue
-                state = {wpb.SUCCESS: D_SUCCESS, wpb.RECOVERED: D_RECOVERED}.get(r.outcome, D_FAILED)
-                d = by_id[r.datum_id]
-                rec = DatumRecord(
-                    d.id, d.hash(salt), state, _inputs(d),
-                    list(r.outputs) if state == D_SUCCESS else [], r.reason,
-                    r.download_time.ToNanoseconds() / 1e9, r.process_time.ToNanoseconds() / 1e9,
-                    r.upload_time.ToNanoseconds() / 1e9, r.download_bytes, r.upload_bytes, r.attempts)
-                self.results[d.id] = rec
-                self.outstanding.discard(d.id)
+            new = [r for r in results if r.datum_id in self.outstanding]
+        recs = []
+        for r in new:
+            state = {wpb.SUCCESS: D_SUCCESS, wpb.RECOVERED: D_RECOVERED}.get(r.outcome, D_FAILED)
+            d = by_id[r.datum_id]
+            recs.append(DatumRecord(
+                d.id, d.hash(salt), state, _inputs(d),
+                list(r.outputs) if state == D_SUCCESS else [], r.reason,
+                r.download_time.ToNanoseconds() / 1e9, r.process_time.ToNanoseconds() / 1e9,
+                r.upload_time.ToNanoseconds() / 1e9, r.download_bytes, r.upload_bytes, r.attempts))
+        # details first: if writing them fails, the worker retries and nothing is marked done
+        self.store.put_datum_details(j, recs)
+        with self.cond:
+            for rec in recs:
+                if rec.id not in self.outstanding:
+                    continue  # recorded meanwhile (the same datum from a requeued task)
+                state = rec.state
+                self.summaries[rec.id] = self.store.datum_summary(j, rec)
+                if state == D_FAILED:
+                    self.failed.append(rec)
+                self.outstanding.discard(rec.id)
                 if state == D_SUCCESS:
                     j.data_processed += 1
                 elif state == D_RECOVERED:
@@ -486,6 +497,18 @@ class JobRun:
                 j.upload_bytes += rec.upload_bytes
             self.cond.notify_all()
         self._save()
+
+    def result(self, datum_id: str) -> Optional[DatumRecord]:
+        """The record of a datum this running job has a result for, or None."""
+        with self.cond:
+            row = self.summaries.get(datum_id)
+        return None if row is None else self.store.record(self.job, datum_id, row)
+
+    def result_records(self, skip: set) -> list[DatumRecord]:
+        """The records of the datums this running job has results for, but those in `skip`."""
+        with self.cond:
+            rows = [(i, row) for i, row in self.summaries.items() if i not in skip]
+        return [self.store.record(self.job, i, row) for i, row in rows]
 
     # ---- endings ---------------------------------------------------------------------------
     def _commit_error(self) -> str:
