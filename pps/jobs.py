@@ -23,6 +23,9 @@ Invariants (Pachyderm 2.x, see shared/reference/pps-semantics.md §3, §4, §6):
   (or StopJob, for a job still queued). job_timeout kills the job (Pachyderm's reason,
   JOB_TIMEOUT_REASON).
 - The datum table written at the end holds every datum of the job (skipped ones inherited).
+  While the job runs, a datum costs its `Datum` and, once it has a result, its table row
+  (~0.2 KiB); its details row is written as the result arrives, and its task message is made
+  only when the board reads it (pps.tasks.WINDOW at a time).
 - A pachd shutdown interrupts a job without finishing it (state and output commit stay open);
   the master requeues it on start, and the rerun starts the output commit over from its base.
 """
