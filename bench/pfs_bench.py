@@ -10,6 +10,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -363,14 +364,31 @@ def b6_scale(quick: bool) -> list[Result]:
         stub = pfs_pb2_grpc.APIStub(p.channel)
         stub.CreateRepo(pb.CreateRepoRequest(repo=_repo("scale")))
 
+        sent = [0]
+
         def reqs():
             yield pb.ModifyFileRequest(set_commit=_commit("scale"))
             for i in range(n):
+                if i % 1000 == 0:
+                    sent[0] = i
                 yield pb.ModifyFileRequest(add_file=pb.AddFile(
                     path=f"/d{i // 1000:05d}/f{i:08d}", raw=wrappers_pb2.BytesValue(value=b"%d" % i)))
 
-        t_ingest, _ = timed(stub.ModifyFile, reqs())
+        samples: list[tuple[int, int]] = []  # (files sent, pachd RSS) once a second
+        done = threading.Event()
+
+        def sample():
+            while not done.wait(1.0):
+                samples.append((sent[0], p.rss()))
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            t_ingest, _ = timed(stub.ModifyFile, reqs())
+        finally:
+            done.set()
+            sampler.join()
         rss = p.peak_rss()
+        growth = _slope([(f, r) for f, r in samples if f >= n // 4])
         lat = []
         for i in range(300):
             j = (i * 7919) % n
@@ -384,6 +402,11 @@ def b6_scale(quick: bool) -> list[Result]:
                           notes=f"{t_ingest:.0f} s; at this rate 10,000,000 files take {10_000_000 / rate / 60:.0f} min"))
         out.append(Result("B6s", f"{what}: pachd peak RSS (ingest and reads)", p.peak_rss() / MiB, "MiB", None, "-",
                           "<= 300 MiB", p.peak_rss() <= 300 * MiB, notes=f"after the ingest alone: {rss / MiB:.0f} MiB"))
+        if growth is not None:
+            out.append(Result("B6s", f"{what}: pachd RSS growth per file ingested (fit over the last 3/4)", growth,
+                              "B/file", None, "-", "(informative)", None,
+                              notes=f"{len(samples)} samples; at this slope 10,000,000 files add "
+                                    f"{growth * (10_000_000 - n) / MiB:,.0f} MiB to the {rss / MiB:.0f} MiB"))
         p50 = percentile(lat, 50)
         out.append(Result("B6s", f"{what}: inspect file, p50 of 300 (p99 in notes)", p50 * 1000, "ms", None, "-",
                           "<= 5 ms", p50 <= 0.005, notes=f"p99 {percentile(lat, 99) * 1000:.2f} ms"))
@@ -391,6 +414,15 @@ def b6_scale(quick: bool) -> list[Result]:
                           t_list * 1000, "ms", None, "-", "<= 50 ms batched", t_batch <= 0.05,
                           notes=f"batched (pfs_batch_v1): {t_batch * 1000:.1f} ms"))
     return out
+
+
+def _slope(points: list[tuple[int, int]]):
+    """Least-squares slope of y over x (None with fewer than 3 distinct x)."""
+    if len({x for x, _ in points}) < 3:
+        return None
+    mx = sum(x for x, _ in points) / len(points)
+    my = sum(y for _, y in points) / len(points)
+    return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
 
 
 def b7_big_ingest(quick: bool) -> list[Result]:

@@ -23,6 +23,9 @@ Invariants (Pachyderm 2.x, see shared/reference/pps-semantics.md §3, §4, §6):
   (or StopJob, for a job still queued). job_timeout kills the job (Pachyderm's reason,
   JOB_TIMEOUT_REASON).
 - The datum table written at the end holds every datum of the job (skipped ones inherited).
+  While the job runs, a datum costs its `Datum` and, once it has a result, its table row
+  (~0.2 KiB); its details row is written as the result arrives, and its task message is made
+  only when the board reads it (pps.tasks.WINDOW at a time).
 - A pachd shutdown interrupts a job without finishing it (state and output commit stay open);
   the master requeues it on start, and the rerun starts the output commit over from its base.
 """
@@ -87,12 +90,15 @@ class JobRun:
         self.key = (job.project, job.pipeline)
         self.out_repo = Repo(job.project, job.pipeline, "user")
         self.cond = threading.Condition()
-        self.results: dict[str, DatumRecord] = {}
+        # datums this job ran, as their table rows (id -> store.datum_summary, ~0.1 KiB);
+        # their details rows are written as results arrive (`result`, `result_records`)
+        self.summaries: dict[str, bytes] = {}
+        self.failed: list[DatumRecord] = []
         self.outstanding: set[str] = set()
         self.kill_reason: Optional[str] = None
         self.kill_state: str = JOB_KILLED
         self.interrupted = False
-        self.pb_by_id: dict = {}
+        self.by_id: dict = {}  # datum id -> dm.Datum, for the datums this job runs
 
     # ---- control from other threads -------------------------------------------------------
     def kill(self, reason: str, state: str = JOB_KILLED) -> None:
@@ -350,10 +356,9 @@ class JobRun:
         if to_process:
             self._run_datums(to_process, salt)
         self._check()
-        processed = list(self.results.values())
         failpoint("job.datum_table")
-        self.store.put_job_datums(j, processed)
-        failed = [r for r in processed if r.state == D_FAILED]
+        self.store.put_job_summaries(j, self.summaries.items())
+        failed = self.failed
         if failed:
             collision = next((r.reason[r.reason.index("file / directory path collision"):].split(";")[0]
                               for r in failed if "file / directory path collision" in r.reason), "")
@@ -378,22 +383,22 @@ class JobRun:
 
     def _run_datums(self, to_process: list, salt: str) -> None:
         j = self.job
-        by_id = {d.id: d for d in to_process}
-        hashes = {d.id: d.hash(salt) for d in to_process}
+        by_id = self.by_id = {d.id: d for d in to_process}
         with self.cond:
             self.outstanding = set(by_id)
 
         def on_results(results, logs):
-            self._on_results(results, logs, by_id, hashes)
+            self._on_results(results, logs, by_id, salt)
 
         gateway, s3_env = self._s3_gateway(to_process)
         feed = JobFeed(job_id=j.id, output_commit=j.id, output_repo=j.output_repo,
                        output_branch=j.output_branch, pipeline_version=j.pipeline_version,
                        datum_timeout=self.spec.datum_timeout or 0.0,
                        datum_tries=self.spec.datum_tries or 3, on_results=on_results, env=s3_env)
-        pb_datums = [wpb.Datum(id=d.id, inputs=[input_file_to_pb(f) for f in d.inputs]) for d in to_process]
-        self.pb_by_id = {d.id: d for d in pb_datums}
-        self.master.board.submit(self.key, feed, pb_datums)
+        # task messages are made as the board reads them (pps.tasks.WINDOW at a time), not
+        # all up front: one per datum of a 1,000,000-datum job was ~0.5 KiB each
+        self.master.board.submit(self.key, feed, (wpb.Datum(id=d.id, inputs=[input_file_to_pb(f) for f in d.inputs])
+                                                  for d in to_process), len(to_process))
         self.master.ensure_workers(self.pipeline, self.spec)
         try:
             with self.cond:
@@ -449,7 +454,7 @@ class JobRun:
         return gw, {"S3_ENDPOINT": f"http://{host}:{gw.port}", "AWS_ACCESS_KEY_ID": key,
                     "AWS_SECRET_ACCESS_KEY": key}
 
-    def _on_results(self, results, logs, by_id, hashes) -> None:
+    def _on_results(self, results, logs, by_id, salt) -> None:
         j = self.job
         recs = []
         for lg in logs:
@@ -461,18 +466,27 @@ class JobRun:
             return
         failpoint("job.bookkeeping")
         with self.cond:
-            for r in results:
-                if r.datum_id not in self.outstanding:
-                    continue
-                state = {wpb.SUCCESS: D_SUCCESS, wpb.RECOVERED: D_RECOVERED}.get(r.outcome, D_FAILED)
-                d = by_id[r.datum_id]
-                rec = DatumRecord(
-                    d.id, hashes[d.id], state, _inputs(d),
-                    list(r.outputs) if state == D_SUCCESS else [], r.reason,
-                    r.download_time.ToNanoseconds() / 1e9, r.process_time.ToNanoseconds() / 1e9,
-                    r.upload_time.ToNanoseconds() / 1e9, r.download_bytes, r.upload_bytes, r.attempts)
-                self.results[d.id] = rec
-                self.outstanding.discard(d.id)
+            new = [r for r in results if r.datum_id in self.outstanding]
+        recs = []
+        for r in new:
+            state = {wpb.SUCCESS: D_SUCCESS, wpb.RECOVERED: D_RECOVERED}.get(r.outcome, D_FAILED)
+            d = by_id[r.datum_id]
+            recs.append(DatumRecord(
+                d.id, d.hash(salt), state, _inputs(d),
+                list(r.outputs) if state == D_SUCCESS else [], r.reason,
+                r.download_time.ToNanoseconds() / 1e9, r.process_time.ToNanoseconds() / 1e9,
+                r.upload_time.ToNanoseconds() / 1e9, r.download_bytes, r.upload_bytes, r.attempts))
+        # details first: if writing them fails, the worker retries and nothing is marked done
+        self.store.put_datum_details(j, recs)
+        with self.cond:
+            for rec in recs:
+                if rec.id not in self.outstanding:
+                    continue  # recorded meanwhile (the same datum from a requeued task)
+                state = rec.state
+                self.summaries[rec.id] = self.store.datum_summary(j, rec)
+                if state == D_FAILED:
+                    self.failed.append(rec)
+                self.outstanding.discard(rec.id)
                 if state == D_SUCCESS:
                     j.data_processed += 1
                 elif state == D_RECOVERED:
@@ -486,6 +500,18 @@ class JobRun:
                 j.upload_bytes += rec.upload_bytes
             self.cond.notify_all()
         self._save()
+
+    def result(self, datum_id: str) -> Optional[DatumRecord]:
+        """The record of a datum this running job has a result for, or None."""
+        with self.cond:
+            row = self.summaries.get(datum_id)
+        return None if row is None else self.store.record(self.job, datum_id, row)
+
+    def result_records(self, skip: set) -> list[DatumRecord]:
+        """The records of the datums this running job has results for, but those in `skip`."""
+        with self.cond:
+            rows = [(i, row) for i, row in self.summaries.items() if i not in skip]
+        return [self.store.record(self.job, i, row) for i, row in rows]
 
     # ---- endings ---------------------------------------------------------------------------
     def _commit_error(self) -> str:

@@ -627,10 +627,10 @@ class PpsMaster:
         ids = set()
         with run.cond:
             for did in list(run.outstanding & running):
-                d = run.pb_by_id.get(did)
+                d = run.by_id.get(did)
                 if d is None:
                     continue
-                if not filters or all(any(f in (i.path, i.hash.hex()) or i.path.lstrip("/") == f.lstrip("/")
+                if not filters or all(any(f in (i.path, i.file_hash.hex()) or i.path.lstrip("/") == f.lstrip("/")
                                           for i in d.inputs) for f in filters):
                     ids.add(did)
         return self.board.restart_datums(run.key, j.id, ids)

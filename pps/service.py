@@ -406,9 +406,7 @@ class PpsServicer(SecretsMixin, PpsMiscMixin, pps_pb2_grpc.APIServicer):
         recs = list(self.m.store.datums(j.project, j.pipeline, j.id))
         run = self.m.running((j.project, j.pipeline))
         if run is not None and run.job.id == j.id:  # a running job: show progress so far
-            known = {r.id for r in recs}
-            with run.cond:
-                recs += [r for r in run.results.values() if r.id not in known]
+            recs += run.result_records({r.id for r in recs})
         if req.reverse:
             recs.reverse()
         n = 0
@@ -467,7 +465,7 @@ class PpsServicer(SecretsMixin, PpsMiscMixin, pps_pb2_grpc.APIServicer):
         d = self.m.store.get_datum(j.project, j.pipeline, j.id, req.datum.id)
         if d is None:
             run = self.m.running((j.project, j.pipeline))
-            d = run.results.get(req.datum.id) if run is not None and run.job.id == j.id else None
+            d = run.result(req.datum.id) if run is not None and run.job.id == j.id else None
         if d is None:
             raise NotFound(f"datum {req.datum.id} not found in job {j.project}/{j.pipeline}@{j.id}")
         return datum_info(j, d)

@@ -274,15 +274,30 @@ class PpsStore:
     def put_job_datums(self, j: JobRecord, processed: list[DatumRecord]) -> None:
         """Add the rows of the datums this job ran to its table (`j.datum_root`, which the
         caller saves with the job) and write their details rows."""
-        rows: list[tuple[bytes, bytes]] = []
-        for d in processed:
-            rows.append((pps_key("ddet", j.project, j.pipeline, j.id, d.id), _pack(
-                [d.inputs, d.outputs, d.reason, d.download_time, d.process_time, d.upload_time,
-                 d.download_bytes, d.upload_bytes, d.attempts])))
-        self._put_rows(rows)
-        edits = sorted((d.id, _pack([d.hash, d.state, j.id])) for d in processed)
+        self.put_datum_details(j, processed)
+        self.put_job_summaries(j, ((d.id, self.datum_summary(j, d)) for d in processed))
+
+    def put_datum_details(self, j: JobRecord, recs: Iterable[DatumRecord]) -> None:
+        """The details rows (inputs, outputs, stats) of datums job `j` ran. Invisible until
+        the job's table (`put_job_summaries`) names them; a rerun overwrites them."""
+        self._put_rows([(pps_key("ddet", j.project, j.pipeline, j.id, d.id), _pack(
+            [d.inputs, d.outputs, d.reason, d.download_time, d.process_time, d.upload_time,
+             d.download_bytes, d.upload_bytes, d.attempts])) for d in recs])
+
+    @staticmethod
+    def datum_summary(j: JobRecord, d: DatumRecord) -> bytes:
+        """A datum's row in job `j`'s table: (hash, state, job whose details it has)."""
+        return _pack([d.hash, d.state, j.id])
+
+    def put_job_summaries(self, j: JobRecord, rows: Iterable[tuple[str, bytes]]) -> None:
+        """Put (datum id, `datum_summary`) rows into the job's table (`j.datum_root`)."""
+        edits = sorted(rows)
         if edits:
             j.datum_root = self.tree(j.project, j.pipeline).update(j.datum_root, edits)
+
+    def record(self, j: JobRecord, datum_id: str, summary: bytes) -> DatumRecord:
+        """The DatumRecord of a `datum_summary` row of job `j` (details read from the store)."""
+        return self._record(j.project, j.pipeline, datum_id, _unpack(summary), j.id)
 
     def _root_of(self, job: JobRecord) -> Optional[bytes]:
         if job.datum_root is None and self._legacy_rows(job):

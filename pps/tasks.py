@@ -13,6 +13,9 @@ Invariants:
   client is gone leases nothing, and a worker's NextTask takes back any lease still held under
   its id (a worker runs one task at a time, and ids are stable across restarts), so a lost
   task is requeued at once instead of after LEASE_SECONDS.
+- A job's datums reach the board as an iterator (`submit`), read `WINDOW` at a time as the
+  queue drains: the board never holds more than about `WINDOW` queued datums of a job (plus
+  those leased), so a 1,000,000-datum job does not hold a million task messages.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -34,6 +37,7 @@ from proto.worker_v1 import tasks_pb2_grpc
 
 LEASE_SECONDS = 30.0
 MAX_TASK_DATUMS = 200
+WINDOW = 2000  # queued datums of a job read from its iterator at a time
 
 
 @dataclass
@@ -50,6 +54,8 @@ class JobFeed:
     cancelled: bool = False
     restart: set = field(default_factory=set)
     env: dict = field(default_factory=dict)
+    source: Optional[Iterator] = None  # the job's datums not read into the queue yet
+    unread: int = 0  # how many (when the submitter said)
 
 
 @dataclass
@@ -87,14 +93,35 @@ class TaskBoard(tasks_pb2_grpc.TasksServicer):
         return b
 
     # ---- master API -------------------------------------------------------------------------
-    def submit(self, key, feed: JobFeed, datums: list) -> None:
+    def submit(self, key, feed: JobFeed, datums: Iterable, count: Optional[int] = None) -> None:
+        """Queue a job's datums (wpb.Datum), read from `datums` lazily, WINDOW at a time;
+        `count`: how many there are (for `queued`), if known."""
         with self._cond:
             b = self._board(key)
             b.stop = False
             b.jobs[feed.job_id] = feed
-            for d in datums:
-                b.pending.append((feed.job_id, d))
+            feed.source = iter(datums)
+            feed.unread = count if count is not None else (len(datums) if hasattr(datums, "__len__") else 0)
+            self._refill(b)
             self._cond.notify_all()
+
+    @staticmethod
+    def _refill(b: PipelineBoard) -> None:
+        """Top the queue up from the jobs' iterators (in submission order) while it holds
+        fewer than WINDOW datums. Called with the board's lock held."""
+        if len(b.pending) >= WINDOW // 2:
+            return
+        for feed in list(b.jobs.values()):
+            while feed.source is not None and len(b.pending) < WINDOW:
+                try:
+                    d = next(feed.source)
+                except StopIteration:
+                    feed.source, feed.unread = None, 0
+                    break
+                b.pending.append((feed.job_id, d))
+                feed.unread = max(0, feed.unread - 1)
+            if len(b.pending) >= WINDOW:
+                return
 
     def retire_job(self, key, job_id: str) -> None:
         """Forget a finished or cancelled job: drop its queued datums and leases."""
@@ -103,6 +130,7 @@ class TaskBoard(tasks_pb2_grpc.TasksServicer):
             feed = b.jobs.pop(job_id, None)
             if feed is not None:
                 feed.cancelled = True
+                feed.source, feed.unread = None, 0
             b.pending = collections.deque(x for x in b.pending if x[0] != job_id)
             for tid in [t for t, lease in b.leases.items() if lease.job_id == job_id]:
                 b.leases.pop(tid)
@@ -170,7 +198,7 @@ class TaskBoard(tasks_pb2_grpc.TasksServicer):
     def queued(self, key) -> int:
         with self._lock:
             b = self._boards.get(key)
-            return len(b.pending) if b else 0
+            return len(b.pending) + sum(f.unread for f in b.jobs.values()) if b else 0
 
     # ---- worker RPCs ----------------------------------------------------------------------
     def NextTask(self, request, context):
@@ -185,6 +213,7 @@ class TaskBoard(tasks_pb2_grpc.TasksServicer):
                     return wpb.Task(stop=True)
                 if not context.is_active():  # the worker gave up (or died): lease nothing
                     return wpb.Task()
+                self._refill(b)
                 if b.pending:
                     return self._lease(b, key, request)
                 remaining = deadline - time.monotonic()
@@ -209,8 +238,9 @@ class TaskBoard(tasks_pb2_grpc.TasksServicer):
         job_id = b.pending[0][0]
         feed = b.jobs[job_id]
         workers = max(1, len(b.workers))
+        queued = len(b.pending) + sum(f.unread for f in b.jobs.values())
         want = max(1, min(request.max_datums or MAX_TASK_DATUMS, MAX_TASK_DATUMS,
-                          len(b.pending) // (2 * workers) or 1))
+                          queued // (2 * workers) or 1))
         datums = []
         while b.pending and len(datums) < want and b.pending[0][0] == job_id:
             datums.append(b.pending.popleft()[1])

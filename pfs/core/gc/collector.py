@@ -9,11 +9,17 @@ Invariants:
 - Every step is idempotent and guarded (see mark.py, sweep.py, compact.py): a run killed at
   any point leaves claimed (DELETING) packs that the next run finishes, and nothing else
   half-done. Crash tests kill it at the `gc.*` failpoints (pfs.failpoints).
+- After a run, the memory its mark freed is handed back to the operating system
+  (glibc's malloc_trim; nothing elsewhere): glibc otherwise keeps freed heap pages, so
+  pachd's resident size stayed at the mark's high point between runs.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
+import platform
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -26,6 +32,24 @@ from pfs.errors import StorageError
 from pfs.failpoints import failpoint
 
 log = logging.getLogger("pachd.gc")
+
+
+def _load_malloc_trim():
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_malloc_trim = _load_malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Return the C heap's free pages to the operating system (glibc only; else nothing)."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 @dataclass
@@ -112,6 +136,7 @@ class GarbageCollector:
                 r.seconds = time.monotonic() - t0
                 self.runs += 1
                 self.last = r
+                release_freed_memory()
             return r
 
     def _probe(self) -> None:
