@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import logging
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Iterator, NamedTuple, Optional
 
 import grpc
 
@@ -26,9 +26,9 @@ from proto.pfs_v2 import pfs_pb2 as pfs
 log = logging.getLogger("pachctl.mount")
 
 
-@dataclass(frozen=True)
-class Entry:
-    """A file or directory of a commit. `path` has no trailing slash ("/" is the root)."""
+class Entry(NamedTuple):
+    """A file or directory of a commit. `path` has no trailing slash ("/" is the root).
+    (A tuple: one is made per listed entry, and a frozen dataclass costs several times more.)"""
     path: str
     is_dir: bool
     size: int
@@ -72,12 +72,19 @@ def _ns(ts) -> int:
     return ts.seconds * 1_000_000_000 + ts.nanos
 
 
+_DIR = pfs.DIR
+
+
 def entry_of(fi: pfs.FileInfo, mtime_ns: int = 0) -> Entry:
-    p = fi.file.path.rstrip("/") or "/"
+    p = fi.file.path
+    if p.endswith("/"):
+        p = p.rstrip("/") or "/"
     if not p.startswith("/"):
         p = "/" + p
-    t = _ns(fi.committed) if fi.HasField("committed") else mtime_ns
-    return Entry(p, fi.file_type == pfs.DIR, fi.size_bytes, fi.hash, t)
+    if fi.HasField("committed"):
+        c = fi.committed
+        mtime_ns = c.seconds * 1_000_000_000 + c.nanos
+    return Entry(p, fi.file_type == _DIR, fi.size_bytes, fi.hash, mtime_ns)
 
 
 class Remote:
