@@ -488,7 +488,8 @@ class MountFS(WriteOps, pyfuse3.Operations):
             h = await self.open_writable_view(node, flags, wants_write)
             fi = pyfuse3.FileInfo(fh=self._add_handle(h), keep_cache=False)
             return fi
-        reader = RangeReader(self._opener(view, node.commit, node.src), node.size, f"{view.repo}:{node.path}")
+        reader = RangeReader(self._opener(view, node.commit, node.src), node.size, f"{view.repo}:{node.path}",
+                             self._ranger(view, node.commit, node.src))
         h = FileHandle(node, reader=reader)
         return pyfuse3.FileInfo(fh=self._add_handle(h), keep_cache=True)
 
@@ -498,6 +499,13 @@ class MountFS(WriteOps, pyfuse3.Operations):
         def open_call(offset: int):
             return remote.stream(view, commit, src, offset)
         return open_call
+
+    def _ranger(self, view: View, commit: str, src: str):
+        remote = self.remote
+
+        def range_call(offset: int, length: int):
+            return remote.read_range(view, commit, src, offset, length)
+        return range_call
 
     def _add_handle(self, h: FileHandle) -> int:
         fh = next(self._fh)
