@@ -7,9 +7,11 @@ Invariants:
 - Runs on one trio thread; every blocking call (gRPC, copying a file up) goes through
   `_run` on a worker thread, so a slow pachd never stalls other requests. Local files
   (staged) are read and written in place.
-- A branch view reads its head as of at most `HEAD_TTL` seconds ago; its entries and
-  attributes expire as fast, so an open after a new commit sees it within a second. An
-  open file keeps reading the commit it was opened at (its reader names the commit by id).
+- A branch view reads its head as of at most `HEAD_TTL` seconds ago (a read-only one: at most
+  `HEAD_STALE`, a head older than `HEAD_TTL` being refreshed behind the request that used it,
+  so lookups and opens seldom wait for pachd); its entries expire after `HEAD_TTL`, so an open
+  after a new commit sees it within a second. An open file keeps reading the commit it was
+  opened at (its reader names the commit by id).
 - Entries of commit views (and of finished commits below read-only views) are cached by the
   kernel for `FIXED_TTL`; their files are opened with `keep_cache`, so a second read of the
   same content comes from the page cache.
@@ -24,6 +26,7 @@ import logging
 import os
 import stat
 import time
+from collections import OrderedDict
 from typing import Optional
 
 import pyfuse3
@@ -39,8 +42,10 @@ from pachctl.mount.views import View, join
 
 log = logging.getLogger("pachctl.mount")
 HEAD_TTL = 0.5      # seconds a branch head is trusted
+HEAD_STALE = 0.9    # ...and used while it is refreshed behind the request (read-only branch views)
 FIXED_TTL = 3600.0  # kernel cache lifetime of what cannot change
 ERROR_LOG_EVERY = 5.0
+STATS_KEPT = 10_000  # entries of finished commits asked of pachd one by one, kept (least recently used dropped)
 
 
 class FileHandle:
@@ -123,7 +128,10 @@ class MountFS(WriteOps, pyfuse3.Operations):
         self.views: dict[str, View] = {}
         self.table = NodeTable()
         self.cache = ListingCache()
+        self._stats: OrderedDict = OrderedDict()  # (project, repo, commit, path) -> Entry or None
         self.heads: dict[str, tuple[Head, float]] = {}
+        self._head_gen: dict[str, int] = {}   # bumped when a head is forgotten: a late answer is dropped
+        self._refreshing: set = set()          # views whose head is being refreshed behind requests
         self.head_locks: dict[str, trio.Lock] = {}
         self.gates: dict[str, Gate] = {}
         self.files: dict[int, FileHandle] = {}
@@ -196,23 +204,57 @@ class MountFS(WriteOps, pyfuse3.Operations):
             return Head(None, True)
         got = self.heads.get(view.name)
         now = time.monotonic()
-        if got is not None and (now - got[1] < HEAD_TTL or (view.commit and got[0].finished)):
-            return got[0]
+        if got is not None:
+            age = now - got[1]
+            if age < HEAD_TTL or (view.commit and got[0].finished):
+                return got[0]
+            if age < HEAD_STALE and not view.writable and not view.commit:
+                self._refresh_head_behind(view)  # this request does not wait for pachd
+                return got[0]
         async with self.head_locks[view.name]:
             got = self.heads.get(view.name)
             if got is not None and time.monotonic() - got[1] < HEAD_TTL:
                 return got[0]
+            gen = self._head_gen.get(view.name, 0)
             h = await self._run(self.remote.head, view)
-            self.heads[view.name] = (h, time.monotonic())
+            if self._head_gen.get(view.name, 0) == gen:
+                self.heads[view.name] = (h, time.monotonic())
             return h
 
+    def _refresh_head_behind(self, view: View) -> None:
+        if view.name in self._refreshing:
+            return
+        self._refreshing.add(view.name)
+        trio.lowlevel.spawn_system_task(self._refresh_head, view)
+
+    async def _refresh_head(self, view: View) -> None:
+        try:
+            async with self.head_locks[view.name]:
+                got = self.heads.get(view.name)
+                if got is not None and time.monotonic() - got[1] < HEAD_TTL:
+                    return
+                gen = self._head_gen.get(view.name, 0)
+                h = await trio.to_thread.run_sync(self.remote.head, view, limiter=self.limiter)
+                if self._head_gen.get(view.name, 0) == gen and self.views.get(view.name) is view:
+                    self.heads[view.name] = (h, time.monotonic())
+        except Exception as e:  # noqa: BLE001 - the next request that needs the head asks again, and reports
+            log.debug("refreshing the head of %s failed: %s", view.name, e)
+        finally:
+            self._refreshing.discard(view.name)
+
     def forget_head(self, view: View) -> None:
+        self._head_gen[view.name] = self._head_gen.get(view.name, 0) + 1
         self.heads.pop(view.name, None)
 
     def _cached_listing(self, view: View, commit: str, path: str) -> Optional[Listing]:
         return self.cache.get(view, commit, path)
 
-    async def stat_remote(self, view: View, commit: Optional[str], path: str) -> Optional[Entry]:
+    async def stat_remote(self, view: View, commit: Optional[str], path: str,
+                          finished: bool = False) -> Optional[Entry]:
+        """The entry at `path` of `commit` (None: nothing there): from a cached listing of its
+        directory, else asked of pachd; what pachd says of a `finished` commit (which never
+        changes) is kept, so lookups of the same path (each open after the kernel's entry
+        expired) ask once."""
         if commit is None:
             return None
         if path == "/":
@@ -221,7 +263,16 @@ class MountFS(WriteOps, pyfuse3.Operations):
         listing = self._cached_listing(view, commit, parent)
         if listing is not None:
             return listing.find(path.rsplit("/", 1)[1])
-        return await self._run(self.remote.inspect, view, commit, path)
+        key = (view.project, view.repo, commit, path)
+        if key in self._stats:
+            self._stats.move_to_end(key)
+            return self._stats[key]
+        e = await self._run(self.remote.inspect, view, commit, path)
+        if finished:
+            self._stats[key] = e
+            if len(self._stats) > STATS_KEPT:
+                self._stats.popitem(last=False)
+        return e
 
     # ---- nodes ------------------------------------------------------------------------------
     def _view_node(self, view: View) -> Node:
@@ -267,7 +318,7 @@ class MountFS(WriteOps, pyfuse3.Operations):
         ov = view.overlay
         if ov is None:
             h = await self.head(view)
-            e = await self.stat_remote(view, h.commit, path)
+            e = await self.stat_remote(view, h.commit, path, h.finished)
             return None if e is None else self._rnode(view, path, h.commit, e)
         r = ov.resolve(path)  # staged things resolve without asking pachd (which may be gone)
         if r is None:
