@@ -1,10 +1,12 @@
-"""The floor under the mount's listing figures: a trivial pyfuse3 file system that serves a
-tree of `dirs` directories of `per` one-byte files from memory (attributes made in advance,
-no network, no node table), mounted the way `pachctl mount` mounts (pyfuse3's default
-options, read-only, readdirplus). What `find` costs over it is what pyfuse3 and the kernel
-cost per entry before the mount does any work of its own.
+"""The floor under the mount's figures: a trivial pyfuse3 file system that serves, from
+memory, a tree of `dirs` directories of `per` one-byte files (attributes made in advance, no
+network, no node table), or one file `/f` of `size` bytes opened with `keep_cache`, mounted
+the way `pachctl mount` mounts (pyfuse3's default options, read-only, readdirplus). What
+`find` or a re-read costs over it is what pyfuse3 and the kernel cost before the mount does
+any work of its own.
 
-    python -m bench.fuse_floor MOUNTPOINT DIRS PER   # serves until unmounted (fusermount3 -u)
+    python -m bench.fuse_floor MOUNTPOINT DIRS PER     # serves until unmounted (fusermount3 -u)
+    python -m bench.fuse_floor MOUNTPOINT file SIZE
 
 Prints "mounted" once the kernel shows the mount.
 """
@@ -17,9 +19,14 @@ import sys
 DIR0, FILE0 = 100, 1_000_000  # inode numbers: directories from DIR0, files from FILE0
 
 
-def serve(mountpoint: str, dirs: int, per: int) -> None:
+def serve(mountpoint: str, dirs: int, per: int, file_size: int = -1) -> None:
+    """The tree, or (file_size >= 0, dirs == per == 0) the one file."""
+    import os
+
     import pyfuse3
     import trio
+
+    block = os.urandom(1 << 20)
 
     def attr(ino: int, is_dir: bool):
         a = pyfuse3.EntryAttributes()
@@ -32,6 +39,10 @@ def serve(mountpoint: str, dirs: int, per: int) -> None:
 
     children = {pyfuse3.ROOT_INODE: [(f"d{i:04d}".encode(), DIR0 + i) for i in range(dirs)]}
     attrs = {pyfuse3.ROOT_INODE: attr(pyfuse3.ROOT_INODE, True)}
+    if file_size >= 0:
+        children[pyfuse3.ROOT_INODE] = [(b"f", FILE0)]
+        attrs[FILE0] = attr(FILE0, False)
+        attrs[FILE0].st_size = file_size
     for i in range(dirs):
         attrs[DIR0 + i] = attr(DIR0 + i, True)
         children[DIR0 + i] = [(f"f{j:05d}".encode(), FILE0 + i * per + j) for j in range(per)]
@@ -61,6 +72,17 @@ def serve(mountpoint: str, dirs: int, per: int) -> None:
         async def forget(self, inode_list):
             pass
 
+        async def open(self, inode, flags, ctx):
+            return pyfuse3.FileInfo(fh=inode, keep_cache=True)
+
+        async def read(self, fh, off, size):
+            size = max(0, min(size, file_size - off))
+            out = bytearray()
+            while len(out) < size:  # the 1 MiB block over and over
+                o = (off + len(out)) % len(block)
+                out += block[o:o + size - len(out)]
+            return bytes(out)
+
     opts = set(pyfuse3.default_options) | {"fsname=fusefloor", "ro"}
     pyfuse3.init(Floor(), mountpoint, opts)
     print("mounted", flush=True)
@@ -71,4 +93,7 @@ def serve(mountpoint: str, dirs: int, per: int) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    if sys.argv[2] == "file":
+        serve(sys.argv[1], 0, 0, int(sys.argv[3]))
+    else:
+        serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
