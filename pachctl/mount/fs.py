@@ -234,7 +234,8 @@ class MountFS(WriteOps, pyfuse3.Operations):
                 if got is not None and time.monotonic() - got[1] < HEAD_TTL:
                     return
                 gen = self._head_gen.get(view.name, 0)
-                h = await trio.to_thread.run_sync(self.remote.head, view, limiter=self.limiter)
+                # abandoned (not waited for) if the mount ends meanwhile: a hung pachd must not hold up an unmount
+                h = await trio.to_thread.run_sync(self.remote.head, view, limiter=self.limiter, abandon_on_cancel=True)
                 if self._head_gen.get(view.name, 0) == gen and self.views.get(view.name) is view:
                     self.heads[view.name] = (h, time.monotonic())
         except Exception as e:  # noqa: BLE001 - the next request that needs the head asks again, and reports
