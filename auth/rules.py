@@ -693,6 +693,8 @@ RULES: dict[str, Rule] = {
     "/pachd_local.LocalRead/Socket": AUTHENTICATED,
     # batched listings for our own clients (pfs.service.pfs_batch): ListFile's rule
     "/pfs_batch_v1.API/ListFile": PFS["ListFile"],
+    # a byte range of a file (pfs.service.pfs_batch): GetFile's rule
+    "/pfs_batch_v1.API/ReadRange": PFS["GetFile"],
     "/grpc.health.v1.Health/Check": OPEN,
     "/grpc.health.v1.Health/Watch": OPEN,
     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": OPEN,

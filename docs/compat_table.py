@@ -45,8 +45,9 @@ SERVICES = {
     "maintenance_v1.API": (OK + " (ours, not Pachyderm's: pachctl garbage-collect, extract; docs/storage.md)",
                            "tests/cli/test_cli_storage.py, tests/core/test_gc.py"),
     "pfs_batch_v1.API": (OK + " (ours, not Pachyderm's: ListFile with many FileInfos to a message, used by "
-                         "pachctl list file and the mount; falls back to pfs_v2 ListFile)",
-                         "tests/service/test_batched_listing.py"),
+                         "pachctl list file and the mount; falls back to pfs_v2 ListFile; ReadRange, a byte "
+                         "range in one reply, used by the mount's random reads; falls back to GetFile)",
+                         "tests/service/test_batched_listing.py, tests/service/test_read_range.py"),
 }
 
 # (service, rpc) -> (status, tests); overrides the service default

@@ -24,8 +24,9 @@ Invariants (each module states its own as well):
 - Nothing is read whole: listings come a page at a time, file bytes by byte range.
 - Remote content is immutable per inode: a file's inode number is derived from its view, path
   and content hash, so the kernel page cache (`keep_cache`) can never serve stale bytes; a
-  branch view re-resolves its head at most every `HEAD_TTL` seconds, and its entries expire as
-  fast, so opens after a new commit see it within a second.
+  branch view re-resolves its head after `HEAD_TTL` seconds (a read-only one uses a head up to
+  `HEAD_STALE` old while refreshing it behind the request), and its entries expire after
+  `HEAD_TTL`, so opens after a new commit see it within a second.
 - A writable view's changes live only in its staging directory on local disk until a commit;
   a commit is one ModifyFile stream per written repo (atomic in pachd: all or nothing), made
   while the view's writers wait; a failed commit leaves the staged changes as they were.

@@ -7,9 +7,11 @@ Invariants:
 - Runs on one trio thread; every blocking call (gRPC, copying a file up) goes through
   `_run` on a worker thread, so a slow pachd never stalls other requests. Local files
   (staged) are read and written in place.
-- A branch view reads its head as of at most `HEAD_TTL` seconds ago; its entries and
-  attributes expire as fast, so an open after a new commit sees it within a second. An
-  open file keeps reading the commit it was opened at (its reader names the commit by id).
+- A branch view reads its head as of at most `HEAD_TTL` seconds ago (a read-only one: at most
+  `HEAD_STALE`, a head older than `HEAD_TTL` being refreshed behind the request that used it,
+  so lookups and opens seldom wait for pachd); its entries expire after `HEAD_TTL`, so an open
+  after a new commit sees it within a second. An open file keeps reading the commit it was
+  opened at (its reader names the commit by id).
 - Entries of commit views (and of finished commits below read-only views) are cached by the
   kernel for `FIXED_TTL`; their files are opened with `keep_cache`, so a second read of the
   same content comes from the page cache.
@@ -24,6 +26,7 @@ import logging
 import os
 import stat
 import time
+from collections import OrderedDict
 from typing import Optional
 
 import pyfuse3
@@ -32,15 +35,17 @@ import trio
 from pachctl.mount.fs_write import WriteOps
 from pachctl.mount.listing import Listing, ListingCache
 from pachctl.mount.nodes import (K_DIR, K_FILE, K_LINK, K_ROOT, K_VIEW, ROOT, Node, NodeTable,
-                                 inode_number, make_attr)
+                                 inode_number, key_inode, make_attr)
 from pachctl.mount.reader import RangeReader
 from pachctl.mount.remote import Entry, Head, Remote, RemoteError
 from pachctl.mount.views import View, join
 
 log = logging.getLogger("pachctl.mount")
 HEAD_TTL = 0.5      # seconds a branch head is trusted
+HEAD_STALE = 0.9    # ...and used while it is refreshed behind the request (read-only branch views)
 FIXED_TTL = 3600.0  # kernel cache lifetime of what cannot change
 ERROR_LOG_EVERY = 5.0
+STATS_KEPT = 10_000  # entries of finished commits asked of pachd one by one, kept (least recently used dropped)
 
 
 class FileHandle:
@@ -123,7 +128,10 @@ class MountFS(WriteOps, pyfuse3.Operations):
         self.views: dict[str, View] = {}
         self.table = NodeTable()
         self.cache = ListingCache()
+        self._stats: OrderedDict = OrderedDict()  # (project, repo, commit, path) -> Entry or None
         self.heads: dict[str, tuple[Head, float]] = {}
+        self._head_gen: dict[str, int] = {}   # bumped when a head is forgotten: a late answer is dropped
+        self._refreshing: set = set()          # views whose head is being refreshed behind requests
         self.head_locks: dict[str, trio.Lock] = {}
         self.gates: dict[str, Gate] = {}
         self.files: dict[int, FileHandle] = {}
@@ -196,23 +204,58 @@ class MountFS(WriteOps, pyfuse3.Operations):
             return Head(None, True)
         got = self.heads.get(view.name)
         now = time.monotonic()
-        if got is not None and (now - got[1] < HEAD_TTL or (view.commit and got[0].finished)):
-            return got[0]
+        if got is not None:
+            age = now - got[1]
+            if age < HEAD_TTL or (view.commit and got[0].finished):
+                return got[0]
+            if age < HEAD_STALE and not view.writable and not view.commit:
+                self._refresh_head_behind(view)  # this request does not wait for pachd
+                return got[0]
         async with self.head_locks[view.name]:
             got = self.heads.get(view.name)
             if got is not None and time.monotonic() - got[1] < HEAD_TTL:
                 return got[0]
+            gen = self._head_gen.get(view.name, 0)
             h = await self._run(self.remote.head, view)
-            self.heads[view.name] = (h, time.monotonic())
+            if self._head_gen.get(view.name, 0) == gen:
+                self.heads[view.name] = (h, time.monotonic())
             return h
 
+    def _refresh_head_behind(self, view: View) -> None:
+        if view.name in self._refreshing:
+            return
+        self._refreshing.add(view.name)
+        trio.lowlevel.spawn_system_task(self._refresh_head, view)
+
+    async def _refresh_head(self, view: View) -> None:
+        try:
+            async with self.head_locks[view.name]:
+                got = self.heads.get(view.name)
+                if got is not None and time.monotonic() - got[1] < HEAD_TTL:
+                    return
+                gen = self._head_gen.get(view.name, 0)
+                # abandoned (not waited for) if the mount ends meanwhile: a hung pachd must not hold up an unmount
+                h = await trio.to_thread.run_sync(self.remote.head, view, limiter=self.limiter, abandon_on_cancel=True)
+                if self._head_gen.get(view.name, 0) == gen and self.views.get(view.name) is view:
+                    self.heads[view.name] = (h, time.monotonic())
+        except Exception as e:  # noqa: BLE001 - the next request that needs the head asks again, and reports
+            log.debug("refreshing the head of %s failed: %s", view.name, e)
+        finally:
+            self._refreshing.discard(view.name)
+
     def forget_head(self, view: View) -> None:
+        self._head_gen[view.name] = self._head_gen.get(view.name, 0) + 1
         self.heads.pop(view.name, None)
 
     def _cached_listing(self, view: View, commit: str, path: str) -> Optional[Listing]:
         return self.cache.get(view, commit, path)
 
-    async def stat_remote(self, view: View, commit: Optional[str], path: str) -> Optional[Entry]:
+    async def stat_remote(self, view: View, commit: Optional[str], path: str,
+                          finished: bool = False) -> Optional[Entry]:
+        """The entry at `path` of `commit` (None: nothing there): from a cached listing of its
+        directory, else asked of pachd; what pachd says of a `finished` commit (which never
+        changes) is kept, so lookups of the same path (each open after the kernel's entry
+        expired) ask once."""
         if commit is None:
             return None
         if path == "/":
@@ -221,7 +264,16 @@ class MountFS(WriteOps, pyfuse3.Operations):
         listing = self._cached_listing(view, commit, parent)
         if listing is not None:
             return listing.find(path.rsplit("/", 1)[1])
-        return await self._run(self.remote.inspect, view, commit, path)
+        key = (view.project, view.repo, commit, path)
+        if key in self._stats:
+            self._stats.move_to_end(key)
+            return self._stats[key]
+        e = await self._run(self.remote.inspect, view, commit, path)
+        if finished:
+            self._stats[key] = e
+            if len(self._stats) > STATS_KEPT:
+                self._stats.popitem(last=False)
+        return e
 
     # ---- nodes ------------------------------------------------------------------------------
     def _view_node(self, view: View) -> Node:
@@ -229,12 +281,23 @@ class MountFS(WriteOps, pyfuse3.Operations):
         return self.table.add(n)
 
     def _rnode(self, view: View, path: str, commit: str, e: Entry) -> Node:
-        """A node of a read-only view: keyed by content (files) or path (directories)."""
+        """A node of a read-only view: keyed by content (files) or path (directories).
+        (Hot: once per listed entry. The key is `inode_number(view.name, path, "d" or hash)`
+        built in one go, and a node the table already has is refreshed, not made again.)"""
+        key = b"%s\0%s\0%s\0" % (view.name.encode("utf-8", "surrogateescape"),
+                                   path.encode("utf-8", "surrogateescape"), b"d" if e.is_dir else e.hash)
+        ino = key_inode(key)
+        kind = K_DIR if e.is_dir else K_FILE
+        old = self.table.nodes.get(ino)
+        if old is not None and old.kind == kind:
+            old.view, old.path, old.commit, old.src = view, path, commit, path
+            if kind == K_DIR:
+                old.size, old.mtime_ns = e.size, e.mtime_ns
+            return old
         if e.is_dir:
-            n = Node(inode_number(view.name, path, "d"), K_DIR, view, path, commit, path, e.size, b"", e.mtime_ns)
+            n = Node(ino, K_DIR, view, path, commit, path, e.size, b"", e.mtime_ns)
         else:
-            n = Node(inode_number(view.name, path, e.hash), K_FILE, view, path, commit, path, e.size, e.hash,
-                     e.mtime_ns)
+            n = Node(ino, K_FILE, view, path, commit, path, e.size, e.hash, e.mtime_ns)
         return self.table.add(n)
 
     def _wnode(self, view: View, path: str, kind: str, size: int = 0, mtime_ns: int = 0) -> Node:
@@ -256,7 +319,7 @@ class MountFS(WriteOps, pyfuse3.Operations):
         ov = view.overlay
         if ov is None:
             h = await self.head(view)
-            e = await self.stat_remote(view, h.commit, path)
+            e = await self.stat_remote(view, h.commit, path, h.finished)
             return None if e is None else self._rnode(view, path, h.commit, e)
         r = ov.resolve(path)  # staged things resolve without asking pachd (which may be gone)
         if r is None:
@@ -281,8 +344,11 @@ class MountFS(WriteOps, pyfuse3.Operations):
         timeout = self._timeout(view)
         if not writable:
             if node.attr is None or node.kind != K_FILE:
-                node.attr = make_attr(node.ino, node.kind, node.size, node.mtime_ns or self.started_ns, False,
-                                      timeout, self.uid, self.gid)
+                a = make_attr(node.ino, node.kind, node.size, node.mtime_ns or self.started_ns, False,
+                              timeout, self.uid, self.gid)
+                if node.kind == K_FILE:
+                    a.attr_timeout = FIXED_TTL  # content-keyed inode: its attributes never change
+                node.attr = a
             return node.attr
         size, mtime = node.size, node.mtime_ns or self.started_ns
         if node.kind == K_FILE and view.overlay is not None:
@@ -399,6 +465,9 @@ class MountFS(WriteOps, pyfuse3.Operations):
         visible_all = view.fully_visible(node.path)
         base_path = node.path
         j = i - n_extra
+        if not writable and visible_all and not h.hidden:
+            await self._readdir_fixed(h, listing, j, n_extra, token)
+            return
         while True:
             if j >= len(listing.entries):
                 if listing.complete:
@@ -423,6 +492,36 @@ class MountFS(WriteOps, pyfuse3.Operations):
                 return
             child.nlookup += 1
 
+    async def _readdir_fixed(self, h: DirHandle, listing: Listing, j: int, n_extra: int, token) -> None:
+        """`_readdir` for a read-only view showing the whole directory: the hot loop of `ls`
+        and `find`, one pass per entry with nothing awaited between entries (profiled: the
+        per-entry work here and in pyfuse3 is most of a fresh `find`)."""
+        view = h.node.view
+        base = h.node.path
+        if not base.endswith("/"):
+            base += "/"
+        commit = listing.commit
+        entries = listing.entries
+        reply = pyfuse3.readdir_reply
+        while True:
+            if j >= len(entries):
+                if listing.complete:
+                    self.cache.put(listing)
+                    return
+                await self._run(listing.more)
+                entries = listing.entries
+                continue
+            e = entries[j]
+            name = e.path.rsplit("/", 1)[-1]
+            child = self._rnode(view, base + name, commit, e)
+            a = child.attr
+            if a is None or child.kind != K_FILE:
+                a = await self.attr(child)
+            j += 1
+            if not reply(token, name.encode("utf-8", "surrogateescape"), a, n_extra + j):
+                return
+            child.nlookup += 1
+
     async def releasedir(self, fh):
         self.dirs.pop(fh, None)
 
@@ -441,7 +540,8 @@ class MountFS(WriteOps, pyfuse3.Operations):
             h = await self.open_writable_view(node, flags, wants_write)
             fi = pyfuse3.FileInfo(fh=self._add_handle(h), keep_cache=False)
             return fi
-        reader = RangeReader(self._opener(view, node.commit, node.src), node.size, f"{view.repo}:{node.path}")
+        reader = RangeReader(self._opener(view, node.commit, node.src), node.size, f"{view.repo}:{node.path}",
+                             self._ranger(view, node.commit, node.src))
         h = FileHandle(node, reader=reader)
         return pyfuse3.FileInfo(fh=self._add_handle(h), keep_cache=True)
 
@@ -451,6 +551,13 @@ class MountFS(WriteOps, pyfuse3.Operations):
         def open_call(offset: int):
             return remote.stream(view, commit, src, offset)
         return open_call
+
+    def _ranger(self, view: View, commit: str, src: str):
+        remote = self.remote
+
+        def range_call(offset: int, length: int):
+            return remote.read_range(view, commit, src, offset, length)
+        return range_call
 
     def _add_handle(self, h: FileHandle) -> int:
         fh = next(self._fh)

@@ -104,7 +104,8 @@ class WriteOps:
             raise _err(errno.EISDIR)
         if not wants_write:
             from pachctl.mount.reader import RangeReader
-            reader = RangeReader(self._opener(view, commit, r.src), e.size, f"{view.repo}:{node.path}")
+            reader = RangeReader(self._opener(view, commit, r.src), e.size, f"{view.repo}:{node.path}",
+                                 self._ranger(view, commit, r.src))
             return FileHandle(node, reader=reader)
         async with self.gate(view):
             if truncate:  # overwritten: nothing of the old content is needed

@@ -32,6 +32,12 @@ def inode_number(*parts) -> int:
     # (numbers stay those of earlier versions), in one call (hot: once per listed entry)
     key = b"\x00".join(p if isinstance(p, bytes) else str(p).encode("utf-8", "surrogateescape")
                        for p in parts) + b"\x00"
+    return key_inode(key)
+
+
+def key_inode(key: bytes) -> int:
+    """The inode number of an already joined key ("part\0part\0...\0"): `inode_number`'s
+    last step, for callers that build keys in bulk (a directory listing)."""
     n = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") & ((1 << 63) - 1)
     return n if n > ROOT else n + 2
 

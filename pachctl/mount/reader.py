@@ -5,7 +5,9 @@ thread pulls the stream's messages ahead of the reads into a small queue (read-a
 receiving the next megabyte overlaps handing the last one to the kernel. A read at another
 offset cancels the stream and starts a new one there; reads a little behind the position
 (the kernel's concurrent read-ahead requests arriving out of order) are served from the last
-few messages kept, and reads a little ahead skip forward in the current stream.
+few messages kept, and reads a little ahead skip forward in the current stream. A small read
+after a seek (random reads) is fetched by itself, through `range_call` (one request for exactly
+that range) where pachd offers it, else by a stream cancelled once the bytes are here.
 
 Invariants:
 - Bytes returned for (offset, size) are exactly the file's bytes at that range (fewer only at
@@ -96,8 +98,10 @@ class _Stream:
 
 
 class RangeReader:
-    def __init__(self, open_call: Callable[[int], object], size: int, what: str = "file"):
+    def __init__(self, open_call: Callable[[int], object], size: int, what: str = "file",
+                 range_call: Optional[Callable[[int, int], Optional[bytes]]] = None):
         self._open_call = open_call
+        self._range_call = range_call  # (offset, length) -> bytes, or None: not offered, stream
         self.size = size
         self.what = what
         self._stream: Optional[_Stream] = None
@@ -210,6 +214,13 @@ class RangeReader:
         no read-ahead thread for a position that is not read on from)."""
         self._stop()
         self.restarts += 1
+        if self._range_call is not None:
+            data = self._range_call(off, end - off)
+            if data is not None:
+                self._keep(off, data)
+                self._last_end = end
+                return data
+            self._range_call = None  # pachd has no ReadRange: stream from now on
         call = self._open_call(off)
         parts, have = [], off
         try:

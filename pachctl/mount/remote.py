@@ -7,7 +7,9 @@ Invariants:
   directory listing or one open file never mixes two commits.
 - Listings are paged (`ListFile` with `number` and `paginationMarker`, many entries to a
   message through `PachClient.list_file`), file bytes come by
-  byte range (`GetFile` from an offset, cancelled when no longer wanted): nothing is read whole.
+  byte range (`GetFile` from an offset, cancelled when no longer wanted; a small range by
+  itself through pachd's own `pfs_batch_v1.API/ReadRange`, or GetFile where pachd lacks it):
+  nothing is read whole.
 - A failed call becomes `RemoteError` carrying an errno for the kernel (`ENOENT` for NOT_FOUND,
   `EACCES` for auth failures, `EIO` for the rest, pachd unreachable included) and pachd's
   message for the log; no gRPC exception leaves this module from a read.
@@ -17,18 +19,19 @@ from __future__ import annotations
 import errno
 import logging
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Iterator, NamedTuple, Optional
 
 import grpc
 
+from proto.pfs_batch_v1 import pfs_batch_pb2 as bpb
 from proto.pfs_v2 import pfs_pb2 as pfs
 
 log = logging.getLogger("pachctl.mount")
 
 
-@dataclass(frozen=True)
-class Entry:
-    """A file or directory of a commit. `path` has no trailing slash ("/" is the root)."""
+class Entry(NamedTuple):
+    """A file or directory of a commit. `path` has no trailing slash ("/" is the root).
+    (A tuple: one is made per listed entry, and a frozen dataclass costs several times more.)"""
     path: str
     is_dir: bool
     size: int
@@ -72,12 +75,19 @@ def _ns(ts) -> int:
     return ts.seconds * 1_000_000_000 + ts.nanos
 
 
+_DIR = pfs.DIR
+
+
 def entry_of(fi: pfs.FileInfo, mtime_ns: int = 0) -> Entry:
-    p = fi.file.path.rstrip("/") or "/"
+    p = fi.file.path
+    if p.endswith("/"):
+        p = p.rstrip("/") or "/"
     if not p.startswith("/"):
         p = "/" + p
-    t = _ns(fi.committed) if fi.HasField("committed") else mtime_ns
-    return Entry(p, fi.file_type == pfs.DIR, fi.size_bytes, fi.hash, t)
+    if fi.HasField("committed"):
+        c = fi.committed
+        mtime_ns = c.seconds * 1_000_000_000 + c.nanos
+    return Entry(p, fi.file_type == _DIR, fi.size_bytes, fi.hash, mtime_ns)
 
 
 class Remote:
@@ -87,6 +97,7 @@ class Remote:
 
     def __init__(self, client):
         self.client = client
+        self._ranges: Optional[bool] = None  # does pachd answer ReadRange? (unknown until asked)
 
     @staticmethod
     def repo(view) -> pfs.Repo:
@@ -139,6 +150,23 @@ class Remote:
         """A GetFile call from `offset`: iterate it for the bytes, `cancel()` it when done."""
         req = pfs.GetFileRequest(file=pfs.File(commit=self.commit(view, commit_id), path=path), offset=offset)
         return self.client.pfs.GetFile(req, timeout=None)
+
+    def read_range(self, view, commit_id: str, path: str, offset: int, length: int) -> Optional[bytes]:
+        """The file's bytes [offset, offset + length) (fewer at its end) in one call; None when
+        pachd does not offer ReadRange (a Pachyderm cluster): then stream them with `stream`."""
+        if self._ranges is False:
+            return None
+        req = bpb.ReadRangeRequest(file=pfs.File(commit=self.commit(view, commit_id), path=path), offset=offset,
+                                   length=length)
+        try:
+            data = self.client.pfs_batch.ReadRange(req).value
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.UNIMPLEMENTED:
+                self._ranges = False
+                return None
+            raise as_remote_error(e, f"reading {view.repo}@{commit_id}:{path}") from None
+        self._ranges = True
+        return data
 
     def download(self, view, commit_id: str, path: str, fd: int, limit: Optional[int] = None) -> int:
         """Write the file's first `limit` bytes (all if None) to `fd`; the number written."""

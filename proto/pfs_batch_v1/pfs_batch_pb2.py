@@ -22,18 +22,21 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import wrappers_pb2 as google_dot_protobuf_dot_wrappers__pb2
 from proto.pfs_v2 import pfs_pb2 as proto_dot_pfs__v2_dot_pfs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"proto/pfs_batch_v1/pfs_batch.proto\x12\x0cpfs_batch_v1\x1a\x16proto/pfs_v2/pfs.proto\"5\n\rFileInfoBatch\x12$\n\nfile_infos\x18\x01 \x03(\x0b\x32\x10.pfs_v2.FileInfo2K\n\x03\x41PI\x12\x44\n\x08ListFile\x12\x17.pfs_v2.ListFileRequest\x1a\x1b.pfs_batch_v1.FileInfoBatch\"\x00\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"proto/pfs_batch_v1/pfs_batch.proto\x12\x0cpfs_batch_v1\x1a\x1egoogle/protobuf/wrappers.proto\x1a\x16proto/pfs_v2/pfs.proto\"5\n\rFileInfoBatch\x12$\n\nfile_infos\x18\x01 \x03(\x0b\x32\x10.pfs_v2.FileInfo\"N\n\x10ReadRangeRequest\x12\x1a\n\x04\x66ile\x18\x01 \x01(\x0b\x32\x0c.pfs_v2.File\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x0e\n\x06length\x18\x03 \x01(\x03\x32\x97\x01\n\x03\x41PI\x12\x44\n\x08ListFile\x12\x17.pfs_v2.ListFileRequest\x1a\x1b.pfs_batch_v1.FileInfoBatch\"\x00\x30\x01\x12J\n\tReadRange\x12\x1e.pfs_batch_v1.ReadRangeRequest\x1a\x1b.google.protobuf.BytesValue\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'proto.pfs_batch_v1.pfs_batch_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FILEINFOBATCH']._serialized_start=76
-  _globals['_FILEINFOBATCH']._serialized_end=129
-  _globals['_API']._serialized_start=131
-  _globals['_API']._serialized_end=206
+  _globals['_FILEINFOBATCH']._serialized_start=108
+  _globals['_FILEINFOBATCH']._serialized_end=161
+  _globals['_READRANGEREQUEST']._serialized_start=163
+  _globals['_READRANGEREQUEST']._serialized_end=241
+  _globals['_API']._serialized_start=244
+  _globals['_API']._serialized_end=395
 # @@protoc_insertion_point(module_scope)

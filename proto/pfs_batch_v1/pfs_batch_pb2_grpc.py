@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from google.protobuf import wrappers_pb2 as google_dot_protobuf_dot_wrappers__pb2
 from proto.pfs_batch_v1 import pfs_batch_pb2 as proto_dot_pfs__batch__v1_dot_pfs__batch__pb2
 from proto.pfs_v2 import pfs_pb2 as proto_dot_pfs__v2_dot_pfs__pb2
 
@@ -40,6 +41,11 @@ class APIStub:
                 request_serializer=proto_dot_pfs__v2_dot_pfs__pb2.ListFileRequest.SerializeToString,
                 response_deserializer=proto_dot_pfs__batch__v1_dot_pfs__batch__pb2.FileInfoBatch.FromString,
                 _registered_method=True)
+        self.ReadRange = channel.unary_unary(
+                '/pfs_batch_v1.API/ReadRange',
+                request_serializer=proto_dot_pfs__batch__v1_dot_pfs__batch__pb2.ReadRangeRequest.SerializeToString,
+                response_deserializer=google_dot_protobuf_dot_wrappers__pb2.BytesValue.FromString,
+                _registered_method=True)
 
 
 class APIServicer:
@@ -53,6 +59,14 @@ class APIServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadRange(self, request, context):
+        """The bytes GetFile would send for the same file from `offset`, at most `length` of them
+        (same errors, same permission: REPO_READ on the repo), in one reply.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_APIServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -60,6 +74,11 @@ def add_APIServicer_to_server(servicer, server):
                     servicer.ListFile,
                     request_deserializer=proto_dot_pfs__v2_dot_pfs__pb2.ListFileRequest.FromString,
                     response_serializer=proto_dot_pfs__batch__v1_dot_pfs__batch__pb2.FileInfoBatch.SerializeToString,
+            ),
+            'ReadRange': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadRange,
+                    request_deserializer=proto_dot_pfs__batch__v1_dot_pfs__batch__pb2.ReadRangeRequest.FromString,
+                    response_serializer=google_dot_protobuf_dot_wrappers__pb2.BytesValue.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +108,33 @@ class API:
             '/pfs_batch_v1.API/ListFile',
             proto_dot_pfs__v2_dot_pfs__pb2.ListFileRequest.SerializeToString,
             proto_dot_pfs__batch__v1_dot_pfs__batch__pb2.FileInfoBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadRange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pfs_batch_v1.API/ReadRange',
+            proto_dot_pfs__batch__v1_dot_pfs__batch__pb2.ReadRangeRequest.SerializeToString,
+            google_dot_protobuf_dot_wrappers__pb2.BytesValue.FromString,
             options,
             channel_credentials,
             insecure,
