@@ -13,6 +13,11 @@ How a client uses it (pachctl.local_read is the client side):
    file's bytes from `offset` into the descriptor (at its current position) and returns an
    empty stream.
 
+The same handles serve local puts the other way round: ModifyFile's AddFile with URL
+`pachd-local-fd:<handle>` makes pachd read the client's open file (a regular file only) as
+it reads a file:// source. pachd.local_put registers the descriptors of lean `put file`
+requests here and uses them that way.
+
 Invariants:
 - pachd writes only into descriptors the client opened itself: it never opens a path for a
   client and never hands out its own files (a pack holds chunks of many files and repos).
