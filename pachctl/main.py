@@ -111,7 +111,10 @@ def main(argv=None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     if args[:1] == ["put"] or args[1:2] == ["put"]:
         from pachctl import lean_put
-        code = lean_put.run(args)
+        try:
+            code = lean_put.run(args)
+        except KeyboardInterrupt:  # as the full CLI: no message, status 130 (a sent put is cancelled)
+            code = 130
         if code is not None:
             if argv is not None:
                 raise SystemExit(code)
