@@ -23,6 +23,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pachctl.config import Config, PachdAddress, parse_address
+from pachctl.rpc_text import describe_status
 from proto.admin_v2 import admin_pb2_grpc
 from proto.auth_v2 import auth_pb2_grpc
 from proto.pfs_batch_v1 import pfs_batch_pb2_grpc
@@ -159,9 +160,5 @@ def describe_rpc_error(e: grpc.RpcError, address: PachdAddress | None = None) ->
     """The text pachctl prints for a failed call: the status message only (ScrubGRPC)."""
     code = e.code() if hasattr(e, "code") else None
     details = (e.details() if hasattr(e, "details") else "") or ""
-    if code == grpc.StatusCode.UNAVAILABLE and address is not None and (
-            "connect" in details.lower() or "unavailable" in details.lower() or not details):
-        return f"could not connect to pachd at {address.qualified}: {details or 'unavailable'}"
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED and not details:
-        return "context deadline exceeded"
-    return details.strip() or (code.name.lower().replace("_", " ") if code else "unknown error")
+    return describe_status(code.name if code is not None else None, details,
+                           address.qualified if address is not None else None)

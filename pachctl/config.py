@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -170,6 +168,7 @@ class Config:
         d = self.data
         self._updated = False
         if not d.get("user_id"):
+            import uuid  # here: most commands never create a config (pachctl.lean_put counts milliseconds)
             d["user_id"] = uuid.uuid4().hex
             self._updated = True
         if not isinstance(d.get("v2"), dict):
@@ -216,6 +215,7 @@ class Config:
                 raise ConfigError(f"cannot use config at {p}: could not stat parent directory")
             p.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
         text = self.to_json()
+        import tempfile  # here, like uuid above
         fd, tmp = tempfile.mkstemp(prefix="pachyderm-config-", suffix=".json", dir=p.parent)
         try:
             with os.fdopen(fd, "w") as f:

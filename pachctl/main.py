@@ -18,6 +18,10 @@ Invariants:
   (`COMMAND_MODULES`, `VERB_MODULES`), so it starts sooner; anything else (help, an unknown
   or partial command) imports them all first. A test keeps the tables equal to what the
   modules register, and runs every command with only its module loaded.
+- `put file` of one local file to a pachd on this machine goes through pachctl.lean_put
+  first, which loads neither click nor grpc (most of a mid-sized put was the CLI starting);
+  whatever it does not cover runs here as usual, with the same output. So this module
+  imports the command framework (click, grpc) only when it is needed.
 - Run as a program (`argv` None), it ends the process itself once the command is done:
   stdout and stderr flushed, `atexit` handlers run, then `os._exit`. Skipping the
   interpreter's teardown of gRPC and its modules saves about 30 ms a command. Every file a
@@ -28,9 +32,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-
-from pachctl.cli import _PLURALS
-from pachctl.cli import root as _root
 
 ALL_MODULES = ("cmd_repo", "cmd_commit", "cmd_file", "cmd_transfer", "cmd_config", "cmd_misc", "cmd_pps",
                "cmd_worker", "cmd_auth", "cmd_transaction", "cmd_secret", "cmd_storage", "cmd_mount",
@@ -67,6 +68,7 @@ _VIA = {"cmd_jobs": "cmd_pps", "cmd_logs": "cmd_pps", "cmd_draw": "cmd_pps"}
 
 def _module_for(args: list[str]):
     """The one module that registers the command `args` names, or None if not sure."""
+    from pachctl.cli import _PLURALS
     i = 0
     while i < len(args) and args[i].startswith("-"):
         if args[i] == "--rpc-timeout":
@@ -91,6 +93,7 @@ def _module_for(args: list[str]):
 
 
 def load_commands(modules=ALL_MODULES):
+    from pachctl.cli import root as _root
     for name in modules:
         module = importlib.import_module(f"pachctl.{_VIA.get(name, name)}")
         if name == "cmd_worker" and "next" not in _root.commands:
@@ -106,6 +109,16 @@ def __getattr__(name: str):
 
 def main(argv=None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["put"] or args[1:2] == ["put"]:
+        from pachctl import lean_put
+        try:
+            code = lean_put.run(args)
+        except KeyboardInterrupt:  # as the full CLI: no message, status 130 (a sent put is cancelled)
+            code = 130
+        if code is not None:
+            if argv is not None:
+                raise SystemExit(code)
+            _end_process(code)
     one = _module_for(args)
     try:
         load_commands((one,) if one else ALL_MODULES).main(args=args, prog_name="pachctl")

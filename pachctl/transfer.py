@@ -1,9 +1,7 @@
-"""Moving bytes for `put file` and `get file`: source planning, the ModifyFile stream, tar
-extraction, progress bars.
+"""Moving bytes for `put file` and `get file`: the ModifyFile stream, tar extraction,
+progress bars. Which source goes to which path is planned in pachctl.put_plan (re-exported here).
 
 Invariants:
-- `plan_put` applies pachctl 2.x's target-path rules (documented on `put file`) and fails
-  before anything is sent: missing local sources, `-r` with stdin only, stdin without a path.
 - A whole `put file` is ONE ModifyFile stream (one set_commit, then per file: delete_file
   unless appending, an empty add_file, then the bytes in CHUNK-sized add_file messages), so
   pachd applies it atomically: a local read error cancels the stream and nothing is written.
@@ -22,107 +20,18 @@ import os
 import posixpath
 import sys
 import tarfile
-from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator, Optional, TextIO
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from google.protobuf import wrappers_pb2
 
+from pachctl.put_plan import (PROGRESS_THRESHOLD, TAR_SUFFIXES, Item, TransferError, _pfs_path,  # noqa: F401
+                              is_url, plan_put, want_progress)  # re-exported
 from proto.pfs_v2 import pfs_pb2 as pfs
 
 log = logging.getLogger("pachctl.transfer")
 CHUNK = 2 * 1024 * 1024
 LOCAL_UPLOAD_ENV = "PACHCTL_LOCAL_UPLOAD"
-PROGRESS_THRESHOLD = 1024 * 1024
-TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
-
-
-class TransferError(ValueError):
-    """A user-facing problem with put/get arguments or local files."""
-
-
-@dataclass(frozen=True)
-class Item:
-    kind: str  # "stdin" | "file" | "url" | "tar"
-    src: str
-    dest: str
-    size: int = 0
-    recursive: bool = False
-    tree: str = ""  # for files found by walking a local directory: that directory
-    tree_dest: str = ""  # ...and the pfs directory it goes to
-
-
-def is_url(source: str) -> bool:
-    scheme = urlsplit(source).scheme
-    return len(scheme) > 1 and "://" in source  # one letter would be a Windows drive
-
-
-def _pfs_path(*parts: str) -> str:
-    p = posixpath.join("/", *[x.replace(os.sep, "/") for x in parts if x])
-    p = posixpath.normpath(p)
-    return "/" if p in (".", "//") else p
-
-
-def _name_of(source: str, full_path: bool) -> str:
-    if is_url(source):
-        path = urlsplit(source).path
-        return path if full_path else posixpath.basename(path.rstrip("/"))
-    return source if full_path else os.path.basename(os.path.normpath(source))
-
-
-def plan_put(sources: list[str], path: str, *, recursive: bool = False, full_path: bool = False,
-             untar: bool = False, stdin_name: str = "-") -> list[Item]:
-    """Expand `-f` sources into (source -> pfs path) items, in order."""
-    sources = sources or [stdin_name]
-    if recursive and all(s == "-" for s in sources):
-        raise TransferError("cannot set -r and read from stdin (must also set -f or -i)")
-    single = len(sources) == 1
-    items: list[Item] = []
-    for source in sources:
-        if source == "-":
-            if not path:
-                raise TransferError("must specify filename when reading data from stdin")
-            items.append(Item("stdin", "-", _pfs_path(path)))
-            continue
-        if untar and source.endswith(TAR_SUFFIXES):
-            items.append(Item("tar", source, _pfs_path(path or "/"), _local_size(source)))
-            continue
-        name = _name_of(source, full_path)
-        into_dir = recursive and not full_path and not is_url(source) and os.path.isdir(source)
-        if single and path and (not path.endswith("/") or into_dir):
-            # one source and a path: the path names the file, or (-r) the directory the
-            # source directory's contents go into, as Pachyderm's putFileHelper does
-            target = _pfs_path(path)
-        else:
-            target = _pfs_path(path, name)
-        if is_url(source):
-            items.append(Item("url", source, target, recursive=recursive))
-        elif os.path.isdir(source):
-            if not recursive:
-                raise TransferError(f"{source} is a directory; use -r to put it recursively")
-            items.extend(_walk(source, target))
-        else:
-            items.append(Item("file", source, target, _local_size(source)))
-    return items
-
-
-def _local_size(source: str) -> int:
-    try:
-        st = os.stat(source)
-    except OSError as e:
-        raise TransferError(f"open {source}: {(e.strerror or str(e)).lower()}") from None
-    return st.st_size
-
-
-def _walk(root: str, target: str) -> Iterator[Item]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        rel_dir = os.path.relpath(dirpath, root)
-        for fn in sorted(filenames):
-            local = os.path.join(dirpath, fn)
-            if os.path.isfile(local):
-                rel = fn if rel_dir == "." else os.path.join(rel_dir, fn)
-                yield Item("file", local, _pfs_path(target, rel), _local_size(local), tree=root, tree_dest=target)
 
 
 def read_input_list(spec: str, stdin: BinaryIO) -> list[str]:
@@ -172,17 +81,6 @@ class Progress:
         if self._p is not None:
             self._p.stop()
             self._p = None
-
-
-def want_progress(flag: Optional[bool], stream: TextIO, total: Optional[int]) -> bool:
-    """--progress / --no-progress, else: the stream is a TTY and the data is large (or unknown)."""
-    if flag is not None:
-        return flag
-    try:
-        tty = stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-    return tty and (total is None or total >= PROGRESS_THRESHOLD)
 
 
 # ---- put -------------------------------------------------------------------------------------

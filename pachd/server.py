@@ -138,6 +138,7 @@ class Pachd:
         from pfs.service.local_read import LocalReadServer, add_socket_service
         from pfs.service.pfs_api import SerializedGetFile
         self.local_reads = LocalReadServer()
+        self.local_puts = None  # pachd.local_put, once the port is known
         pfs_servicer = self.pfs_servicer = PfsServicer(self.pfs, self.local_reads if self.local_reads.start() else None)
         self.transactions = TransactionRunner(
             self.pfs, pfs_servicer, lambda: self.pps.servicer if self.pps is not None else None)
@@ -190,6 +191,9 @@ class Pachd:
             self.port = 0
         if self.port == 0:
             raise OSError(f"pachd cannot listen on {host}:{port} (is another pachd running?)")
+        from pachd.local_put import LocalPutServer, loopback_target
+        target = loopback_target(host, self.port) if self.tls is None and self.local_reads.name else None
+        self.local_puts = LocalPutServer(self.port, target, self.local_reads) if target else None
 
     def _add_enterprise_services(self) -> list[str]:
         """enterprise_v2, license_v2, identity_v2: an unlicensed Pachyderm's answers."""
@@ -226,6 +230,8 @@ class Pachd:
 
     def start(self) -> "Pachd":
         self.server.start()
+        if self.local_puts is not None and not self.local_puts.start():
+            self.local_puts = None
         if self.s3_gateway_port is not None:
             self._start_s3_gateway()
         if self.pps is not None:
@@ -263,7 +269,11 @@ class Pachd:
             self.pps.stop()
         if self.s3_gateway is not None:
             self.s3_gateway.stop()
+        if self.local_puts is not None:
+            self.local_puts.stop()  # no new lean puts; those under way finish within the grace
         self.server.stop(grace).wait()
+        if self.local_puts is not None:
+            self.local_puts.close()
         self.local_reads.stop()
         self.pfs.close()  # after the last call: uploads in their grace still write packs
         if self.shipper is not None:

@@ -341,31 +341,38 @@ class ContentWriter:
         written with one gathered write) and gets packs of its own; a small one joins the
         shared pack like any fed file. Either way the bytes stored are exactly the bytes
         hashed, even if the file changes meanwhile."""
-        self._check()
-        self._lease()
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            size = os.fstat(fd).st_size
-            if size < 4 * self.store.cdc[2]:
-                # small: the shared pack, so many small files still make few objects. One
-                # read sized by the file (a fixed multi-MiB read allocates that much per file,
-                # which dominated 100k-file puts); a file grown since fstat is read to its end.
-                self.begin()
-                piece = os.read(fd, size + 1)
-                self.feed(piece)
-                if len(piece) > size:
-                    while piece := os.read(fd, 4 * self.store.cdc[2]):
-                        self.feed(piece)
-                return self.end()
-            from pfs.core.local_ingest import ingest_segments  # it imports this module
-            with open(fd, "rb", buffering=0, closefd=False) as f:
-                try:
-                    return ingest_segments(self, f, self.LOCAL_BLOCK)
-                except BaseException as e:
-                    self._fail(e)
-                    raise
+            return self.ingest_fd(fd)
         finally:
             os.close(fd)
+
+    def ingest_fd(self, fd: int) -> FileContent:
+        """`ingest_local` of a regular file open for reading as `fd` (one a local client handed
+        pachd: pfs.service.local_read), from its start, whatever the descriptor's position.
+        The caller keeps (and closes) the descriptor."""
+        self._check()
+        self._lease()
+        os.lseek(fd, 0, os.SEEK_SET)
+        size = os.fstat(fd).st_size
+        if size < 4 * self.store.cdc[2]:
+            # small: the shared pack, so many small files still make few objects. One
+            # read sized by the file (a fixed multi-MiB read allocates that much per file,
+            # which dominated 100k-file puts); a file grown since fstat is read to its end.
+            self.begin()
+            piece = os.read(fd, size + 1)
+            self.feed(piece)
+            if len(piece) > size:
+                while piece := os.read(fd, 4 * self.store.cdc[2]):
+                    self.feed(piece)
+            return self.end()
+        from pfs.core.local_ingest import ingest_segments  # it imports this module
+        with open(fd, "rb", buffering=0, closefd=False) as f:
+            try:
+                return ingest_segments(self, f, self.LOCAL_BLOCK)
+            except BaseException as e:
+                self._fail(e)
+                raise
 
     def _cut(self, final: bool) -> None:
         buf = self._buf

@@ -115,6 +115,16 @@ class FileWriter:
             raise InvalidArgument(f"cannot read {local_path}: {e.strerror or e}") from e
         self.session.append(p, content, datum)
 
+    def put_fd(self, path: str, fd: int, append: bool = False, datum: str = "", name: str = "the file") -> None:
+        """`put_local` of a regular file open as `fd` (read from its start; the caller closes
+        it); `name` says which file in an error."""
+        p = self._start_put(path, append)
+        try:
+            content = self.content.ingest_fd(fd)
+        except OSError as e:
+            raise InvalidArgument(f"cannot read {name}: {e.strerror or e}") from e
+        self.session.append(p, content, datum)
+
     def delete(self, path: str, datum: str = "", missing_ok: bool = True) -> None:
         self._end_open_file()
         p = checked_path(path) if path not in ("", "/") else "/"

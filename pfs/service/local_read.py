@@ -13,6 +13,11 @@ How a client uses it (pachctl.local_read is the client side):
    file's bytes from `offset` into the descriptor (at its current position) and returns an
    empty stream.
 
+The same handles serve local puts the other way round: ModifyFile's AddFile with URL
+`pachd-local-fd:<handle>` makes pachd read the client's open file (a regular file only) as
+it reads a file:// source. pachd.local_put registers the descriptors of lean `put file`
+requests here and uses them that way.
+
 Invariants:
 - pachd writes only into descriptors the client opened itself: it never opens a path for a
   client and never hands out its own files (a pack holds chunks of many files and repos).
@@ -136,7 +141,7 @@ class LocalReadServer:
                     os.close(fd)
                 conn.sendall(b"ERR send one byte 'F' with exactly one descriptor\n")
                 return
-            key = self._register(fds[0])
+            key = self.register(fds[0])
             conn.sendall(key.encode() + b"\n")
             conn.recv(1)  # the client closes the connection when done (or the TTL passes)
         except OSError:
@@ -144,10 +149,11 @@ class LocalReadServer:
         finally:
             conn.close()
             if key is not None:
-                self._drop(key)
+                self.drop(key)
             self._slots.release()
 
-    def _register(self, fd: int) -> str:
+    def register(self, fd: int) -> str:
+        """A new handle for `fd` (now owned here until taken or dropped)."""
         key = secrets.token_hex(16)
         now = time.monotonic()
         with self._lock:
@@ -156,16 +162,18 @@ class LocalReadServer:
             self._handles[key] = _Handle(fd)
         return key
 
-    def _drop(self, key: str) -> None:
+    def drop(self, key: str) -> None:
+        """Forget a handle and close its descriptor, unless a call already took it."""
         with self._lock:
             h = self._handles.pop(key, None)
         if h is not None:
             os.close(h.fd)
 
     # ---- use ---------------------------------------------------------------------------
-    def take(self, url: str, peer: str) -> int:
+    def take(self, url: str, peer: str, for_put: bool = False) -> int:
         """The descriptor behind a `pachd-local-fd:` URL, now owned by the caller (who closes
-        it); FailedPrecondition for a remote peer or a bad handle, before anything is written."""
+        it); FailedPrecondition for a remote peer or a bad handle, before anything is written.
+        For a put (pachd reads the descriptor) it must be a regular file."""
         if not is_local_peer(peer):
             raise FailedPrecondition("local reads are only for clients on pachd's machine; stream the file instead")
         key = url[len(URL_SCHEME):]
@@ -176,6 +184,10 @@ class LocalReadServer:
                 os.close(h.fd)
             raise FailedPrecondition(f"{HANDLE_BAD}; stream the file instead")
         mode = os.fstat(h.fd).st_mode
+        if for_put and not stat.S_ISREG(mode):
+            os.close(h.fd)
+            raise InvalidArgument("a local put reads only from a regular file, not a pipe, socket, "
+                                  "device or directory; stream its bytes instead")
         if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):
             os.close(h.fd)
             raise InvalidArgument("a local read writes only into a regular file or a character device "

@@ -328,7 +328,9 @@ class PfsServicer(PfsExtraMixin, pfs_pb2_grpc.APIServicer):
                     af = req.add_file
                     if af.WhichOneof("source") == "url":
                         local = _local_peer(ctx)
-                        if af.url.recursive:
+                        if af.url.URL.startswith(URL_SCHEME) and self.local_reads is not None:
+                            self._put_file_local(writer, af, ctx)
+                        elif af.url.recursive:
                             _put_url_recursive(writer, af, local)
                         elif (lp := local_file(af.url.URL, local)) is not None:
                             writer.put_local(af.path, lp, append=True, datum=af.datum)
@@ -349,6 +351,15 @@ class PfsServicer(PfsExtraMixin, pfs_pb2_grpc.APIServicer):
             if writer is not None:
                 writer.abort()
         return EMPTY
+
+    def _put_file_local(self, writer, af, ctx) -> None:
+        """AddFile from a descriptor the client handed over (pfs.service.local_read): pachd
+        reads the client's open file itself, exactly as it reads a file:// source."""
+        fd = self.local_reads.take(af.url.URL, ctx.peer() or "", for_put=True)
+        try:
+            writer.put_fd(af.path, fd, append=True, datum=af.datum, name=f"the file for {af.path}")
+        finally:
+            os.close(fd)
 
     def _commit(self, f: pb.File):
         repo, cid, br = cv.commit_in(f.commit)
