@@ -26,7 +26,8 @@ log = logging.getLogger("pachd.auth")
 TOKEN_KEY = "authn-token"
 _CODES = {"UNAUTHENTICATED": grpc.StatusCode.UNAUTHENTICATED, "PERMISSION_DENIED": grpc.StatusCode.PERMISSION_DENIED,
           "INVALID_ARGUMENT": grpc.StatusCode.INVALID_ARGUMENT, "UNIMPLEMENTED": grpc.StatusCode.UNIMPLEMENTED,
-          "NOT_FOUND": grpc.StatusCode.NOT_FOUND, "FAILED_PRECONDITION": grpc.StatusCode.FAILED_PRECONDITION}
+          "NOT_FOUND": grpc.StatusCode.NOT_FOUND, "FAILED_PRECONDITION": grpc.StatusCode.FAILED_PRECONDITION,
+          "RESOURCE_EXHAUSTED": grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
 def status_of(e: AuthError) -> grpc.StatusCode:

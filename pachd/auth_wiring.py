@@ -11,6 +11,9 @@ Invariants:
   auth with T as a root token (pach:root).
 - Calls queued in a transaction change nothing for auth until the transaction applies them
   (TransactionAuth): the queuer's grants are made at finish, never for a deleted transaction.
+- OIDC logins: one OIDCLogins (auth.oidc) shared by the auth_v2 servicer (GetOIDCLogin,
+  Authenticate) and the callback endpoint (pachd.oidc_callback), so a login's state is
+  known to both.
 - With TLS, workers reach pachd over TLS too: they get the certificate to trust (PEM
   text) in PACHD_TLS_CA_PEM.
 """
@@ -28,7 +31,7 @@ from auth.interceptor import AuthInterceptor, Call, token_of
 from auth.model import AuthError, Resource, repo_resource
 from auth.rules import prepare_after, transaction_rule
 from auth.s3 import S3Access
-from auth.service import AuthServicer
+from auth.service import AuthServicer, oidc_logins
 from pfs.errors import NotFound
 from pfs.model import Repo
 from proto.auth_v2 import auth_pb2_grpc
@@ -72,6 +75,7 @@ class AuthSetup:
             self.auth.ensure_root_token(auth_token, default_project_exists=self.hooks.project_exists("default"))
         self.interceptor = AuthInterceptor(self.auth, self.hooks)
         self.s3_access = S3Access(self.auth, self.hooks.repo_exists)
+        self.oidc = oidc_logins(self.auth)  # served by the auth servicer and pachd.oidc_callback
 
     def wire_transactions(self, runner) -> None:
         ta = TransactionAuth(self.auth, self.hooks, runner)
@@ -84,7 +88,7 @@ class AuthSetup:
             log.exception("the auth changes of transactions interrupted by a crash could not be applied")
 
     def add_servicer(self, server) -> None:
-        self.servicer = AuthServicer(self.auth)
+        self.servicer = AuthServicer(self.auth, self.oidc)
         self.servicer.default_project_exists = lambda: self.hooks.project_exists("default")
         auth_pb2_grpc.add_APIServicer_to_server(self.servicer, server)
 
