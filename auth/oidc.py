@@ -256,7 +256,7 @@ def verify_id_token(idp: IdPClient, doc: dict, raw: str, nonce: Optional[str]) -
             claims = jwt.decode(raw, key=key, algorithms=algorithms, audience=s.client_id, issuer=s.issuer,
                                 options={"require": ["exp", "iat", "iss", "aud"]})
             break
-        except jwt.InvalidSignatureError as e:
+        except (jwt.InvalidSignatureError, jwt.InvalidKeyError) as e:  # try the next key
             last = e
         except jwt.ExpiredSignatureError:
             raise LoginRefused("the ID token has expired") from None
@@ -378,16 +378,18 @@ class OIDCLogins:
                 raise InvalidArgument("invalid OIDC callback request: missing authorization code")
             idp = self._idp()
             doc = idp.discover()
-            identity = verify_id_token(idp, doc, idp.exchange(doc, code), sess.nonce)
+            sess.identity = verify_id_token(idp, doc, idp.exchange(doc, code), sess.nonce)
         except AuthError as e:
             log.warning("OIDC login %s refused: %s", half(state), e)
             sess.failure = e
             raise
-        finally:
+        except BaseException:
+            sess.failure = IdPUnavailable("an unexpected error ended this login (pachd's log has the details)")
+            raise
+        finally:  # the waiting Authenticate sees identity or failure, never neither
             sess.busy = False
             sess.done.set()
-        sess.identity = identity
-        log.info("OIDC login %s: the identity provider vouched for %s", half(state), identity.subject)
+        log.info("OIDC login %s: the identity provider vouched for %s", half(state), sess.identity.subject)
 
     # ---- Authenticate ----------------------------------------------------------------------------
     def redeem_state(self, state: str, still_waiting: Callable[[], bool] = lambda: True) -> str:
