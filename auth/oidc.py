@@ -361,8 +361,11 @@ class OIDCLogins:
     def callback(self, state: str, code: str, error: str = "", error_description: str = "") -> None:
         """Complete the login `state` with `code`; raises what the browser should be told.
         Only the first callback of a session counts."""
+        refusal = (f"the identity provider refused the login: {error}"
+                   f"{' (' + error_description + ')' if error_description else ''}") if error else ""
         if not state:
-            raise InvalidArgument("invalid OIDC callback request: missing OIDC state token")
+            raise InvalidArgument(f"{refusal}; the redirect names no login (no state)" if refusal
+                                  else "invalid OIDC callback request: missing OIDC state token")
         with self._lock:
             sess = self._sessions.get(state)
             if sess is None or sess.expires <= self.clock():
@@ -371,9 +374,8 @@ class OIDCLogins:
                 raise LoginRefused("this login was already completed; a callback counts once")
             sess.busy = True
         try:
-            if error:
-                raise LoginRefused(f"the identity provider refused the login: {error}"
-                                   f"{' (' + error_description + ')' if error_description else ''}")
+            if refusal:
+                raise LoginRefused(refusal)
             if not code:
                 raise InvalidArgument("invalid OIDC callback request: missing authorization code")
             idp = self._idp()

@@ -34,6 +34,7 @@ _STATUS = {"UNAUTHENTICATED": HTTPStatus.UNAUTHORIZED, "INVALID_ARGUMENT": HTTPS
 
 class _Handler(BaseHTTPRequestHandler):
     server_version = "pachd-oidc"
+    timeout = 30  # seconds a silent connection may hold its thread
     logins: OIDCLogins
     active = staticmethod(lambda: True)
 
@@ -80,7 +81,9 @@ class OIDCCallbackServer:
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
         if ssl_context is not None:
-            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True)
+            # the handshake happens in the connection's own thread, not in the accepting one
+            self._server.socket = ssl_context.wrap_socket(self._server.socket, server_side=True,
+                                                          do_handshake_on_connect=False)
         self.port = self._server.server_address[1]
         self._thread: Optional[threading.Thread] = None
 

@@ -45,6 +45,14 @@ def sign_in(login_url: str, sub: str) -> str:
         return r.headers["Location"]
 
 
+def deny(login_url: str) -> str:
+    """The user presses Deny at the IdP: its redirect carries error=access_denied."""
+    with requests.Session() as s:
+        r = s.post(login_url, data={"action": "deny"}, allow_redirects=False, timeout=10)
+        assert r.status_code == 302, r.text[:500]
+        return r.headers["Location"]
+
+
 def follow(location: str) -> requests.Response:
     return requests.get(location, timeout=30)
 

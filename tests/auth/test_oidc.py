@@ -20,7 +20,7 @@ from pachd.oidc_callback import SUCCESS
 from pachd.server import Pachd
 from proto.auth_v2 import auth_pb2, auth_pb2_grpc
 from proto.pfs_v2 import pfs_pb2, pfs_pb2_grpc
-from tests.oidc_idp import follow, id_token_from, idp_server, query, sign_in
+from tests.oidc_idp import deny, follow, id_token_from, idp_server, query, sign_in
 
 ALICE = "user:alice@example.com"
 
@@ -184,6 +184,14 @@ def test_wrong_or_expired_state_is_refused(cluster, issuer, monkeypatch):
     assert code == grpc.StatusCode.UNAUTHENTICATED and "unknown, expired or already used" in msg
     code, msg = refused(c.authenticate)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and "oidc_state" in msg
+    # the user says no at the IdP
+    url, denied = c.login()
+    page = follow(deny(url))  # this IdP's refusal names no state: no login to end
+    assert page.status_code == 400 and "the identity provider refused the login: access_denied" in page.text
+    page = follow(f"{c.redirect}?error=access_denied&state={denied}")
+    assert page.status_code == 401 and "refused the login: access_denied" in page.text
+    code, msg = refused(c.authenticate, oidc_state=denied)
+    assert code == grpc.StatusCode.UNAUTHENTICATED and "access_denied" in msg
     # a login left waiting past its life
     monkeypatch.setattr(auth.oidc, "SESSION_TTL", 1)
     url, late = c.login()
