@@ -10,6 +10,9 @@ Invariants:
 - Streamed results the caller may not see are dropped, never reported as errors.
 - A call that a transaction queues (`queued` says so) is checked now, but its rule's `after`
   does not run: the transaction runs it when it applies the call (rules.queued_rule).
+- A rule's `before` runs after its checks pass and before the servicer (unary calls); its
+  `abandon` if the servicer fails. pachd uses them to make CreatePipeline's grants survive a
+  crash (pachd.auth_wiring.PipelineGrants).
 """
 from __future__ import annotations
 
@@ -143,7 +146,14 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if kind == "uu":
             def unary(request, context):
                 call = start(request, context)
-                resp = h.unary_unary(request, context)
+                if rule.before is not None:
+                    rule.before(call, request)
+                try:
+                    resp = h.unary_unary(request, context)
+                except BaseException:
+                    if rule.abandon is not None:
+                        rule.abandon(call, request)
+                    raise
                 if rule.keep is not None and resp is not None:
                     resp = rule.keep(call, resp)
                     if resp is None:
