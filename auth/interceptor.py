@@ -16,6 +16,7 @@ Invariants:
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Optional
 
@@ -98,6 +99,8 @@ def deny(h, code: grpc.StatusCode, message: str):
 class AuthInterceptor(grpc.ServerInterceptor):
     def __init__(self, auth: Auth, hooks, rules: dict[str, Rule] = RULES):
         self.auth, self.hooks, self.rules = auth, hooks, rules
+        # method -> Rule fields this pachd adds to the method's rule (its `before`, ...)
+        self.extra: dict[str, dict] = {}
         # (method, metadata, subject) -> None if the call runs now; if a transaction queues
         # it, the repos the subject creates earlier in that transaction
         self.queued = lambda method, metadata, subject: None
@@ -107,6 +110,8 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if h is None or not self.auth.active:
             return h
         rule = self.rules.get(details.method)
+        if rule is not None and details.method in self.extra:
+            rule = dataclasses.replace(rule, **self.extra[details.method])
         if rule is None:
             return deny(h, grpc.StatusCode.PERMISSION_DENIED,
                         f"{details.method} is not in pachd's permission map, so it is refused while auth is active")

@@ -25,7 +25,6 @@ Invariants:
 from __future__ import annotations
 
 import base64
-import dataclasses
 import json
 import logging
 import ssl
@@ -37,7 +36,7 @@ import grpc
 from auth.core import Auth
 from auth.interceptor import AuthInterceptor, Call, token_of
 from auth.model import AuthError, Resource, repo_resource
-from auth.rules import RULES, after_create_pipeline, pipeline_request, prepare_after, transaction_rule
+from auth.rules import after_create_pipeline, pipeline_request, prepare_after, transaction_rule
 from auth.s3 import S3Access
 from auth.service import AuthServicer, oidc_logins
 from pfs.core.keys import pachd_key, pachd_prefix
@@ -85,11 +84,10 @@ class AuthSetup:
         if auth_token:
             self.auth.ensure_root_token(auth_token, default_project_exists=self.hooks.project_exists("default"))
         self.grants = PipelineGrants(self.auth, self.hooks, pfs.meta)
-        rules = dict(RULES)
+        self.interceptor = AuthInterceptor(self.auth, self.hooks)
         for m in ("/pps_v2.API/CreatePipeline", "/pps_v2.API/CreatePipelineV2"):
-            rules[m] = dataclasses.replace(rules[m], before=self.grants.before, abandon=self.grants.abandon,
-                                           after=self.grants.after)
-        self.interceptor = AuthInterceptor(self.auth, self.hooks, rules)
+            self.interceptor.extra[m] = dict(before=self.grants.before, abandon=self.grants.abandon,
+                                             after=self.grants.after)
         self.s3_access = S3Access(self.auth, self.hooks.repo_exists)
         self.oidc = oidc_logins(self.auth)  # served by the auth servicer and pachd.oidc_callback
 
