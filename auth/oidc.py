@@ -369,7 +369,8 @@ class OIDCLogins:
         with self._lock:
             sess = self._sessions.get(state)
             if sess is None or sess.expires <= self.clock():
-                raise LoginRefused("this login is unknown, expired or already completed (start again with pachctl auth login)")
+                raise LoginRefused("this login is unknown, expired or already completed "
+                                   "(start again with pachctl auth login)")
             if sess.busy or sess.done.is_set():
                 raise LoginRefused("this login was already completed; a callback counts once")
             sess.busy = True
@@ -414,10 +415,11 @@ class OIDCLogins:
         finally:
             self._waiters.release()
         with self._lock:
-            if self._sessions.get(state) is not sess:
+            if self._sessions.get(state) is sess:
+                del self._sessions[state]  # redeemed: a second Authenticate with it is refused
+            elif sess.failure is None:  # another Authenticate redeemed it first
                 raise LoginRefused("OIDC login state is unknown, expired or already used "
                                    "(start a new login with pachctl auth login)")
-            del self._sessions[state]  # redeemed: a second Authenticate with it is refused
         if sess.failure is not None:
             kind = IdPUnavailable if sess.failure.code == "FAILED_PRECONDITION" else LoginRefused
             raise kind(f"authorization failed: {sess.failure}")

@@ -57,7 +57,8 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path != CALLBACK_PATH:
             return self._answer(HTTPStatus.NOT_FOUND, f"no such page: {url.path}")
         if not self.active():
-            return self._answer(HTTPStatus.CONFLICT, "auth is not active on this pachd, so there is no login to complete")
+            return self._answer(HTTPStatus.CONFLICT,
+                                "auth is not active on this pachd, so there is no login to complete")
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         state = q.get("state", "")
         try:
