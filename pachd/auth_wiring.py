@@ -19,6 +19,11 @@ Invariants:
   (PipelineGrants): an intent record is written before the pipeline is created and removed
   once they are saved; one left by a crash is applied at the next start if the pipeline
   reached the version it names, and dropped otherwise. Outside and inside transactions.
+- A CreateRepo outside a transaction gives its creator repoOwner crash-safely the same way
+  (RepoGrants): intent `Y\\0repoauth\\0<project>\\0<name>` before a new repo is created,
+  removed once the grant is saved; one left by a crash is granted at the next start if the
+  repo exists, and dropped otherwise. (Inside a transaction the grant is already part of the
+  transaction's own atomic record.)
 - With TLS, workers reach pachd over TLS too: they get the certificate to trust (PEM
   text) in PACHD_TLS_CA_PEM.
 """
@@ -36,7 +41,8 @@ import grpc
 from auth.core import Auth
 from auth.interceptor import AuthInterceptor, Call, token_of
 from auth.model import AuthError, Resource, repo_resource
-from auth.rules import after_create_pipeline, pipeline_request, prepare_after, transaction_rule
+from auth.rules import (after_create_pipeline, after_create_repo, pipeline_request, prepare_after,
+                        transaction_rule)
 from auth.s3 import S3Access
 from auth.service import AuthServicer, oidc_logins
 from pfs.core.keys import pachd_key, pachd_prefix
@@ -88,6 +94,14 @@ class AuthSetup:
         for m in ("/pps_v2.API/CreatePipeline", "/pps_v2.API/CreatePipelineV2"):
             self.interceptor.extra[m] = dict(before=self.grants.before, abandon=self.grants.abandon,
                                              after=self.grants.after)
+        self.repo_grants = RepoGrants(self.auth, self.hooks, pfs.meta)
+        self.interceptor.extra["/pfs_v2.API/CreateRepo"] = dict(
+            before=self.repo_grants.before, abandon=self.repo_grants.abandon, after=self.repo_grants.after)
+        try:
+            if self.repo_grants.replay():
+                log.info("saved the owners of repos created just before a crash")
+        except Exception:  # noqa: BLE001 - pachd still starts; the records stay for the next start
+            log.exception("the owners of repos created just before a crash could not be saved")
         self.s3_access = S3Access(self.auth, self.hooks.repo_exists)
         self.oidc = oidc_logins(self.auth)  # served by the auth servicer and pachd.oidc_callback
 
@@ -201,6 +215,49 @@ class PipelineGrants:
                 call = Call(self.auth, self.hooks, rec["caller"])
                 call.state.update(rec["state"])
                 after_create_pipeline(call, spec)
+                n += 1
+            self.meta.delete(key)
+        return n
+
+
+class RepoGrants:
+    """CreateRepo's `after` (auth.rules.after_create_repo: a new repo's creator becomes its
+    owner), made crash-safe with an intent record `Y\\0repoauth\\0<project>\\0<name>`:
+    {caller, project, name}, written only for a user repo that does not exist yet."""
+
+    def __init__(self, auth: Auth, hooks: PfsHooks, meta):
+        self.auth, self.hooks, self.meta = auth, hooks, meta
+
+    @staticmethod
+    def _target(request) -> Optional[tuple[str, str]]:
+        if request is None or request.repo.type not in ("", "user") or not request.repo.name:
+            return None
+        return request.repo.project.name or "default", request.repo.name
+
+    def before(self, call: Call, request) -> None:
+        target = self._target(request)
+        if target is None or call.state.get("repo_existed"):
+            return
+        rec = {"caller": call.subject, "project": target[0], "name": target[1]}
+        self.meta.put(pachd_key("repoauth", *target), json.dumps(rec).encode())
+
+    def abandon(self, call: Call, request) -> None:
+        target = self._target(request)
+        if target is not None and not call.state.get("repo_existed"):
+            self.meta.delete(pachd_key("repoauth", *target))
+
+    def after(self, call: Call, request) -> None:
+        failpoint("repo.before_grant")
+        after_create_repo(call, request)
+        self.abandon(call, request)
+
+    def replay(self) -> int:
+        n = 0
+        for key, raw in list(self.meta.scan(prefix=pachd_prefix("repoauth"))):
+            rec = json.loads(raw)
+            res = repo_resource(rec["project"], rec["name"], "user")
+            if self.auth.active and self.hooks.repo_exists(res):
+                self.auth.grant(res, rec["caller"], ["repoOwner"])
                 n += 1
             self.meta.delete(key)
         return n
