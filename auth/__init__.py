@@ -8,6 +8,7 @@ gRPC front: the auth_v2 servicer and pachd's server interceptor.
 - core.py         Auth: activate/deactivate, authenticate a token, evaluate permissions
 - rules.py        the explicit RPC -> permission map the interceptor enforces (fails closed)
 - interceptor.py  the gRPC server interceptor (authenticate, check, filter lists)
+- oidc.py         OIDC logins: login URL, code exchange, ID token checks (no gRPC, no HTTP server)
 - service.py      the auth_v2.API servicer
 
 Invariants:

@@ -12,7 +12,9 @@ Invariants:
   signed-in subject and is otherwise evaluated as the repo of the same name.
 - Activation binds what Pachyderm's does: pach:root clusterAdmin and allClusterUsers
   projectCreator on the cluster, allClusterUsers projectWriter on the `default` project if
-  it exists. Deactivation forgets every binding, token and group.
+  it exists. Deactivation forgets every binding, token, group and the OIDC configuration.
+- An OIDC login (auth.oidc) changes the state once: the user's token and, when the IdP sent
+  groups, the user's group memberships, in one atomic save.
 """
 from __future__ import annotations
 
@@ -111,7 +113,7 @@ class Auth:
     def deactivate(self) -> None:
         with self._change() as st:
             self.require_active()
-            st.active, st.tokens, st.bindings, st.groups = False, {}, {}, {}
+            st.active, st.tokens, st.bindings, st.groups, st.oidc = False, {}, {}, {}, None
             self._pipeline_tokens.clear()
 
     def rotate_root_token(self, token: str = "") -> str:
@@ -148,6 +150,31 @@ class Auth:
             self._drop_expired(st)
             st.tokens[hash_token(token)] = TokenRecord(subject, self.clock() + ttl if ttl else None)
         return token
+
+    def login_user(self, subject: str, groups: Optional[Iterable[str]], ttl: float) -> str:
+        """An OIDC login succeeded: a token for `subject` living `ttl` seconds and, unless
+        `groups` is None, `subject`'s groups set to exactly `groups` (Pachyderm's
+        syncGroupMembership), saved together."""
+        subject = canonical_subject(subject)
+        wanted = None if groups is None else {group_name(g) for g in groups}
+        token = new_token()
+        with self._change() as st:
+            self.require_active()
+            self._drop_expired(st)
+            if wanted is not None:
+                self._set_groups(st, subject, wanted)
+            st.tokens[hash_token(token)] = TokenRecord(subject, self.clock() + ttl)
+        return token
+
+    # ---- the OIDC identity provider's configuration ------------------------------------------
+    def oidc_config(self) -> Optional[dict]:
+        with self._lock:
+            return dict(self.state.oidc) if self.state.oidc else None
+
+    def set_oidc_config(self, config: Optional[dict]) -> None:
+        with self._change() as st:
+            self.require_active()
+            st.oidc = dict(config) if config else None
 
     def robot_token(self, robot: str, ttl: float = 0) -> str:
         robot = robot.strip()
@@ -303,15 +330,19 @@ class Auth:
         wanted = {group_name(g) for g in groups}
         with self._change() as st:
             self.require_active()
-            for g in list(st.groups):
-                if g not in wanted and subject in st.groups[g]:
-                    st.groups[g] = [m for m in st.groups[g] if m != subject]
-                    if not st.groups[g]:
-                        del st.groups[g]
-            for g in sorted(wanted):
-                members = st.groups.setdefault(g, [])
-                if subject not in members:
-                    members.append(subject)
+            self._set_groups(st, subject, wanted)
+
+    @staticmethod
+    def _set_groups(st: AuthState, subject: str, wanted: set[str]) -> None:
+        for g in list(st.groups):
+            if g not in wanted and subject in st.groups[g]:
+                st.groups[g] = [m for m in st.groups[g] if m != subject]
+                if not st.groups[g]:
+                    del st.groups[g]
+        for g in sorted(wanted):
+            members = st.groups.setdefault(g, [])
+            if subject not in members:
+                members.append(subject)
 
     def groups_of(self, subject: str) -> list[str]:
         return list(self._member_of.get(subject, ()))

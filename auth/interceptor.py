@@ -10,9 +10,13 @@ Invariants:
 - Streamed results the caller may not see are dropped, never reported as errors.
 - A call that a transaction queues (`queued` says so) is checked now, but its rule's `after`
   does not run: the transaction runs it when it applies the call (rules.queued_rule).
+- A rule's `before` runs after its checks pass and before the servicer (unary calls); its
+  `abandon` if the servicer fails. pachd uses them to make CreatePipeline's grants survive a
+  crash (pachd.auth_wiring.PipelineGrants).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Optional
 
@@ -26,7 +30,8 @@ log = logging.getLogger("pachd.auth")
 TOKEN_KEY = "authn-token"
 _CODES = {"UNAUTHENTICATED": grpc.StatusCode.UNAUTHENTICATED, "PERMISSION_DENIED": grpc.StatusCode.PERMISSION_DENIED,
           "INVALID_ARGUMENT": grpc.StatusCode.INVALID_ARGUMENT, "UNIMPLEMENTED": grpc.StatusCode.UNIMPLEMENTED,
-          "NOT_FOUND": grpc.StatusCode.NOT_FOUND, "FAILED_PRECONDITION": grpc.StatusCode.FAILED_PRECONDITION}
+          "NOT_FOUND": grpc.StatusCode.NOT_FOUND, "FAILED_PRECONDITION": grpc.StatusCode.FAILED_PRECONDITION,
+          "RESOURCE_EXHAUSTED": grpc.StatusCode.RESOURCE_EXHAUSTED}
 
 
 def status_of(e: AuthError) -> grpc.StatusCode:
@@ -94,6 +99,8 @@ def deny(h, code: grpc.StatusCode, message: str):
 class AuthInterceptor(grpc.ServerInterceptor):
     def __init__(self, auth: Auth, hooks, rules: dict[str, Rule] = RULES):
         self.auth, self.hooks, self.rules = auth, hooks, rules
+        # method -> Rule fields this pachd adds to the method's rule (its `before`, ...)
+        self.extra: dict[str, dict] = {}
         # (method, metadata, subject) -> None if the call runs now; if a transaction queues
         # it, the repos the subject creates earlier in that transaction
         self.queued = lambda method, metadata, subject: None
@@ -103,6 +110,8 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if h is None or not self.auth.active:
             return h
         rule = self.rules.get(details.method)
+        if rule is not None and details.method in self.extra:
+            rule = dataclasses.replace(rule, **self.extra[details.method])
         if rule is None:
             return deny(h, grpc.StatusCode.PERMISSION_DENIED,
                         f"{details.method} is not in pachd's permission map, so it is refused while auth is active")
@@ -142,7 +151,14 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if kind == "uu":
             def unary(request, context):
                 call = start(request, context)
-                resp = h.unary_unary(request, context)
+                if rule.before is not None:
+                    rule.before(call, request)
+                try:
+                    resp = h.unary_unary(request, context)
+                except BaseException:
+                    if rule.abandon is not None:
+                        rule.abandon(call, request)
+                    raise
                 if rule.keep is not None and resp is not None:
                     resp = rule.keep(call, resp)
                     if resp is None:

@@ -32,6 +32,11 @@ class Rule:
     each: Optional[Callable] = None        # (call, message) -> Need, client streams
     keep: Optional[Callable] = None        # (call, response) -> response or None
     after: Optional[Callable] = None       # (call, request) -> None, after success
+    # set by pachd for calls whose `after` must survive a crash (pachd.auth_wiring
+    # PipelineGrants): before runs once the checks passed, just before the servicer;
+    # abandon if the servicer then fails
+    before: Optional[Callable] = None      # (call, request) -> None
+    abandon: Optional[Callable] = None     # (call, request) -> None
     pipeline_only: bool = False            # only a pipeline's own token (or an admin)
 
 

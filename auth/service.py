@@ -7,9 +7,11 @@ Invariants:
   calls without a valid one where the method needs it).
 - Groups are Pachyderm's: ModifyMembers / SetGroupsForUser change membership, GetGroups,
   GetGroupsForPrincipal and GetUsers read it; a binding to `group:NAME` applies to its members.
-- OIDC logins are not implemented: GetOIDCLogin, Authenticate, Get/SetConfiguration answer
-  FAILED_PRECONDITION saying so (docs/auth.md says why). There is no licensing: Activate
-  activates.
+- OIDC logins (auth.oidc): Get/SetConfiguration keep Pachyderm's OIDCConfig in the auth
+  state (SetConfiguration checks the issuer's discovery document first; no configuration
+  removes it); GetOIDCLogin answers the IdP's login URL and the state; Authenticate with
+  `oidc_state` waits for pachd's callback of that login, with `id_token` verifies the token.
+  There is no licensing: Activate activates.
 """
 from __future__ import annotations
 
@@ -20,8 +22,8 @@ from google.protobuf import timestamp_pb2
 
 from auth.core import Auth
 from auth.interceptor import status_of, token_of
-from auth.model import (CLUSTER_RESOURCE, AuthError, InvalidArgument, NotActivated, Resource,
-                        Unsupported, normalize_subject)
+from auth.model import CLUSTER_RESOURCE, AuthError, InvalidArgument, NotActivated, Resource, normalize_subject
+from auth.oidc import Identity, OIDCLogins, OIDCSettings
 from auth.roles import CLUSTER, PROJECT, REPO, ROLES, roles_for_permission
 from proto.auth_v2 import auth_pb2, auth_pb2_grpc
 
@@ -74,9 +76,36 @@ def rpc(fn):
     return wrapper
 
 
+def settings_from_proto(c: auth_pb2.OIDCConfig) -> OIDCSettings:
+    return OIDCSettings(issuer=c.issuer.strip(), client_id=c.client_id.strip(), client_secret=c.client_secret,
+                        redirect_uri=c.redirect_uri.strip(), scopes=tuple(x.strip() for x in c.scopes if x.strip()),
+                        require_email_verified=c.require_email_verified, localhost_issuer=c.localhost_issuer,
+                        user_accessible_issuer_host=c.user_accessible_issuer_host.strip())
+
+
+def settings_to_proto(s: OIDCSettings) -> auth_pb2.OIDCConfig:
+    return auth_pb2.OIDCConfig(issuer=s.issuer, client_id=s.client_id, client_secret=s.client_secret,
+                               redirect_uri=s.redirect_uri, scopes=list(s.scopes),
+                               require_email_verified=s.require_email_verified, localhost_issuer=s.localhost_issuer,
+                               user_accessible_issuer_host=s.user_accessible_issuer_host)
+
+
+def oidc_logins(auth: Auth) -> OIDCLogins:
+    """The OIDC logins over `auth`'s stored configuration; a successful one becomes a token."""
+    def settings():
+        d = auth.oidc_config()
+        return OIDCSettings.from_json(d) if d else None
+
+    def issue(identity: Identity, ttl: float) -> str:
+        return auth.login_user(identity.subject, identity.groups, ttl)
+
+    return OIDCLogins(settings, issue, clock=auth.clock)
+
+
 class AuthServicer(auth_pb2_grpc.APIServicer):
-    def __init__(self, auth: Auth):
+    def __init__(self, auth: Auth, oidc: OIDCLogins | None = None):
         self.auth = auth
+        self.oidc = oidc if oidc is not None else oidc_logins(auth)
         self.on_activate = None  # set by pachd: give existing pipelines their bindings and tokens
         self.default_project_exists = lambda: True  # set by pachd: decides a default grant
 
@@ -93,7 +122,41 @@ class AuthServicer(auth_pb2_grpc.APIServicer):
     @rpc
     def Deactivate(self, req, ctx):
         self.auth.deactivate()
+        self.oidc.forget()
         return auth_pb2.DeactivateResponse()
+
+    @rpc
+    def GetConfiguration(self, req, ctx):
+        d = self.auth.oidc_config()
+        return auth_pb2.GetConfigurationResponse(
+            configuration=settings_to_proto(OIDCSettings.from_json(d)) if d else auth_pb2.OIDCConfig())
+
+    @rpc
+    def SetConfiguration(self, req, ctx):
+        if not req.HasField("configuration"):
+            self.auth.set_oidc_config(None)
+        else:
+            settings = settings_from_proto(req.configuration)
+            self.oidc.check_settings(settings)
+            self.auth.set_oidc_config(settings.to_json())
+        self.oidc.forget()
+        return auth_pb2.SetConfigurationResponse()
+
+    @rpc
+    def GetOIDCLogin(self, req, ctx):
+        url, state = self.oidc.login_url()
+        return auth_pb2.GetOIDCLoginResponse(login_url=url, state=state)
+
+    @rpc
+    def Authenticate(self, req, ctx):
+        if req.oidc_state:
+            token = self.oidc.redeem_state(req.oidc_state, still_waiting=ctx.is_active)
+        elif req.id_token:
+            token = self.oidc.redeem_id_token(req.id_token)
+        else:
+            raise InvalidArgument("unrecognized authentication mechanism: set oidc_state (from GetOIDCLogin) "
+                                  "or id_token")
+        return auth_pb2.AuthenticateResponse(pach_token=token)
 
     @rpc
     def RotateRootToken(self, req, ctx):
@@ -218,18 +281,5 @@ class AuthServicer(auth_pb2_grpc.APIServicer):
         self.auth.delete_expired()
         return auth_pb2.DeleteExpiredAuthTokensResponse()
 
-
-def _unsupported(name: str, what: str):
-    @rpc
-    def handler(self, req, ctx):
-        raise Unsupported(f"{what} are not supported by this pachd: it has no OIDC identity provider "
-                          "connection (tokens come from `pachctl auth get-robot-token`; see docs/auth.md)")
-    handler.__name__ = name
-    return handler
-
-
-for _name, _what in (("GetConfiguration", "OIDC identity providers"), ("SetConfiguration", "OIDC identity providers"),
-                     ("Authenticate", "OIDC logins"), ("GetOIDCLogin", "OIDC logins")):
-    setattr(AuthServicer, _name, _unsupported(_name, _what))
 
 __all__ = ["AuthServicer", "resource_from_proto", "ROLES", "NotActivated"]

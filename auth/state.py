@@ -6,8 +6,9 @@ Invariants:
 - Every change writes a complete new file (temp file, fsync, rename, fsync of the
   directory): after a crash the file holds the old or the new state, never half.
 - The file is created with mode 0600: it grants access to the cluster.
-- Format version 1; `groups` (group -> its members, both canonical subject names) was added
-  later and reads as empty from a file without it.
+- Format version 1; `groups` (group -> its members, both canonical subject names) and `oidc`
+  (Pachyderm's OIDCConfig as a JSON object, or null) were added later and read as empty / null
+  from a file without them.
 """
 from __future__ import annotations
 
@@ -35,18 +36,20 @@ class AuthState:
     tokens: dict[str, TokenRecord] = field(default_factory=dict)      # hash -> record
     bindings: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # resource key -> subject -> roles
     groups: dict[str, list[str]] = field(default_factory=dict)  # group:NAME -> member subjects
+    oidc: Optional[dict] = None  # the OIDC identity provider (auth.oidc.OIDCSettings.to_json())
 
     def to_json(self) -> dict:
         return {"version": 1, "active": self.active,
                 "tokens": {h: {"subject": t.subject, "expires": t.expires} for h, t in self.tokens.items()},
-                "bindings": self.bindings, "groups": self.groups}
+                "bindings": self.bindings, "groups": self.groups, "oidc": self.oidc}
 
     @classmethod
     def from_json(cls, d: dict) -> "AuthState":
         return cls(active=bool(d.get("active")),
                    tokens={h: TokenRecord(t["subject"], t.get("expires")) for h, t in d.get("tokens", {}).items()},
                    bindings={k: {s: list(r) for s, r in v.items()} for k, v in d.get("bindings", {}).items()},
-                   groups={g: list(m) for g, m in d.get("groups", {}).items()})
+                   groups={g: list(m) for g, m in d.get("groups", {}).items()},
+                   oidc=dict(d["oidc"]) if d.get("oidc") else None)
 
 
 class StateFile:

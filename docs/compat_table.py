@@ -52,8 +52,8 @@ SERVICES = {
 
 # (service, rpc) -> (status, tests); overrides the service default
 RPCS = {
-    **{("auth_v2.API", m): (FP + ": no OIDC identity provider connection here; tokens come from get-robot-token",
-                            "tests/auth/test_rpc_matrix.py")
+    **{("auth_v2.API", m): (OK + " (OIDC logins through an external identity provider, docs/auth.md)",
+                            "tests/auth/test_oidc.py, tests/cli/test_cli_oidc.py")
        for m in ("GetConfiguration", "SetConfiguration", "Authenticate", "GetOIDCLogin")},
     **{("auth_v2.API", m): (OK + " (Pachyderm's groups: members get the roles bound to `group:NAME`, docs/auth.md)",
                             "tests/auth/test_groups_and_defaults.py, tests/cli/test_cli_auth.py")

@@ -1,20 +1,27 @@
 """`pachctl auth ...`: activate, deactivate, login/logout/use-auth-token, whoami,
 get-robot-token, revoke, rotate-root-token, set|get cluster|project|repo, check
-project|repo, roles-for-permission, get-groups — with Pachyderm's outputs.
+project|repo, roles-for-permission, get-groups, get-config/set-config — with Pachyderm's
+outputs.
 
 Invariants:
 - The token in use is the active context's `session_token` (Pachyderm's config field): activate
   and login write it there, logout clears it.
 - Role lists are `role1,role2` or `none`; subjects are `user:NAME`, `robot:NAME`,
   `pipeline:PROJECT/NAME`, `group:NAME` or `allClusterUsers` (a bare name means `user:NAME`).
-- There is no OIDC: `auth login` takes a token (pasted or on stdin) instead of a browser login.
+- `auth login` is Pachyderm's OIDC login: it prints the identity provider's login URL, tries
+  to open a browser (not with --no-browser) and waits for pachd to see the sign-in; with
+  --id-token it reads an ID token on stdin instead. `--token T` (ours) logs in with a
+  Pachyderm token (robot or root) and checks it first.
+- A refused login leaves the stored token as it was.
 """
 from __future__ import annotations
 
+import json
 import sys
 import time
 
 import click
+import grpc
 
 from pachctl.cli import CliError, PCommand, VerbGroup, get_app, parse_duration, root
 from proto.auth_v2 import auth_pb2
@@ -98,20 +105,84 @@ def deactivate():
     _client().auth.Deactivate(auth_pb2.DeactivateRequest())
 
 
-@sub(auth, "login", help="Log in to Pachyderm with an auth token (a robot token or the root token); "
-                         "there is no OIDC provider here")
-@click.option("--token", "-t", "token", default=None, help="The token (default: read it from stdin)")
-def login(token):
-    token = token or _read_token("Please paste your Pachyderm auth token:")
-    if not token:
-        raise CliError("no token given")
+LOGIN_WAIT = 200.0  # seconds: longer than pachd keeps a login (3 minutes)
+
+
+def _half(state: str) -> str:
+    return f"{state[:len(state) // 2]}.../{len(state)}"
+
+
+def _open_browser(url: str) -> bool:
+    import webbrowser
+    try:
+        return webbrowser.open(url)
+    except Exception:  # noqa: BLE001 - no browser is not an error: the URL is printed
+        return False
+
+
+def _oidc_login(c, no_browser: bool) -> str:
+    try:
+        info = c.auth.GetOIDCLogin(auth_pb2.GetOIDCLoginRequest())
+    except grpc.RpcError as e:
+        if e.code() == grpc.StatusCode.FAILED_PRECONDITION and "configuration not found" in (e.details() or ""):
+            raise CliError("no authentication providers are configured (log in with a Pachyderm token "
+                           "instead: pachctl auth login --token TOKEN)") from None
+        raise
+    print("You will momentarily be directed to your IdP and asked to authorize Pachyderm's login app on your "
+          f"IdP.\n\nPaste the following URL into a browser if not automatically redirected:\n\n{info.login_url}\n\n",
+          flush=True)
+    if not no_browser and not _open_browser(info.login_url):
+        print("Couldn't open a browser, visit the page manually.", flush=True)
+    print("Retrieving Pachyderm token...", flush=True)
+    deadline = time.monotonic() + LOGIN_WAIT
+    while True:  # pachd answers when the browser's sign-in reaches it; a dropped call is retried
+        try:
+            return c.auth.Authenticate(auth_pb2.AuthenticateRequest(oidc_state=info.state),
+                                       timeout=max(1.0, deadline - time.monotonic())).pach_token
+        except grpc.RpcError as e:
+            if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) \
+                    and time.monotonic() < deadline:
+                time.sleep(1.0)
+                continue
+            raise CliError(f"authorization failed (OIDC state token: {_half(info.state)!r}; Pachyderm logs may "
+                           f"contain more information): {e.details()}") from None
+
+
+@sub(auth, "login", help="Log in to Pachyderm. Any resources that have been restricted to the account you have "
+                         "with your ID provider (e.g. Okta, Keycloak) will subsequently be accessible.")
+@click.option("--no-browser", "-b", is_flag=True, help="If set, don't try to open a web browser")
+@click.option("--id-token", "-t", "id_token", is_flag=True,
+              help="If set, read an ID token on stdin to authenticate the user")
+@click.option("--token", "token", default=None,
+              help="Log in with a Pachyderm auth token (a robot token or the root token) instead of the ID "
+                   "provider; it is checked before it is stored")
+def login(no_browser, id_token, token):
     from pachctl.client import PachClient
     app = get_app()
-    with PachClient(app.config.pachd_address(app.env), token=token,
-                    server_cas=(app.config.active_context(app.env)[1] or {}).get("server_cas", "")) as c:
-        who = c.auth.WhoAmI(auth_pb2.WhoAmIRequest())
-    _save_token(token)
-    print(f'You are "{who.username}"', file=sys.stderr)
+    if token is not None:
+        token = token.strip()
+        if not token:
+            raise CliError("no token given")
+        with PachClient(app.config.pachd_address(app.env), token=token,
+                        server_cas=(app.config.active_context(app.env)[1] or {}).get("server_cas", "")) as c:
+            who = c.auth.WhoAmI(auth_pb2.WhoAmIRequest())
+        _save_token(token)
+        print(f'You are "{who.username}"', file=sys.stderr)
+        return
+    c = _client()
+    if id_token:
+        raw = _read_token("ID token:")
+        if not raw:
+            raise CliError("no ID token given")
+        try:
+            resp = c.auth.Authenticate(auth_pb2.AuthenticateRequest(id_token=raw))
+        except grpc.RpcError as e:
+            raise CliError(f"authorization failed (Pachyderm logs may contain more information): {e.details()}") \
+                from None
+        pach_token = resp.pach_token
+    else:
+        pach_token = _oidc_login(c, no_browser)
+    _save_token(pach_token)
 
 
 @sub(auth, "use-auth-token", help="Read a Pachyderm auth token from stdin, and write it to the current "
@@ -163,6 +234,48 @@ def revoke(token, user):
         c.auth.RevokeAuthToken(auth_pb2.RevokeAuthTokenRequest(token=token))
     else:
         c.auth.RevokeAuthTokensForUser(auth_pb2.RevokeAuthTokensForUserRequest(username=user))
+
+
+@sub(auth, "get-config", help="Retrieve Pachyderm's current auth configuration")
+@click.option("--output-format", "-o", "fmt", default="json", help='output format ("json" or "yaml")')
+def get_config(fmt):
+    from google.protobuf import json_format
+    resp = _client().auth.GetConfiguration(auth_pb2.GetConfigurationRequest())
+    if not resp.HasField("configuration"):
+        print("no auth config set", file=sys.stderr)
+        return
+    d = json_format.MessageToDict(resp.configuration, preserving_proto_field_name=True)
+    fmt = (fmt or "json").lower()
+    if fmt == "json":
+        print(json.dumps(d, indent=2))
+    elif fmt == "yaml":
+        import yaml
+        sys.stdout.write(yaml.safe_dump(d, sort_keys=False))
+    else:
+        raise CliError(f"invalid output format: {fmt}")
+
+
+@sub(auth, "set-config", help="Set Pachyderm's current auth configuration (an OIDCConfig as JSON or YAML: "
+                              "issuer, client_id, client_secret, redirect_uri, scopes, require_email_verified, "
+                              "localhost_issuer, user_accessible_issuer_host)")
+@click.option("--file", "-f", "path", default="-", help="input file (to use as the new config); - reads stdin")
+def set_config(path):
+    from google.protobuf import json_format
+    import yaml
+    if not path:
+        raise CliError('must set input file (use "-" to read from stdin)')
+    try:
+        raw = sys.stdin.read() if path == "-" else open(path).read()
+    except OSError as e:
+        raise CliError(f'could not read config from "{path}": {e.strerror or e}') from None
+    try:
+        data = yaml.safe_load(raw) if raw.strip() else {}
+        if not isinstance(data, dict):
+            raise ValueError("expected an object with the OIDCConfig fields")
+        config = json_format.ParseDict(data, auth_pb2.OIDCConfig())
+    except (yaml.YAMLError, ValueError, json_format.ParseError) as e:
+        raise CliError(f"could not parse config: {e}") from None
+    _client().auth.SetConfiguration(auth_pb2.SetConfigurationRequest(configuration=config))
 
 
 @sub(auth, "rotate-root-token", help="Rotate the root user's auth token")

@@ -2,9 +2,11 @@
 
 Usage: `pachd [--port 30650] [--root ~/.pachyderm/data] [--storage s3://bucket/prefix]
 [--s3-gateway-port 30600] [--auth-token TOKEN] [--tls-cert CERT --tls-key KEY] [--gc-period 60]
-[--lease-ttl 600] [--metadata-ship-period 2]`; every flag has an environment equivalent
-(PACHD_PORT, PACHD_ROOT, PACHD_STORAGE, PACHD_S3_GATEWAY_PORT, PACHD_AUTH_TOKEN, PACHD_TLS_CERT,
-PACHD_TLS_KEY, PACHD_GC_PERIOD, PACHD_LEASE_TTL, PACHD_METADATA_SHIP_PERIOD). Auth (users,
+[--lease-ttl 600] [--metadata-ship-period 2] [--oidc-port 1657]`; every flag has an environment
+equivalent (PACHD_PORT, PACHD_ROOT, PACHD_STORAGE, PACHD_S3_GATEWAY_PORT, PACHD_AUTH_TOKEN,
+PACHD_TLS_CERT, PACHD_TLS_KEY, PACHD_GC_PERIOD, PACHD_LEASE_TTL, PACHD_METADATA_SHIP_PERIOD,
+PACHD_OIDC_PORT). The OIDC port serves the identity provider's callback of `pachctl auth
+login` (pachd.oidc_callback). Auth (users,
 robots, pipelines, roles) is the `auth` package, wired in by pachd/auth_wiring.py; its state
 is `<root>/auth.json`.
 
@@ -92,13 +94,15 @@ class Pachd:
                  host: str = "0.0.0.0", workers: int = 32, enable_pps: bool = True,
                  tls_cert: Optional[str] = None, tls_key: Optional[str] = None,
                  gc_period: float = DEFAULT_GC_PERIOD, lease_ttl: Optional[float] = None,
-                 ship_period: float = DEFAULT_SHIP_PERIOD):
+                 ship_period: float = DEFAULT_SHIP_PERIOD, oidc_port: Optional[int] = None):
         self.root = Path(root).expanduser().absolute()
         if bool(tls_cert) != bool(tls_key):
             raise ValueError("TLS needs both --tls-cert and --tls-key")
         self.tls = TLS(tls_cert, tls_key) if tls_cert else None
         self.storage = storage
         self.gc_period, self.lease_ttl, self.ship_period = gc_period, lease_ttl, ship_period
+        self.oidc_port = oidc_port  # None: no OIDC callback endpoint (embedded pachds)
+        self.oidc_callback = None
         self.meta, self.chunks = open_stores(self.root, storage)
         try:
             self._setup(port, s3_gateway_port, auth_token, host, workers, enable_pps)
@@ -234,6 +238,8 @@ class Pachd:
             self.local_puts = None
         if self.s3_gateway_port is not None:
             self._start_s3_gateway()
+        if self.oidc_port is not None:
+            self._start_oidc_callback()
         if self.pps is not None:
             self.pps.start()
         self.gc_loop.start()
@@ -258,6 +264,22 @@ class Pachd:
         self.s3_gateway_port = self.s3_gateway.port
         log.info("S3 gateway on %s:%d", self.host, self.s3_gateway_port)
 
+    def _start_oidc_callback(self) -> None:
+        from pachd.oidc_callback import OIDCCallbackServer
+        auth = self.authn.auth
+        try:
+            server = OIDCCallbackServer(self.authn.oidc, self.host, self.oidc_port, active=lambda: auth.active,
+                                        ssl_context=self.tls.ssl_context() if self.tls else None)
+        except OSError as e:  # pachd still serves; only browser logins cannot complete here
+            log.warning("the OIDC callback cannot listen on %s:%d (%s): `pachctl auth login` through a "
+                        "browser will not complete on this pachd; pick another --oidc-port", self.host,
+                        self.oidc_port, e.strerror or e)
+            self.oidc_port = None
+            return
+        self.oidc_callback = server.start()
+        self.oidc_port = self.oidc_callback.port
+        log.info("OIDC callback on %s:%d", self.host, self.oidc_port)
+
     def stop(self, grace: float = 5.0) -> None:
         if self._stopped.is_set():
             return
@@ -271,6 +293,8 @@ class Pachd:
             self.s3_gateway.stop()
         if self.local_puts is not None:
             self.local_puts.stop()  # no new lean puts; those under way finish within the grace
+        if self.oidc_callback is not None:
+            self.oidc_callback.stop()
         self.server.stop(grace).wait()
         if self.local_puts is not None:
             self.local_puts.close()
@@ -335,6 +359,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="with --storage: seconds between copies of the metadata (repos, commits, "
                          "pipelines, jobs) to the bucket, which bound what a lost --root can lose; "
                          "0 turns shipping off (env PACHD_METADATA_SHIP_PERIOD, default 2)")
+    ap.add_argument("--oidc-port", type=int, default=_env_int("PACHD_OIDC_PORT", 1657),
+                    help="port of the OIDC callback (the redirect_uri of `pachctl auth set-config` points "
+                         "here: http://HOST:PORT/authorization-code/callback); -1 to disable "
+                         "(env PACHD_OIDC_PORT, default 1657)")
     ap.add_argument("--log-level", default=os.environ.get("PACHD_LOG_LEVEL", "INFO"))
     return ap.parse_args(argv)
 
@@ -357,7 +385,8 @@ def main(argv=None) -> int:
     try:
         pachd = Pachd(args.root, args.port, args.storage, s3_port, args.auth_token, host=args.host,
                       tls_cert=args.tls_cert, tls_key=args.tls_key, gc_period=args.gc_period,
-                      lease_ttl=args.lease_ttl, ship_period=args.metadata_ship_period)
+                      lease_ttl=args.lease_ttl, ship_period=args.metadata_ship_period,
+                      oidc_port=None if args.oidc_port is not None and args.oidc_port < 0 else args.oidc_port)
     except Exception as e:  # noqa: BLE001 - a clear one-line reason for the person starting pachd
         print(f"pachd: cannot start: {e}", file=sys.stderr, flush=True)
         sys.stdout.flush()

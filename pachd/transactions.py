@@ -28,7 +28,8 @@ Invariants:
   the requests (`Y\\0txnauth\\0<id>\\0<first request>`), applied right after it and then removed; one left
   by a crash in between is applied at the next start (`replay_pending`), so a repo a
   transaction created always gets its owner. A pipeline request's changes are made right
-  after it succeeds (as for a CreatePipeline outside a transaction).
+  after it succeeds (as for a CreatePipeline outside a transaction), and an intent record
+  written before it runs makes them survive a crash in between (auth_effects.begin).
 - python-pachyderm 7.6 (Pachyderm 2.7) batches pipelines as TransactionRequest field 9
   (`create_pipeline`), which 2.12 reserved; it is read from the unknown fields and run.
 """
@@ -316,7 +317,15 @@ class TransactionRunner:
                     self._check_pps(requests[i], kinds[i], i, n, created_repos)
                 else:
                     effect = self._prepare(requests[i], kinds[i], callers[i])
-                    self._run_pps(requests[i], kinds[i], i, n)
+                    if effect is not None:  # its grants survive a crash (pachd.auth_wiring.PipelineGrants)
+                        akind, inner = auth_view(requests[i], kinds[i])
+                        self.auth_effects.begin(akind, inner, callers[i], effect["state"])
+                    try:
+                        self._run_pps(requests[i], kinds[i], i, n)
+                    except BaseException:
+                        if effect is not None:
+                            self.auth_effects.abandon(akind, inner)
+                        raise
                     if effect is not None:
                         try:
                             self._apply_effects([effect])

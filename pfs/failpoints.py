@@ -34,6 +34,8 @@ The named places (one line each at the call site):
 - gc.pack_removed          one claimed pack's object is removed, its record not yet (per pack)
 - gc.compact_written       compaction stored its new pack, no chunk moved to it yet
 - gc.compact_claimed       chunks moved to the new pack and old packs claimed, none removed yet
+- pipeline.before_grant    a pipeline is created, its creator's and its own role bindings not yet saved
+- repo.before_grant        a repo is created (outside a transaction), its creator's repoOwner not yet saved
 """
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ NAMES = frozenset({
     "job.output_base", "job.outputs", "job.bookkeeping", "job.datum_table", "job.finish",
     "job.finished_state",
     "gc.after_mark", "gc.packs_claimed", "gc.pack_removed", "gc.compact_written", "gc.compact_claimed",
+    "pipeline.before_grant", "repo.before_grant",
 })
 
 

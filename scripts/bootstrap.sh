@@ -70,7 +70,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # Bytecode for our own packages, as a regular `pip install` would write it: every pachctl
 # command and pachd start loads it instead of compiling ~60 modules (~25 ms a command).
-"$VENV/bin/python" -m compileall -q pachctl pachd pfs pps proto >/dev/null
+"$VENV/bin/python" -m compileall -q pachctl pachd pfs pps proto auth >/dev/null
 stamp="$VENV/.installed"
 want=$(cat pyproject.toml examples/requirements.txt 2>/dev/null | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then

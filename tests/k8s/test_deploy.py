@@ -126,9 +126,9 @@ def test_pachd_runs_the_kubernetes_executor_with_the_rbac_it_needs():
     assert env["PACHD_EXECUTOR"]["value"] == "kubernetes"
     assert env["PACH_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
     assert any(a.startswith("s3://") for a in c["args"]) and "/data" in c["args"]
-    assert {p["containerPort"] for p in c["ports"]} == {30650, 30600}
+    assert {p["containerPort"] for p in c["ports"]} == {30650, 30600, 1657}  # 1657: the OIDC callback
     svc = next(d for d in objs if d["kind"] == "Service" and d["metadata"]["name"] == "pachd")
-    assert {p["port"] for p in svc["spec"]["ports"]} == {30650, 30600}
+    assert {p["port"] for p in svc["spec"]["ports"]} == {30650, 30600, 30657}
     role = next(d for d in objs if d["kind"] == "Role")
     pods = next(r for r in role["rules"] if r["resources"] == ["pods"])
     assert {"create", "delete", "get", "list", "watch"} <= set(pods["verbs"])
