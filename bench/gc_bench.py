@@ -56,10 +56,22 @@ def _fill(stub, repo: str, n_small: int, big: int, n_big: int) -> int:
     if batch:
         _put(stub, repo, batch)
     for i in range(n_big):
-        data = os.urandom(big)
-        _put(stub, repo, {f"/big/{i}": data})
-        total += len(data)
+        _put_big(stub, repo, f"/big/{i}", big)
+        total += big
     return total
+
+
+def _put_big(stub, repo: str, path: str, size: int, piece: int = 4 * MiB) -> None:
+    """One file of `size` random bytes in its own commit, made and sent `piece` bytes at a
+    time: never whole in memory, and no message near gRPC's 64 MiB limit."""
+    def reqs():
+        yield pb.ModifyFileRequest(set_commit=pb.Commit(branch=pb.Branch(repo=_repo(repo), name="master")))
+        left = size
+        while left > 0:
+            n = min(piece, left)
+            yield pb.ModifyFileRequest(add_file=pb.AddFile(path=path, raw=wrappers_pb2.BytesValue(value=os.urandom(n))))
+            left -= n
+    stub.ModifyFile(reqs(), timeout=None)
 
 
 def b10_gc(quick: bool) -> list[Result]:

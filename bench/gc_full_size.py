@@ -23,16 +23,13 @@ packs the two collections deleted.
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import time
-from pathlib import Path
 
 import grpc
-from google.protobuf import wrappers_pb2
 
 from bench.common import REPO_ROOT, PachdProcess, dir_bytes, workdir
-from bench.gc_bench import _fill as fill_small
+from bench.gc_bench import _fill as fill
 from bench.gc_bench import _put, _repo
 from proto.maintenance_v1 import maintenance_pb2 as mpb
 from proto.maintenance_v1 import maintenance_pb2_grpc
@@ -43,15 +40,7 @@ KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
 
 def _fill(stub, n_small: int, n_big: int, big: int) -> int:
-    total = fill_small(stub, "doomed", n_small, big, 0)  # the small files as gc_bench writes them
-    for i in range(n_big):
-        # one big file per commit, made and sent 4 MiB at a time (never whole in memory)
-        head = pb.ModifyFileRequest(set_commit=pb.Commit(branch=pb.Branch(repo=_repo("doomed"), name="master")))
-        pieces = (pb.ModifyFileRequest(add_file=pb.AddFile(path=f"/big/{i}", raw=wrappers_pb2.BytesValue(
-            value=os.urandom(4 * MiB)))) for _ in range(big // (4 * MiB)))
-        stub.ModifyFile(itertools.chain([head], pieces), timeout=None)
-        total += big
-    return total
+    return fill(stub, "doomed", n_small, big, n_big)  # as gc_bench writes them: big files streamed
 
 
 def _read_all(stub, path: str) -> bytes:
