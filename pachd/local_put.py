@@ -41,7 +41,7 @@ from typing import Optional
 import grpc
 from google.protobuf import json_format, wrappers_pb2
 
-from pfs.service.local_read import URL_SCHEME, LocalReadServer
+from pfs.service.local_read import URL_SCHEME, LocalReadServer, serve_abstract, stop_serving
 from proto.pfs_v2 import pfs_pb2 as pb
 from proto.pfs_v2 import pfs_pb2_grpc
 
@@ -110,30 +110,16 @@ class LocalPutServer:
     def start(self) -> bool:
         if not self.local_reads.name:
             return False
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            s.bind("\0" + self.name)
-            s.listen(64)
-        except OSError as e:
-            s.close()
-            log.warning("local puts are off: cannot bind the unix socket @%s (%s); clients use gRPC", self.name, e)
+        served = serve_abstract(self.name, self._serve, self._slots, "local-put", "local puts")
+        if served is None:
             return False
-        self._sock = s
-        self._thread = threading.Thread(target=self._accept, name="local-put", daemon=True)
-        self._thread.start()
+        self._sock, self._thread = served
         return True
 
     def stop(self) -> None:
         """Accept no more puts (those under way go on: close() after the gRPC server's grace)."""
         s, self._sock = self._sock, None
-        if s is not None:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        stop_serving(s, self._thread)
 
     def close(self) -> None:
         self.stop()
@@ -149,17 +135,6 @@ class LocalPutServer:
             return pfs_pb2_grpc.APIStub(self._channel)
 
     # ---- the socket ------------------------------------------------------------------
-    def _accept(self) -> None:
-        while self._sock is not None:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return  # stopped
-            if not self._slots.acquire(blocking=False):
-                conn.close()  # too many at once: that client uses gRPC
-                continue
-            threading.Thread(target=self._serve, args=(conn,), name="local-put-conn", daemon=True).start()
-
     def _serve(self, conn: socket.socket) -> None:
         fds = array.array("i")
         try:

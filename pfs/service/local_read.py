@@ -86,47 +86,22 @@ class LocalReadServer:
         """Bind and serve; False where abstract unix sockets or SCM_RIGHTS do not exist."""
         if not hasattr(socket, "AF_UNIX") or not hasattr(socket, "SCM_RIGHTS") or not os.path.exists("/proc/net/unix"):
             return False
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         name = "pachd-local-read-" + secrets.token_hex(16)
-        try:
-            s.bind("\0" + name)
-            s.listen(64)
-        except OSError as e:
-            s.close()
-            log.warning("local reads are off: cannot bind a unix socket (%s)", e)
+        served = serve_abstract(name, self._serve, self._slots, "local-read", "local reads")
+        if served is None:
             return False
-        self._sock, self.name = s, name
-        self._thread = threading.Thread(target=self._accept, name="local-read", daemon=True)
-        self._thread.start()
+        (self._sock, self._thread), self.name = served, name
         return True
 
     def stop(self) -> None:
         s, self._sock = self._sock, None
-        if s is not None:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        stop_serving(s, self._thread)
         with self._lock:
             handles, self._handles = self._handles, {}
         for h in handles.values():
             os.close(h.fd)
 
     # ---- the socket ------------------------------------------------------------------
-    def _accept(self) -> None:
-        while self._sock is not None:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return  # stopped
-            if not self._slots.acquire(blocking=False):
-                conn.close()  # too many at once: that client streams instead
-                continue
-            threading.Thread(target=self._serve, args=(conn,), name="local-read-conn", daemon=True).start()
-
     def _serve(self, conn: socket.socket) -> None:
         key = None
         try:
@@ -194,6 +169,48 @@ class LocalReadServer:
                                   "(such as /dev/null), not a pipe, socket or directory")
         self.used += 1
         return h.fd
+
+
+def serve_abstract(name: str, serve_conn, slots: threading.BoundedSemaphore, thread_name: str, what: str):
+    """Listen on the abstract unix socket `name`; a daemon thread accepts connections and
+    runs `serve_conn(conn)` on a thread of its own for each, while `slots` has room (a full
+    house closes the connection: that client uses gRPC). serve_conn releases its slot.
+    (socket, accepting thread), or None (logged, saying `what` is off) when it cannot bind."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        s.bind("\0" + name)
+        s.listen(64)
+    except OSError as e:
+        s.close()
+        log.warning("%s are off: cannot bind the unix socket @%s (%s); clients use gRPC", what, name, e)
+        return None
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = s.accept()
+            except OSError:
+                return  # stopped (stop_serving closed the socket)
+            if not slots.acquire(blocking=False):
+                conn.close()
+                continue
+            threading.Thread(target=serve_conn, args=(conn,), name=f"{thread_name}-conn", daemon=True).start()
+
+    t = threading.Thread(target=accept, name=thread_name, daemon=True)
+    t.start()
+    return s, t
+
+
+def stop_serving(sock, thread) -> None:
+    """Stop a listener from serve_abstract: no new connections; its accept thread ends."""
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()
+    if thread is not None:
+        thread.join(timeout=5)
 
 
 def write_all(fd: int, pieces: Iterable, alive=lambda: True) -> int:
