@@ -37,17 +37,22 @@ def _bindings(port, root, repo):
     return {s: sorted(r for r, on in v.roles.items() if on) for s, v in resp.binding.entries.items()}
 
 
+def _activate_with_alice(ch):
+    """Activate auth: (the root token, call metadata of a new robot user alice)."""
+    auth = auth_pb2_grpc.APIStub(ch)
+    root = auth.Activate(auth_pb2.ActivateRequest(), timeout=30).pach_token
+    alice_token = auth.GetRobotToken(auth_pb2.GetRobotTokenRequest(robot="alice"),
+                                     metadata=(("authn-token", root),), timeout=30).token
+    return root, (("authn-token", alice_token),)
+
+
 @pytest.mark.parametrize("in_transaction", [False, True])
 def test_pipeline_grants_survive_a_crash(tmp_path, in_transaction):
     p = CrashablePachd(tmp_path, env={**os.environ, "PACHD_EXECUTOR": "none"})
     p.start(failpoints="pipeline.before_grant")
     try:
         with grpc.insecure_channel(f"127.0.0.1:{p.port}") as ch:
-            auth = auth_pb2_grpc.APIStub(ch)
-            root = auth.Activate(auth_pb2.ActivateRequest(), timeout=30).pach_token
-            alice_token = auth.GetRobotToken(auth_pb2.GetRobotTokenRequest(robot="alice"),
-                                             metadata=(("authn-token", root),), timeout=30).token
-            alice = (("authn-token", alice_token),)
+            root, alice = _activate_with_alice(ch)
             client = p.client()
             client.pfs.CreateRepo(pfs_pb2.CreateRepoRequest(repo=_repo("in")), metadata=alice, timeout=30)
             client.close()
@@ -73,17 +78,13 @@ def test_pipeline_grants_survive_a_crash(tmp_path, in_transaction):
 
 def test_repo_owner_survives_a_crash(tmp_path):
     """The same for CreateRepo outside a transaction (failpoint `repo.before_grant`): the repo
-    was created, its creator's repoOwner not yet saved; after the restart alice owns it. A repo
-    whose creation failed leaves no intent behind (an update of an existing repo grants nothing)."""
+    was created, its creator's repoOwner not yet saved; after the restart alice owns it, and
+    the intent is applied once: a later start and a refused second create change nothing."""
     p = CrashablePachd(tmp_path, env={**os.environ, "PACHD_EXECUTOR": "none"})
     p.start(failpoints="repo.before_grant")
     try:
         with grpc.insecure_channel(f"127.0.0.1:{p.port}") as ch:
-            auth = auth_pb2_grpc.APIStub(ch)
-            root = auth.Activate(auth_pb2.ActivateRequest(), timeout=30).pach_token
-            alice_token = auth.GetRobotToken(auth_pb2.GetRobotTokenRequest(robot="alice"),
-                                             metadata=(("authn-token", root),), timeout=30).token
-            alice = (("authn-token", alice_token),)
+            root, alice = _activate_with_alice(ch)
             client = p.client()
             with pytest.raises(grpc.RpcError) as ei:
                 client.pfs.CreateRepo(pfs_pb2.CreateRepoRequest(repo=_repo("mine")), metadata=alice, timeout=30)
