@@ -123,37 +123,9 @@ def unmount(args, all_):
         targets = found
     else:
         targets = [args[0]]
-    failed = []
-    for mp in targets:
-        try:
-            final = um.unmount(mp, say=lambda m: (sys.stderr.write(m + "\n"), sys.stderr.flush()))
-        except um.UnmountError as e:
-            failed.append(str(e))
-            continue
-        _report(mp, final)
+    failed = um.unmount_all_of(targets, sys.stderr)
     if failed:
         raise CliError("\n".join(failed))
-
-
-def _report(mountpoint: str, final) -> None:
-    if not final:
-        return
-    if final.get("stale"):
-        pid = final.get("pid")
-        staging = final.get("staging")
-        msg = f"cleared the stale mount at {mountpoint}"
-        if pid:
-            msg += f" (its process {pid} is gone; nothing was committed"
-            msg += (f"; staged files, if any, are in {staging}; commit them with: pachctl mount --recover "
-                    f"{mountpoint})") if staging else ")"
-        sys.stderr.write(msg + "\n")
-        return
-    for item in final.get("report", []):
-        if item.get("commit"):
-            sys.stderr.write(f"committed {item['view']}: {item['commit']}\n")
-        elif item.get("error"):
-            sys.stderr.write(f"could not commit {item['view']}: {item['error']} (staged files kept in "
-                             f"{final.get('staging')}; commit them with: pachctl mount --recover)\n")
 
 
 @command(None, "mount-server", arity=(0, 0),

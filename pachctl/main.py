@@ -21,7 +21,8 @@ Invariants:
 - `put file` of one local file to a pachd on this machine goes through pachctl.lean_put
   first, which loads neither click nor grpc (most of a mid-sized put was the CLI starting);
   whatever it does not cover runs here as usual, with the same output. So this module
-  imports the command framework (click, grpc) only when it is needed.
+  imports the command framework (click, grpc) only when it is needed. `unmount MOUNTPOINT`
+  likewise runs through pachctl.mount.unmount.run (standard library only).
 - Run as a program (`argv` None), it ends the process itself once the command is done:
   stdout and stderr flushed, `atexit` handlers run, then `os._exit`. Skipping the
   interpreter's teardown of gRPC and its modules saves about 30 ms a command. Every file a
@@ -115,6 +116,13 @@ def main(argv=None) -> None:
             code = lean_put.run(args)
         except KeyboardInterrupt:  # as the full CLI: no message, status 130 (a sent put is cancelled)
             code = 130
+        if code is not None:
+            if argv is not None:
+                raise SystemExit(code)
+            _end_process(code)
+    if args[:1] == ["unmount"]:
+        from pachctl.mount import unmount as um
+        code = um.run(args)
         if code is not None:
             if argv is not None:
                 raise SystemExit(code)

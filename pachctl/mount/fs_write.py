@@ -18,6 +18,7 @@ import errno
 import logging
 import os
 import time
+from typing import Optional
 
 import pyfuse3
 import trio
@@ -378,13 +379,19 @@ class WriteOps:
         return n
 
     # ---- committing ---------------------------------------------------------------------------
-    async def commit_view(self, view, *, retries: int = 0, say=None):
+    async def commit_view(self, view, *, retries: int = 0, say=None, defer_drops: Optional[list] = None):
         """Commit the view's changes as one commit (None if nothing changed); writes to the view
-        wait meanwhile. A failure raises and leaves every change staged."""
+        wait meanwhile. A failure raises and leaves every change staged.
+
+        The staged files the commit made unnecessary are removed after the gate reopens, on a
+        worker thread (unlinking a big file whose pages reached the disk takes about a second
+        per GiB); with `defer_drops` (the commit at unmount) they are appended to it instead,
+        and go with the session's directory."""
         if view.overlay is None or view.local_only:
             return None
         gate = self.gates[view.name]
         await gate.close()
+        dropped: list = []
         try:
             plan = view.overlay.plan()
             failed = view.overlay.failed_files()
@@ -402,13 +409,18 @@ class WriteOps:
                 lambda: commit_plan(self.client, view, plan, links, local_pachd=local, retries=retries, say=say))
             result.skipped = [(p, f"a write to it failed ({os.strerror(sf.failed)})") for p, sf in failed] \
                 + result.skipped
-            self._drop_staged(view.overlay.committed())
+            dropped = view.overlay.committed()
             if journal is not None:
                 journal.done(result.commit)
             self.forget_head(view)
             return result
         finally:
             await gate.open()
+            if dropped:  # no longer in the overlay: nothing can reach them any more
+                if defer_drops is not None:
+                    defer_drops.extend(dropped)
+                else:
+                    await trio.to_thread.run_sync(self._drop_staged, dropped)
 
     async def _head_for_commit(self, view, retries: int, say):
         """The branch head, asked again (1, 2, 4... s apart) while pachd does not answer."""

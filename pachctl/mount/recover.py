@@ -98,7 +98,7 @@ def recover(client, mountpoint: Optional[str] = None, env=None,
     base = staging_base(env)
     want = um.real(mountpoint) if mountpoint else None
     try:
-        sessions = sorted(os.path.join(base, d) for d in os.listdir(base))
+        sessions = sorted(os.path.join(base, d) for d in os.listdir(base) if not d.startswith("."))
     except FileNotFoundError:
         sessions = []
     for session in sessions:

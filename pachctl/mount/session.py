@@ -139,6 +139,7 @@ class Session:
         self.failed = False
         self.trio_token = None
         self.report: list[dict] = []
+        self.deferred_drops: list = []  # committed staged files, removed with the session's directory
 
     def say(self, msg: str) -> None:
         try:
@@ -195,7 +196,7 @@ class Session:
                 await pyfuse3.main(min_tasks=2, max_tasks=64)
                 pyfuse3.close(unmount=True)
                 closed = True
-                await self.commit_all(retries=COMMIT_RETRIES)
+                await self.commit_all(retries=COMMIT_RETRIES, final=True)
                 nursery.cancel_scope.cancel()
         finally:
             if not closed:
@@ -221,15 +222,18 @@ class Session:
                     self.say("still committing; the staged changes are kept if it fails")
 
     # ---- committing -------------------------------------------------------------------------
-    async def commit_all(self, retries: int = 0) -> None:
+    async def commit_all(self, retries: int = 0, final: bool = False) -> None:
+        """Commit every written view; `final` (the mount has ended): the staged files these
+        commits make unnecessary stay until `_finish` removes the session's directory."""
         for view in list(self.fs.views.values()):
             if not view.writable or view.local_only:
                 continue
-            await self.commit_one(view, retries)
+            await self.commit_one(view, retries, final=final)
 
-    async def commit_one(self, view: View, retries: int = 0) -> Optional[object]:
+    async def commit_one(self, view: View, retries: int = 0, final: bool = False) -> Optional[object]:
         try:
-            result = await self.fs.commit_view(view, retries=retries, say=self.say)
+            result = await self.fs.commit_view(view, retries=retries, say=self.say,
+                                               defer_drops=self.deferred_drops if final else None)
         except Exception as e:  # noqa: BLE001 - reported, staged files kept
             self.failed = True
             reason = _reason(e)
@@ -270,7 +274,10 @@ class Session:
 
     def _finish(self) -> None:
         if self.staging is not None and not self.failed:
-            self.staging.remove_all()
+            self.staging.remove_all(behind=True)  # everything is committed: nothing to wait for
+        elif self.staging is not None:
+            for sf in self.deferred_drops:  # committed; what failed stays for --recover
+                self.staging.drop(sf)
         if self.report:
             um.write_record(self.mountpoint, {"pid": os.getpid(), "mountpoint": self.mountpoint,
                                               "done": True, "report": self.report,

@@ -15,7 +15,12 @@ Invariants:
 - Symbolic links are committed as the content of the file they point to (resolved in the
   overlay, or on local disk for paths outside the mount); one pointing nowhere, or at a
   directory, is left out and reported.
-- A session's directory is removed only when nothing is left staged in it.
+- A session's directory is removed only when nothing is left staged in it. At the end of a
+  mount whose commits all succeeded it is renamed to `<staging root>/.removing-<session>`
+  (one atomic step: recovery never looks at dot-names) and deleted by a detached `rm -rf`,
+  so the mount process exits without waiting for the file system to free its blocks
+  (about a second per GiB once the staged pages reached the disk). A `.removing-*` left by
+  a remover that did not finish is deleted when the next mount starts.
 - While its mount runs, a session holds an exclusive lock (flock) on `<session>/.lock`; the
   lock goes with the process however it ends, so a session whose lock is free was left by
   a stopped mount and its journals (pachctl.mount.journal) can be committed by
@@ -30,6 +35,7 @@ import logging
 import os
 import posixpath
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
@@ -41,6 +47,7 @@ from pachctl.transfer import file_url
 from proto.pfs_v2 import pfs_pb2 as pfs
 
 log = logging.getLogger("pachctl.mount")
+REMOVING = ".removing-"  # prefix of session directories being deleted (see the invariants)
 CHUNK = 2 * 1024 * 1024
 MAX_LINKS = 40
 
@@ -79,6 +86,10 @@ class Staging:
         if self.lock_fd is None:
             raise OSError(errno.EBUSY, f"staging directory {root} is in use by another process")
         self.journals: list = []
+        base = os.path.dirname(root.rstrip("/"))
+        leftovers = [os.path.join(base, d) for d in os.listdir(base) if d.startswith(REMOVING)]
+        if leftovers:
+            remove_behind(leftovers)
 
     def journal(self, view, mountpoint: str):
         """Write `view`'s overlay changes down as they happen (see pachctl.mount.journal)."""
@@ -126,13 +137,38 @@ class Staging:
         shutil.rmtree(self.root, ignore_errors=True)
         return True
 
-    def remove_all(self) -> None:
+    def remove_all(self, behind: bool = False) -> None:
+        """Delete the session's directory; `behind`: rename it out of the way and leave the
+        deleting to a detached process (falls back to deleting it here)."""
         for j in self.journals:
             j.close()
-        shutil.rmtree(self.root, ignore_errors=True)
+        root = self.root.rstrip("/")
+        if behind:
+            trash = os.path.join(os.path.dirname(root), REMOVING + os.path.basename(root))
+            try:
+                os.rename(root, trash)
+            except OSError:
+                behind = False
+            else:
+                if not remove_behind([trash]):
+                    shutil.rmtree(trash, ignore_errors=True)
+        if not behind:
+            shutil.rmtree(root, ignore_errors=True)
         if self.lock_fd is not None:
             os.close(self.lock_fd)
             self.lock_fd = None
+
+
+def remove_behind(paths: list[str]) -> bool:
+    """Start `rm -rf paths` detached from this process (it goes on after we exit, and is
+    nobody's zombie: the shell that starts it exits at once); False if it could not start."""
+    try:
+        subprocess.run(["sh", "-c", 'rm -rf -- "$@" >/dev/null 2>&1 </dev/null &', "sh", *paths],
+                       check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, start_new_session=True, timeout=10)
+        return True
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def lock_session(root: str) -> Optional[int]:

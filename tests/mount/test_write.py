@@ -33,8 +33,21 @@ def tree(client, repo: str, ref: str = "master") -> dict:
 
 
 def staging_dirs(home: Path) -> list[Path]:
+    """Session directories under the staging root (not those being deleted: `.removing-*`)."""
     d = home / ".pachyderm" / "mounts" / "staging"
-    return sorted(d.iterdir()) if d.exists() else []
+    return sorted(p for p in d.iterdir() if not p.name.startswith(".")) if d.exists() else []
+
+
+def wait_staging_empty(home: Path, deadline: float = 60.0) -> list[Path]:
+    """What is left under the staging root once the background removal of committed sessions
+    (`.removing-*`, a detached rm) has finished, or at the deadline."""
+    d = home / ".pachyderm" / "mounts" / "staging"
+    end = time.monotonic() + deadline
+    while True:
+        left = sorted(d.iterdir()) if d.exists() else []
+        if not left or time.monotonic() > end:
+            return left
+        time.sleep(0.05)
 
 
 def test_write_mount_changes_become_one_commit(mounter, put, client, env, tmp_path):
@@ -86,6 +99,7 @@ def test_write_mount_changes_become_one_commit(mounter, put, client, env, tmp_pa
         or changed, d.stdout
     assert "/keep.txt" not in d.stdout
     assert staging_dirs(Path(env["HOME"])) == []  # nothing left staged
+    assert wait_staging_empty(Path(env["HOME"])) == []  # and the committed session is deleted
 
 
 def test_no_commit_when_nothing_changed(mounter, put, client, tmp_path):
