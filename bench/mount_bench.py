@@ -167,35 +167,59 @@ def m_mount_read(quick: bool) -> list[Result]:
     return out
 
 
-def m_mount_write(quick: bool) -> list[Result]:
-    """M6: write a big file through a +w mount, commit at unmount, vs `pachctl put file`."""
+def m_mount_write(quick: bool, rounds: int = 3) -> list[Result]:
+    """M6: write a big file through a +w mount, commit at unmount, vs `pachctl put file`.
+
+    `rounds` rounds, each: a fresh mount, the copy in, the unmount (its commit); the removal
+    of the committed staging directory (a detached rm) waited for, untimed; then `put file`
+    of as many other bytes. Every file is new random bytes, so nothing deduplicates. The
+    fastest round of each side is reported (the machine is shared: single runs vary 2x
+    either way; both sides get the same treatment)."""
     why = _available()
     if why:
         return [Result("M6", f"mount write benchmark skipped: {why}", 0.0, "", None, "-", "-", None)]
     size = 256 * MiB if quick else GiB
+    best = {"write": float("inf"), "put": float("inf"), "floor": float("inf")}
+    parts = (0.0, 0.0)
     with workdir("pachbench-mountw-") as d, pachd() as p:
         stub = pfs_pb2_grpc.APIStub(p.channel)
-        stub.CreateRepo(pb.CreateRepoRequest(repo=_repo("w")))
         src = d / "w.bin"
-        write_random_file(src, size, seed=41)
-        m = _Mount(p, d / "wmnt", "-r", "w+w")
-        t0 = time.perf_counter()
-        try:
-            shutil.copyfile(src, d / "wmnt" / "w" / "w.bin")
-            t_copied = time.perf_counter() - t0
-        finally:
-            t_unmount = m.close()
-        t_write = time.perf_counter() - t0
-        write_random_file(src, size, seed=42)  # new bytes: nothing deduplicates against the first
-        stub.CreateRepo(pb.CreateRepoRequest(repo=_repo("w2")))
-        t_put = pachctl(p, "put", "file", "w2@master:/w.bin", "-f", str(src))
-        t_floor = _write_floor_copy(d / "floor", src)
-        return [Result("M6", f"write a {size // MiB} MiB file through a +w mount, committed at unmount",
-                       size / t_write / MiB, "MiB/s", size / t_put / MiB, "pachctl put file of the same size",
-                       ">= 0.7x put file", size / t_write >= 0.7 * size / t_put,
-                       notes=f"of which the copy into the mount (shutil.copyfile) {t_copied:.2f} s, unmount + "
-                             f"commit {t_unmount:.2f} s; the same copy into bench.fuse_write_floor (a trivial "
-                             f"pyfuse3 file system, one pwrite per request) {t_floor:.2f} s")]
+        staging = Path(_env(p)["HOME"]) / ".pachyderm" / "mounts" / "staging"
+        for i in range(rounds):
+            stub.CreateRepo(pb.CreateRepoRequest(repo=_repo(f"w{i}")))
+            write_random_file(src, size, seed=41 + 2 * i)
+            m = _Mount(p, d / "wmnt", "-r", f"w{i}+w")
+            t0 = time.perf_counter()
+            try:
+                shutil.copyfile(src, d / "wmnt" / f"w{i}" / "w.bin")
+                t_copied = time.perf_counter() - t0
+            finally:
+                t_unmount = m.close()
+            t_write = time.perf_counter() - t0
+            if t_write < best["write"]:
+                best["write"], parts = t_write, (t_copied, t_unmount)
+            _wait_removed(staging)
+            write_random_file(src, size, seed=42 + 2 * i)
+            stub.CreateRepo(pb.CreateRepoRequest(repo=_repo(f"p{i}")))
+            best["put"] = min(best["put"], pachctl(p, "put", "file", f"p{i}@master:/w.bin", "-f", str(src)))
+            best["floor"] = min(best["floor"], _write_floor_copy(d / "floor", src))
+    t_write, t_put = best["write"], best["put"]
+    return [Result("M6", f"write a {size // MiB} MiB file through a +w mount, committed at unmount",
+                   size / t_write / MiB, "MiB/s", size / t_put / MiB, "pachctl put file of the same size",
+                   ">= 0.7x put file", size / t_write >= 0.7 * size / t_put,
+                   notes=f"best of {rounds} rounds each, taken in turn; the best mount round: the copy in "
+                         f"(shutil.copyfile) {parts[0]:.2f} s, unmount + commit {parts[1]:.2f} s; the same copy "
+                         f"into bench.fuse_write_floor (a trivial pyfuse3 file system, one pwrite per request) "
+                         f"{best['floor']:.2f} s")]
+
+
+def _wait_removed(staging: Path, timeout: float = 120.0) -> None:
+    """Wait until no committed staging directory (`.removing-*`) is left being deleted."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if not (staging.exists() and any(x.name.startswith(".removing-") for x in staging.iterdir())):
+            return
+        time.sleep(0.05)
 
 
 def _write_floor_copy(where: Path, src: Path) -> float:

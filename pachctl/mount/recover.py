@@ -78,7 +78,8 @@ def _recover_journal(client, session: str, path: str, say: Callable[[str], None]
             return None if e is None else (not e.is_dir)
         links = LinkResolver(r.overlay, head or None, mp, kind)
         writer.begin(head, sync=True)
-        result = commit_plan(client, view, plan, links, local_pachd=False)
+        from pachctl.transfer import is_loopback
+        result = commit_plan(client, view, plan, links, local_pachd=is_loopback(client))
         r.overlay.journal = writer
         r.overlay.committed()
         writer.done(result.commit, sync=True)

@@ -2,8 +2,12 @@
 
 Layout: `<staging root>/<session>/<view>/<n>` holds staged file number n; the overlay maps
 repo paths to them. Files are written in place by the file system (pwrite), never held in
-memory, and streamed to pachd at commit (or, with pachd on this machine, handed over as
-`file://` URLs that pachd reads itself).
+memory. At commit pachd reads them itself when it runs on this machine: each staged file is
+opened here and its descriptor handed to pachd's local socket (pachctl.local_read; pachd
+never opens our paths, so this works whatever user pachd runs as), and the ModifyFile names
+it by a `pachd-local-fd:` handle. Where that is not available (a remote pachd, an older one,
+no abstract sockets) it falls back to `file://` URLs (same machine, pachd can read the path)
+and then to streaming the bytes over gRPC.
 
 Invariants:
 - A staged file whose write failed (disk full, I/O error) is `failed`: it is left out of the
@@ -12,6 +16,12 @@ Invariants:
 - `commit_plan` sends the whole plan in ONE ModifyFile call on the branch: pachd applies it
   atomically as one new commit (or into the branch's open commit), so a failure at any
   point leaves the branch as it was, and the staged files stay for the next try.
+- The upload route only changes where pachd reads the bytes from, never the commit: the same
+  ModifyFile requests in the same order, one file's bytes from one source. A route pachd
+  refuses (a handle it does not know or that expired, a file:// it cannot read) makes the
+  whole ModifyFile fail before the branch moves; the plan is then sent again by the next
+  route. At most MAX_HANDLES descriptors are handed over per commit (pachd serves a bounded
+  number of local connections); the files beyond go by the next route.
 - Symbolic links are committed as the content of the file they point to (resolved in the
   overlay, or on local disk for paths outside the mount); one pointing nowhere, or at a
   directory, is left out and reported.
@@ -50,6 +60,8 @@ log = logging.getLogger("pachctl.mount")
 REMOVING = ".removing-"  # prefix of session directories being deleted (see the invariants)
 CHUNK = 2 * 1024 * 1024
 MAX_LINKS = 40
+MAX_HANDLES = 64  # descriptors handed to pachd in one commit (its local socket serves 256 at once)
+FD, URL, RAW = "descriptor", "file-url", "grpc"  # upload routes, fastest first
 
 
 class StagedFile:
@@ -188,6 +200,7 @@ class CommitResult:
     ops: int = 0
     commit: str = ""
     skipped: list = field(default_factory=list)   # (path, reason) left out of the commit
+    route: str = ""                                 # how the staged bytes reached pachd (FD, URL, RAW)
 
 
 class LinkResolver:
@@ -247,8 +260,52 @@ def _add(path: str, data: bytes) -> pfs.ModifyFileRequest:
     return pfs.ModifyFileRequest(add_file=pfs.AddFile(path=path, raw=wrappers_pb2.BytesValue(value=data)))
 
 
-def _file_requests(path: str, local: str, by_url: bool) -> Iterator[pfs.ModifyFileRequest]:
-    if by_url:
+class LocalHandles:
+    """Staged files handed to pachd's local socket for one ModifyFile: each is opened here and
+    its descriptor passed over (SCM_RIGHTS); pachd answers a handle that the ModifyFile names.
+    Each handle's connection stays open until `close()` (pachd drops an unused handle when its
+    connection closes)."""
+
+    def __init__(self, socket_name: str):
+        self.socket_name = socket_name
+        self.conns: list = []
+        self.file_urls = True  # a file that cannot be handed over goes by file:// (else gRPC)
+
+    def url(self, local: str) -> Optional[str]:
+        """A `pachd-local-fd:` URL for the file at `local`, or None (use another route)."""
+        from pachctl.local_read import URL_SCHEME, _hand_over
+        if len(self.conns) >= MAX_HANDLES:
+            return None
+        try:
+            fd = os.open(local, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            got = _hand_over(self.socket_name, fd)
+        finally:
+            os.close(fd)  # pachd holds its own copy now
+        if got is None:
+            return None
+        conn, handle = got
+        self.conns.append(conn)
+        return URL_SCHEME + handle
+
+    def close(self) -> None:
+        for c in self.conns:
+            c.close()
+        self.conns = []
+
+
+def _file_requests(path: str, local: str, route: str,
+                   handles: Optional[LocalHandles] = None) -> Iterator[pfs.ModifyFileRequest]:
+    if route == FD and handles is not None:
+        url = handles.url(local)
+        if url is not None:
+            yield _add(path, b"")  # the file exists even if it is empty (as a lean put sends it)
+            yield pfs.ModifyFileRequest(add_file=pfs.AddFile(path=path, url=pfs.AddFile.URLSource(URL=url)))
+            return
+        route = URL if handles.file_urls else RAW
+    if route == URL:
         yield pfs.ModifyFileRequest(add_file=pfs.AddFile(path=path, url=pfs.AddFile.URLSource(URL=file_url(local))))
         return
     yield _add(path, b"")
@@ -260,8 +317,10 @@ def _file_requests(path: str, local: str, by_url: bool) -> Iterator[pfs.ModifyFi
             yield _add(path, b)
 
 
-def plan_requests(branch: pfs.Branch, plan: list, links: LinkResolver, by_url: bool,
-                  result: CommitResult) -> Iterator[pfs.ModifyFileRequest]:
+def plan_requests(branch: pfs.Branch, plan: list, links: LinkResolver, route: str,
+                  result: CommitResult, handles: Optional[LocalHandles] = None) -> Iterator[pfs.ModifyFileRequest]:
+    """The ModifyFile requests applying `plan` on `branch`, staged bytes by `route` (FD needs
+    `handles`; a file it cannot hand over goes by file:// when `handles.file_urls`, else RAW)."""
     repo = branch.repo
     yield pfs.ModifyFileRequest(set_commit=pfs.Commit(repo=repo, branch=branch))
     for op in plan:
@@ -269,7 +328,7 @@ def plan_requests(branch: pfs.Branch, plan: list, links: LinkResolver, by_url: b
         if kind == "delete":
             yield pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path=path))
         elif kind == "put":
-            yield from _file_requests(path, op[2].path, by_url)
+            yield from _file_requests(path, op[2].path, route, handles)
         elif kind == "copy":
             src = pfs.File(commit=pfs.Commit(repo=repo, id=op[2]), path=op[3])
             yield pfs.ModifyFileRequest(copy_file=pfs.CopyFile(dst=path, src=src))
@@ -278,9 +337,9 @@ def plan_requests(branch: pfs.Branch, plan: list, links: LinkResolver, by_url: b
             if target[0] == "skip":
                 result.skipped.append((path, target[1]))
             elif target[0] == "staged":
-                yield from _file_requests(path, target[1].path, by_url)
+                yield from _file_requests(path, target[1].path, route, handles)
             elif target[0] == "local":
-                yield from _file_requests(path, target[1], by_url)
+                yield from _file_requests(path, target[1], route, handles)
             else:
                 src = pfs.File(commit=pfs.Commit(repo=repo, id=target[1]), path=target[2])
                 yield pfs.ModifyFileRequest(copy_file=pfs.CopyFile(dst=path, src=src))
@@ -299,24 +358,54 @@ class PachdUnreachable(Exception):
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
 
+def first_route(local_pachd: bool, env=None) -> str:
+    """The fastest upload route allowed: FD/URL for a pachd on this machine unless
+    PACHCTL_LOCAL_UPLOAD is 0/false/no, else RAW."""
+    env = os.environ if env is None else env
+    if not local_pachd or env.get("PACHCTL_LOCAL_UPLOAD", "1").lower() in ("0", "false", "no"):
+        return RAW
+    import socket
+    return FD if hasattr(socket, "SCM_RIGHTS") else URL
+
+
 def commit_plan(client, view, plan: list, links: LinkResolver, *, local_pachd: bool,
                 retries: int = 0, say: Optional[Callable[[str], None]] = None,
-                backoff: float = 1.0) -> CommitResult:
+                backoff: float = 1.0, route: Optional[str] = None) -> CommitResult:
     """Send `plan` as one ModifyFile on the view's branch; the new head's id in the result.
 
-    With `retries`, an unreachable pachd is tried again (1, 2, 4... seconds apart)."""
+    Staged bytes go by `route` (default: the fastest allowed, see `first_route`); a route
+    pachd refuses is replaced by the next one and the plan sent again (nothing of the refused
+    call landed). With `retries`, an unreachable pachd is tried again (1, 2, 4... seconds
+    apart). `result.route` says which route the commit went by."""
+    from pachctl.local_read import _fallback, _socket_name
     repo = pfs.Repo(name=view.repo, type=view.repo_type or "user", project=pfs.Project(name=view.project))
     branch = pfs.Branch(repo=repo, name=view.branch)
-    by_url = local_pachd and os.environ.get("PACHCTL_LOCAL_UPLOAD", "1") not in ("0", "false", "no")
+    route = route or first_route(local_pachd)
+    file_urls = route in (FD, URL)
     attempt = 0
     while True:
         result = CommitResult()
+        handles = None
         try:
-            client.pfs.ModifyFile(plan_requests(branch, plan, links, by_url, result), timeout=None)
+            if route == FD:
+                try:
+                    name = _socket_name(client, 10)
+                except grpc.RpcError as e:
+                    if e.code() in RETRYABLE:
+                        raise
+                    name = None  # whatever pachd says about its socket, the other routes remain
+                if not name:
+                    route = URL
+                    continue
+                handles = LocalHandles(name)
+            client.pfs.ModifyFile(plan_requests(branch, plan, links, route, result, handles), timeout=None)
             break
         except grpc.RpcError as e:
-            if by_url and _refused_file_url(e):
-                by_url = False
+            if route == FD and _fallback(e):
+                route = URL
+                continue
+            if route == URL and _refused_file_url(e):
+                route, file_urls = RAW, False
                 continue
             if e.code() in RETRYABLE and attempt < retries:
                 wait = backoff * (2 ** attempt)
@@ -327,6 +416,10 @@ def commit_plan(client, view, plan: list, links: LinkResolver, *, local_pachd: b
                 time.sleep(wait)
                 continue
             raise
+        finally:
+            if handles is not None:
+                handles.close()
+    result.route = route
     try:
         ci = client.pfs.InspectCommit(pfs.InspectCommitRequest(commit=pfs.Commit(repo=repo, branch=branch)))
         result.commit = ci.commit.id
