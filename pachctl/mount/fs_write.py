@@ -9,6 +9,8 @@ Invariants:
 - Opening a remote file for writing copies it to a staged file first (streamed to disk);
   truncating it to zero, or creating a file, needs no copy. A failed write marks its staged
   file failed (see staging); truncating to zero makes it whole again.
+- Staged files nothing refers to any more (removed, replaced, committed) are unlinked on a
+  worker thread after the gate is left, never on the FUSE thread.
 - Renaming never moves bytes: a staged file keeps its staged copy, a file or directory of
   the head becomes a copy of it (pachd copies it at commit).
 """
@@ -71,6 +73,12 @@ class WriteOps:
     def _drop_staged(self, staged_files) -> None:
         for sf in staged_files:
             self.staging.drop(sf)
+
+    async def _drop_staged_off_loop(self, staged_files) -> None:
+        """Unlink staged files nothing refers to any more, on a worker thread: freeing a big
+        file's blocks takes about a second per GiB, and other requests must not wait for it."""
+        if staged_files:
+            await trio.to_thread.run_sync(self._drop_staged, staged_files)
 
     # ---- opening ------------------------------------------------------------------------------
     async def open_writable_view(self, node: Node, flags: int, wants_write: bool):
@@ -212,7 +220,8 @@ class WriteOps:
             raise _err(errno.EISDIR)
         async with self.gate(view):
             exists = await self._underlying_exists(view, path)
-            self._drop_staged(view.overlay.delete(path, exists))
+            gone = view.overlay.delete(path, exists)
+        await self._drop_staged_off_loop(gone)
 
     async def rmdir(self, parent_inode, name, ctx=None):
         parent = self._writable_parent(parent_inode)
@@ -227,7 +236,8 @@ class WriteOps:
             raise _err(errno.ENOTEMPTY)
         async with self.gate(view):
             exists = await self._underlying_exists(view, path)
-            self._drop_staged(view.overlay.delete(path, exists))
+            gone = view.overlay.delete(path, exists)
+        await self._drop_staged_off_loop(gone)
 
     async def _has_entries(self, view, path: str) -> bool:
         from pachctl.mount.fs import DirHandle
@@ -300,8 +310,9 @@ class WriteOps:
                 else:
                     moved = Change(COPY, commit=commit, src=r.src, is_dir=e.is_dir)
             exists = await self._underlying_exists(view, src)
-            self._drop_staged(ov.rename(src, dst, moved, exists))
+            replaced = ov.rename(src, dst, moved, exists)
             self._moved_nodes(view, src, dst)
+        await self._drop_staged_off_loop(replaced)
 
     def _moved_nodes(self, view, src: str, dst: str) -> None:
         prefix = src + "/"
@@ -420,7 +431,7 @@ class WriteOps:
                 if defer_drops is not None:
                     defer_drops.extend(dropped)
                 else:
-                    await trio.to_thread.run_sync(self._drop_staged, dropped)
+                    await self._drop_staged_off_loop(dropped)
 
     async def _head_for_commit(self, view, retries: int, say):
         """The branch head, asked again (1, 2, 4... s apart) while pachd does not answer."""

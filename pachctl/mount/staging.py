@@ -46,6 +46,7 @@ import os
 import posixpath
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
@@ -264,18 +265,22 @@ class LocalHandles:
     """Staged files handed to pachd's local socket for one ModifyFile: each is opened here and
     its descriptor passed over (SCM_RIGHTS); pachd answers a handle that the ModifyFile names.
     Each handle's connection stays open until `close()` (pachd drops an unused handle when its
-    connection closes)."""
+    connection closes). gRPC pulls the requests on a thread of its own, which may still be
+    pulling when the call has failed: once closed, nothing more is handed over."""
 
     def __init__(self, socket_name: str):
         self.socket_name = socket_name
         self.conns: list = []
+        self.closed = False
         self.file_urls = True  # a file that cannot be handed over goes by file:// (else gRPC)
+        self._lock = threading.Lock()
 
     def url(self, local: str) -> Optional[str]:
         """A `pachd-local-fd:` URL for the file at `local`, or None (use another route)."""
         from pachctl.local_read import URL_SCHEME, _hand_over
-        if len(self.conns) >= MAX_HANDLES:
-            return None
+        with self._lock:
+            if self.closed or len(self.conns) >= MAX_HANDLES:
+                return None
         try:
             fd = os.open(local, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
@@ -287,13 +292,19 @@ class LocalHandles:
         if got is None:
             return None
         conn, handle = got
-        self.conns.append(conn)
+        with self._lock:
+            if self.closed:
+                conn.close()  # the call is over: pachd drops the handle with the connection
+                return None
+            self.conns.append(conn)
         return URL_SCHEME + handle
 
     def close(self) -> None:
-        for c in self.conns:
+        with self._lock:
+            self.closed = True
+            conns, self.conns = self.conns, []
+        for c in conns:
             c.close()
-        self.conns = []
 
 
 def _file_requests(path: str, local: str, route: str,

@@ -50,3 +50,16 @@ def test_every_module_runs_its_command_from_a_fresh_interpreter():
         p = subprocess.run([sys.executable, "-m", "pachctl", *args, "--help"], capture_output=True, text=True,
                            cwd=ROOT)
         assert p.returncode == 0 and p.stdout.startswith("Usage: pachctl "), (module, p.stderr[-2000:])
+
+
+def test_unmount_of_one_mountpoint_runs_without_click_or_grpc_and_says_what_the_full_cli_says(tmp_path):
+    lean = ("import sys\nfrom pachctl import main\n"
+            "try:\n    main.main(['unmount', sys.argv[1]])\nexcept SystemExit as e:\n    code = e.code\n"
+            "print(code, 'click' in sys.modules, 'grpc' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", lean, str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert r.stdout.split() == ["1", "False", "False"], r.stdout + r.stderr
+    full = ("import sys\nfrom pachctl.main import load_commands\n"
+            "load_commands(('cmd_mount',)).main(args=['unmount', sys.argv[1]], prog_name='pachctl')")
+    f = subprocess.run([sys.executable, "-c", full, str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
+    assert f.returncode == 1
+    assert r.stderr == f.stderr == f"{tmp_path} is not mounted\n"
