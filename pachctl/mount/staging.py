@@ -392,7 +392,6 @@ def commit_plan(client, view, plan: list, links: LinkResolver, *, local_pachd: b
     repo = pfs.Repo(name=view.repo, type=view.repo_type or "user", project=pfs.Project(name=view.project))
     branch = pfs.Branch(repo=repo, name=view.branch)
     route = route or first_route(local_pachd)
-    file_urls = route in (FD, URL)
     attempt = 0
     while True:
         result = CommitResult()
@@ -416,7 +415,7 @@ def commit_plan(client, view, plan: list, links: LinkResolver, *, local_pachd: b
                 route = URL
                 continue
             if route == URL and _refused_file_url(e):
-                route, file_urls = RAW, False
+                route = RAW
                 continue
             if e.code() in RETRYABLE and attempt < retries:
                 wait = backoff * (2 ** attempt)
