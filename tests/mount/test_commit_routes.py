@@ -16,7 +16,6 @@ import pytest
 from pachctl.mount import staging as st
 from pachctl.mount.overlay import Overlay
 from pachctl.mount.views import View
-from proto.pfs_v2 import pfs_pb2 as pfs
 from tests.mount.test_write import commits, tree
 from tests.tools import needs_fuse
 
