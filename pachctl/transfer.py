@@ -7,7 +7,9 @@ Invariants:
   pachd applies it atomically: a local read error cancels the stream and nothing is written.
 - URLs (http, https, s3, ...) are sent as AddFile.url; pachd fetches them.
 - Fast path: when pachd is on loopback, plain local files go as `file://` URLs so pachd reads
-  them itself (no bytes through gRPC); if pachd refuses, the same put is streamed instead.
+  them itself (no bytes through gRPC), and a `-r` directory as ONE recursive file:// URL that
+  pachd walks (the client does not walk it); if pachd refuses, the same put is streamed
+  instead, the directory then walked by the client as its files are sent.
   `PACHCTL_LOCAL_UPLOAD=0` turns this off; puts that read stdin never use it.
 - Extraction never writes outside the output directory (absolute names and `..` are refused).
 - Progress bars (rich) go to the given stream and only when enabled; they never touch data.
