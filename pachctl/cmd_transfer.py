@@ -21,7 +21,7 @@ import grpc
 from pachctl import pb
 from pachctl.cli import CliError, command, get_app, project_option
 from pachctl.refs import parse_file
-from pachctl.transfer import (Progress, TransferError, extract_tar, local_upload_allowed, plan_put, put,
+from pachctl.transfer import (Progress, TransferError, expand_dirs, extract_tar, local_upload_allowed, plan_put, put,
                               read_input_list, stdout_binary, want_progress, write_stream)
 from proto.pfs_v2 import pfs_pb2 as pfs
 
@@ -65,6 +65,8 @@ def put_file(args, files, input_file, recursive, compress, parallelism, append, 
         if not sources:
             raise TransferError(f"no sources listed in {input_file}")
     items = plan_put(sources, target.path, recursive=recursive, full_path=full_path, untar=untar)
+    if any(it.kind == "dir" for it in items) and want_progress(progress, sys.stdout, None):
+        items = expand_dirs(items)  # a bar may be shown: its total needs every file's size
     c = app.client()
     c.pfs.InspectRepo(pfs.InspectRepoRequest(repo=pb.repo(target.commit.repo)))
     sized = all(it.kind in ("file", "tar") for it in items)

@@ -8,6 +8,10 @@ Invariants:
 - `plan_put` applies pachctl 2.x's target-path rules (documented on `put file`) and fails
   before anything is sent: missing local sources, `-r` with stdin only, stdin without a path.
 - Items come out in the order of the sources; a directory's files in sorted order.
+- With `-r`, a local directory is one "dir" item: it is not walked while planning (a walk of
+  100,000 files cost ~2 s before anything was sent, and pachd walks it again when it reads
+  the files itself). `expand_dirs` turns it into its files, sorted, for the callers that need
+  them one by one: the streamed put, and a progress bar's total.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ class TransferError(ValueError):
 
 @dataclass(frozen=True)
 class Item:
-    kind: str  # "stdin" | "file" | "url" | "tar"
+    kind: str  # "stdin" | "file" | "url" | "tar" | "dir" (a local directory with -r, not yet walked)
     src: str
     dest: str
     size: int = 0
@@ -84,7 +88,7 @@ def plan_put(sources: list[str], path: str, *, recursive: bool = False, full_pat
         elif os.path.isdir(source):
             if not recursive:
                 raise TransferError(f"{source} is a directory; use -r to put it recursively")
-            items.extend(_walk(source, target))
+            items.append(Item("dir", source, target, recursive=True, tree=source, tree_dest=target))
         else:
             items.append(Item("file", source, target, _local_size(source)))
     return items
@@ -96,6 +100,17 @@ def _local_size(source: str) -> int:
     except OSError as e:
         raise TransferError(f"open {source}: {(e.strerror or str(e)).lower()}") from None
     return st.st_size
+
+
+def expand_dirs(items: list[Item]) -> list[Item]:
+    """`items` with each "dir" item replaced by the files below it (sorted), each sized."""
+    out: list[Item] = []
+    for it in items:
+        if it.kind == "dir":
+            out.extend(_walk(it.src, it.dest))
+        else:
+            out.append(it)
+    return out
 
 
 def _walk(root: str, target: str) -> Iterator[Item]:

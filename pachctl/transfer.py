@@ -7,7 +7,9 @@ Invariants:
   pachd applies it atomically: a local read error cancels the stream and nothing is written.
 - URLs (http, https, s3, ...) are sent as AddFile.url; pachd fetches them.
 - Fast path: when pachd is on loopback, plain local files go as `file://` URLs so pachd reads
-  them itself (no bytes through gRPC); if pachd refuses, the same put is streamed instead.
+  them itself (no bytes through gRPC), and a `-r` directory as ONE recursive file:// URL that
+  pachd walks (the client does not walk it); if pachd refuses, the same put is streamed
+  instead, the directory then walked by the client as its files are sent.
   `PACHCTL_LOCAL_UPLOAD=0` turns this off; puts that read stdin never use it.
 - Extraction never writes outside the output directory (absolute names and `..` are refused).
 - Progress bars (rich) go to the given stream and only when enabled; they never touch data.
@@ -26,7 +28,7 @@ from urllib.parse import quote
 from google.protobuf import wrappers_pb2
 
 from pachctl.put_plan import (PROGRESS_THRESHOLD, TAR_SUFFIXES, Item, TransferError, _pfs_path,  # noqa: F401
-                              is_url, plan_put, want_progress)  # re-exported
+                              expand_dirs, is_url, plan_put, want_progress)  # re-exported
 from proto.pfs_v2 import pfs_pb2 as pfs
 
 log = logging.getLogger("pachctl.transfer")
@@ -102,11 +104,19 @@ def file_url(path: str) -> str:
 
 
 def modify_requests(commit: pfs.Commit, items: Iterable[Item], *, append: bool, stdin: BinaryIO,
-                    progress: Progress, local_files: bool = False) -> Iterator[pfs.ModifyFileRequest]:
-    """The ModifyFile stream; with local_files, plain local files go as file:// URLs."""
-    yield pfs.ModifyFileRequest(set_commit=commit)
+                    progress: Progress, local_files: bool = False,
+                    _first: bool = True) -> Iterator[pfs.ModifyFileRequest]:
+    """The ModifyFile stream; with local_files, plain local files go as file:// URLs and a
+    local directory (with -r) as one recursive file:// URL that pachd walks."""
+    if _first:
+        yield pfs.ModifyFileRequest(set_commit=commit)
     trees_sent: set[str] = set()
     for it in items:
+        if it.kind == "dir" and not (local_files and not append):
+            # pachd cannot walk it for us: its files one by one (walked now, as they are sent)
+            yield from modify_requests(commit, expand_dirs([it]), append=append, stdin=stdin,
+                                       progress=progress, local_files=local_files, _first=False)
+            continue
         if it.tree and local_files and not append:
             # a whole local directory: one recursive file:// source, pachd walks it and
             # overwrites each file (the same result as one delete+add per file)
@@ -178,7 +188,7 @@ def local_upload_allowed(client, items: list[Item], env=None) -> bool:
     fallback could not read twice)."""
     env = os.environ if env is None else env
     return (env.get(LOCAL_UPLOAD_ENV, "1") not in ("0", "false", "no") and is_loopback(client)
-            and any(it.kind == "file" for it in items) and not any(it.kind == "stdin" for it in items))
+            and any(it.kind in ("file", "dir") for it in items) and not any(it.kind == "stdin" for it in items))
 
 
 def _refused_local(e) -> bool:

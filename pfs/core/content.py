@@ -343,7 +343,7 @@ class ContentWriter:
         hashed, even if the file changes meanwhile."""
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            return self.ingest_fd(fd)
+            return self._ingest_fd(fd, fresh=True)
         finally:
             os.close(fd)
 
@@ -351,9 +351,14 @@ class ContentWriter:
         """`ingest_local` of a regular file open for reading as `fd` (one a local client handed
         pachd: pfs.service.local_read), from its start, whatever the descriptor's position.
         The caller keeps (and closes) the descriptor."""
+        return self._ingest_fd(fd, fresh=False)
+
+    def _ingest_fd(self, fd: int, fresh: bool) -> FileContent:
+        """`fresh`: `fd` was just opened here, so it is at its start: no seek needed."""
         self._check()
         self._lease()
-        os.lseek(fd, 0, os.SEEK_SET)
+        if not fresh:
+            os.lseek(fd, 0, os.SEEK_SET)
         size = os.fstat(fd).st_size
         if size < 4 * self.store.cdc[2]:
             # small: the shared pack, so many small files still make few objects. One

@@ -232,16 +232,23 @@ class WriteSession:
         self._pending_dirs: dict[str, int] = {}  # dir key -> pending puts below it
         self.collisions: list[str] = []  # a path written by two different datums
         self._datum_of: dict[str, str] = {}  # path -> datum that wrote it since the last apply
+        # the path the last operation, a `delete`, found nothing at: the put that follows it
+        # (every put that is not an append) need not look it up again. Any other operation
+        # forgets it.
+        self._absent: Optional[str] = None
 
     # ---- reads through the session --------------------------------------------------------
     def current(self, path: str) -> Optional[Entry]:
         if path in self._pending:
             return self._pending[path]
+        if path == self._absent:
+            return None
         return FileTree(self.index, self.root).entry(path)
 
     # ---- operations ------------------------------------------------------------------------
     def put(self, path: str, entry: Entry, protect: bool = True) -> None:
         """`protect`: lease the packs of the entry's chunks (they may come from anywhere)."""
+        self._absent = None
         if protect and self.lease is not None and entry.refs:
             self.lease.protect_refs(entry.refs)
         if entry.datum:
@@ -268,8 +275,10 @@ class WriteSession:
 
     def delete(self, path: str) -> bool:
         """Delete a file, or a directory with everything below it. False if nothing there."""
+        self._absent = None
         found = False
-        if path != "/" and self.current(path) is not None:
+        absent = path == "/" or self.current(path) is None  # no file at `path`
+        if not absent:
             self._pending[path] = None
             found = True
         dir_key = "/" if path == "/" else path + "/"
@@ -279,6 +288,8 @@ class WriteSession:
                 self._pending[k] = None
                 found = True
         self._maybe_apply()
+        if absent and path != "/":
+            self._absent = path
         return found
 
     def _maybe_apply(self) -> None:
@@ -288,6 +299,7 @@ class WriteSession:
     # ---- applying --------------------------------------------------------------------------
     def apply(self) -> Optional[bytes]:
         """Fold pending operations into `root` (maintaining directory aggregates)."""
+        self._absent = None
         if not self._pending:
             return self.root
         pending = self._pending

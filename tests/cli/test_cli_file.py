@@ -56,13 +56,18 @@ def test_put_get_large_file_round_trip(ok, pachctl, repo, tmp_path, client, loca
     assert ok("list", "file", "r@master") == "SIZE   \tNAME\n9.012MiB\t/big.bin\n"
 
 
-def test_put_recursive_directory_round_trip(ok, repo, tmp_path, client):
+@pytest.mark.parametrize("local_upload,flags", [("1", []), ("0", []), ("1", ["--progress"])],
+                         ids=["pachd-walks", "streamed", "walked-for-the-bar"])
+def test_put_recursive_directory_round_trip(ok, repo, tmp_path, client, local_upload, flags, monkeypatch):
+    """The same tree whether pachd walks the directory (one recursive file:// source), the
+    client walks it and streams the bytes, or walks it first to size a progress bar."""
+    monkeypatch.setenv("PACHCTL_LOCAL_UPLOAD", local_upload)
     src = tmp_path / "data"
     files = {"a.txt": b"A", "sub/b.txt": b"BB" * 1000, "sub/deeper/c.bin": os.urandom(3 * MiB), "empty": b""}
     for rel, content in files.items():
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         (src / rel).write_bytes(content)
-    ok("put", "file", "r@master", "-r", "-f", src)
+    ok("put", "file", "r@master", "-r", "-f", src, *flags)
     assert len(commit_ids(client)) == 1  # one ModifyFile stream, one commit
     assert ok("list", "file", "r@master:/data") == (
         "SIZE   \tNAME\n1B\t/data/a.txt\n0B\t/data/empty\n3.002MiB\t/data/sub/\n")
