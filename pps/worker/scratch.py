@@ -21,9 +21,10 @@ and then ext4 avoids handing out an inode freed in the last 60-300 s, checking e
 inode of the block group on EACH file creation (~0.2 us each, up to ~1.8 ms per create once a
 datum loop has freed thousands). So during a job the worker frees no inode of its own:
 - Files of trees discarded with `reuse_files=True` (trees only the worker wrote: staged
-  inputs) go to a file pool (`<pool>/f<n>`, at most FILE_POOL_MAX regular files of at most
-  FILE_POOL_MAX_BYTES with one link); `create_file` renames one into place, resets its mode and returns it open for
-  writing. The writer truncates at its end position (`truncate()`), so no old byte survives.
+  inputs) go to a file pool (`<pool>/f<size>.<n>`: regular files of at most
+  FILE_POOL_MAX_BYTES with one link); `create_file` renames one into place, resets its mode
+  and returns it open for writing. The writer truncates at its end position (`truncate()`),
+  so no old byte survives.
 - `bury(path, nbytes)` takes a file or tree (e.g. uploaded outputs: user code wrote them and
   may still hold them open while its job runs, so they are not reused then) out of the way
   without freeing it. `free_buried()` (the worker calls it when idle, after the job's user
