@@ -121,8 +121,11 @@ class JobRun:
         if timeout and self.job.started and time.time() - self.job.started > timeout:
             raise JobKilled(JOB_TIMEOUT_REASON)
 
-    def _save(self) -> None:
-        self.store.put_job(self.job)
+    def _save(self, durable: bool = True) -> None:
+        """Store the job record. Intermediate states pass durable=False: a crash may then show
+        an earlier state (which a restart handles as it would a crash a moment earlier);
+        the final state is synced, and with it everything written before."""
+        self.store.put_job(self.job, durable)
         self.master.job_changed(self.job)
 
     # ---- the run ---------------------------------------------------------------------------
@@ -140,7 +143,7 @@ class JobRun:
                 self._finish_state(JOB_FAILURE if ci.error else JOB_SUCCESS, ci.error)
                 return
             j.state, j.started = JOB_STARTING, j.started or time.time()
-            self._save()
+            self._save(durable=False)
             failed_inputs = self._wait_inputs(ci)
             if failed_inputs:
                 reason = "unrunnable because the following upstream pipelines failed: " + ", ".join(failed_inputs)
@@ -352,7 +355,7 @@ class JobRun:
         j.download_time = j.process_time = j.upload_time = 0.0
         j.download_bytes = j.upload_bytes = 0
         j.state = JOB_RUNNING
-        self._save()
+        self._save(durable=False)
         if to_process:
             self._run_datums(to_process, salt)
         self._check()
@@ -375,7 +378,7 @@ class JobRun:
             self._finish_state(JOB_FAILURE, problems[0])
             return
         j.state = JOB_FINISHING
-        self._save()
+        self._save(durable=False)
         failpoint("job.finish")
         self.pfs.finish_commit(self.out_repo, j.id, force=True)
         failpoint("job.finished_state")
@@ -499,7 +502,7 @@ class JobRun:
                 j.download_bytes += rec.download_bytes
                 j.upload_bytes += rec.upload_bytes
             self.cond.notify_all()
-        self._save()
+        self._save(durable=False)  # progress counters; the details above are synced
 
     def result(self, datum_id: str) -> Optional[DatumRecord]:
         """The record of a datum this running job has a result for, or None."""

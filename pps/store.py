@@ -158,8 +158,10 @@ class _NodeSpace:
         self.meta.put(self.prefix + node_hash, data)
 
     def put_nodes(self, nodes: list, root=None, lease=None) -> None:
+        # not synced: a node is reachable only through a record written after it (a job's
+        # root), and the store's log is ordered, so syncing that record syncs the node too
         for i in range(0, len(nodes), 5000):
-            with self.meta.batch() as b:
+            with self.meta.batch(durable=False) as b:
                 for h, data in nodes[i:i + 5000]:
                     b.put(self.prefix + h, data)
 
@@ -217,9 +219,11 @@ class PpsStore:
             self._trees.pop((project, name), None)
 
     # ---- jobs --------------------------------------------------------------------------------
-    def put_job(self, j: JobRecord) -> None:
+    def put_job(self, j: JobRecord, durable: bool = True) -> None:
+        """`durable=False`: not synced by itself (kept in order with every other write, so a
+        crash can only lose it together with everything written after it)."""
         raw = _pack(asdict(j))
-        with self.meta.batch() as b:
+        with self.meta.batch(durable=durable) as b:
             b.put(pps_key("job", j.project, j.pipeline, j.id), raw)
             b.put(pps_key("jobset", j.id, j.project, j.pipeline), b"")
 

@@ -26,7 +26,7 @@ import time
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import grpc
 
@@ -50,6 +50,71 @@ def glob_escape(path: str) -> str:
     return "".join("\\" + c if c in _GLOB_SPECIAL else c for c in path)
 
 
+FILE, DIR, OTHER = "file", "dir", "other"
+_BLOCK = 512
+
+
+def _tar_number(field: bytes) -> int:
+    if field[:1] and field[0] & 0x80:  # GNU base-256
+        n = int.from_bytes(field[1:], "big")
+        return n - (1 << (8 * len(field) - 8)) if field[0] & 0x40 else n
+    text = field.split(b"\0", 1)[0].strip()
+    return int(text, 8) if text else 0
+
+
+def read_tar(stream: "_Stream") -> Iterator[tuple[str, str, int]]:
+    """The members of a tar stream as (name, FILE | DIR | OTHER, size). After each, the caller
+    reads the member's `size` data bytes (or skips them); the block padding is handled here.
+    Reads ustar, pax ('x'; 'g' ignored) and GNU long names ('L'), as pachd and tar write them.
+    Raises tarfile.ReadError for a damaged header."""
+    pending: dict[str, str] = {}
+    while True:
+        hdr = stream.read(_BLOCK)
+        if len(hdr) < _BLOCK or hdr == bytes(_BLOCK):
+            return  # end of archive (two zero blocks, or the stream's end)
+        if _tar_number(hdr[148:156]) != sum(hdr[:148]) + 256 + sum(hdr[156:]):
+            raise tarfile.ReadError("bad tar header checksum")
+        kind_flag, size = hdr[156:157], _tar_number(hdr[124:136])
+        name = hdr[:100].split(b"\0", 1)[0]
+        if hdr[257:262] == b"ustar":
+            prefix = hdr[345:500].split(b"\0", 1)[0]
+            if prefix:
+                name = prefix + b"/" + name
+        pad = -size % _BLOCK
+        if kind_flag in (b"x", b"g", b"L", b"K"):
+            data = stream.read(size)
+            stream.skip(pad)
+            if kind_flag == b"x":
+                pending.update(_pax_records(data))
+            elif kind_flag == b"L":
+                pending["path"] = data.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            continue
+        text = pending.pop("path", None) or name.decode("utf-8", "surrogateescape")
+        if "size" in pending:
+            size = int(pending["size"])
+            pad = -size % _BLOCK
+        pending.clear()
+        kind = FILE if kind_flag in (b"0", b"\0", b"7") else DIR if kind_flag == b"5" else OTHER
+        if kind == DIR:
+            size = pad = 0
+            text = text.rstrip("/")
+        stream.pending_pad = pad
+        yield text, kind, size
+        stream.skip(stream.pending_pad)
+        stream.pending_pad = 0
+
+
+def _pax_records(data: bytes) -> dict[str, str]:
+    out, pos = {}, 0
+    while pos < len(data):
+        sp = data.index(b" ", pos)
+        length = int(data[pos:sp])
+        key, _, value = data[sp + 1:pos + length - 1].partition(b"=")
+        out[key.decode()] = value.decode("utf-8", "surrogateescape")
+        pos += length
+    return out
+
+
 class _Stream:
     """A file-like reader over a GetFileTAR response stream (counts bytes)."""
 
@@ -57,6 +122,7 @@ class _Stream:
         self._it = iter(responses)
         self._buf = memoryview(b"")
         self.nbytes = 0
+        self.pending_pad = 0
 
     def read(self, n: int = -1) -> bytes:
         out = bytearray()
@@ -71,6 +137,31 @@ class _Stream:
             out += self._buf[:take]
             self._buf = self._buf[take:]
         return bytes(out)
+
+    def _more(self) -> bool:
+        if not self._buf:
+            try:
+                self._buf = memoryview(next(self._it).value)
+            except StopIteration:
+                return False
+            self.nbytes += len(self._buf)
+        return True
+
+    def skip(self, n: int) -> None:
+        while n > 0 and self._more():
+            take = min(n, len(self._buf))
+            self._buf = self._buf[take:]
+            n -= take
+
+    def copy_to(self, out, n: int) -> None:
+        """Write the next `n` bytes to `out`; raises tarfile.ReadError if the stream ends first."""
+        while n > 0:
+            if not self._more():
+                raise tarfile.ReadError("the tar stream ended inside a file")
+            take = min(n, len(self._buf))
+            out.write(self._buf[:take])
+            self._buf = self._buf[take:]
+            n -= take
 
 
 @dataclass
@@ -216,28 +307,38 @@ class PfsIO:
         self._fetch_each(retry)
 
     def _untar(self, stream: _Stream, by_path: dict[str, Fetch], only: Optional[Fetch]) -> None:
-        with tarfile.open(fileobj=stream, mode="r|") as tf:
-            for m in tf:
-                name = m.name.strip("/")
-                if not name or name.startswith("../") or "/../" in f"/{name}/":
-                    continue
-                f = only if only is not None else by_path.get(name)
-                if f is None:
-                    continue
-                f.seen = True
-                if m.isdir():
-                    for d in f.dests:
-                        self.dirs.make(d / name)
-                elif m.isfile():
-                    first = f.dests[0] / name
-                    self.dirs.make(first.parent)
-                    src = tf.extractfile(m)
-                    with open(first, "wb") as out:
-                        shutil.copyfileobj(src, out, PUT_CHUNK)
-                    f.nbytes += m.size
-                    for d in f.dests[1:]:
-                        self.dirs.make((d / name).parent)
-                        os.link(first, d / name)
+        made: set[str] = set()  # directories known to exist (spares a stat per file)
+
+        def make_dir(path: str) -> None:
+            if path not in made:
+                self.dirs.make(Path(path))
+                made.add(path)
+
+        for name, kind, size in read_tar(stream):
+            name = name.strip("/")
+            if not name or name.startswith("../") or "/../" in f"/{name}/":
+                stream.skip(size)
+                continue
+            f = only if only is not None else by_path.get(name)
+            if f is None:
+                stream.skip(size)
+                continue
+            f.seen = True
+            dests = [str(d) for d in f.dests]
+            if kind == DIR:
+                for d in dests:
+                    make_dir(f"{d}/{name}")
+            elif kind == FILE:
+                first = f"{dests[0]}/{name}"
+                make_dir(os.path.dirname(first))
+                with open(self.dirs.create_file(Path(first)), "wb") as out:
+                    stream.copy_to(out, size)
+                    out.truncate()  # a recycled inode: nothing of its old contents stays
+                f.nbytes += size
+                for d in dests[1:]:
+                    make_dir(os.path.dirname(f"{d}/{name}"))
+                    os.link(first, f"{d}/{name}")
+            stream.skip(size if kind != FILE else 0)
 
     def _fetch_empty(self, f: Fetch) -> None:
         i = f.input

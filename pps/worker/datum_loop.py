@@ -79,8 +79,8 @@ class DatumRunner:
 
     def unmount(self, staged: Staged, out_empty: bool = False) -> None:
         """Inputs away; /pfs/out dropped unless the caller emptied it (Uploader.stage)."""
-        for name, d in staged.dirs.items():
-            self.dirs.discard(self.pfs / name if staged.mounted else d)
+        for name, d in staged.dirs.items():  # files only the worker wrote: their inodes are reused
+            self.dirs.discard(self.pfs / name if staged.mounted else d, reuse_files=True)
         staged.mounted = False
         if not out_empty:
             self.dirs.discard(self.pfs / "out")

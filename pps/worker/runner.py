@@ -215,8 +215,10 @@ class Worker(DatumRunner):
                 return 0
             if task.task_id:
                 self.execute(task)
-            elif self.batch_server is not None:
-                self.batch_server.end_session()  # idle: the job's user process is not needed
+            else:  # idle
+                if self.batch_server is not None:
+                    self.batch_server.end_session()  # the job's user process is not needed
+                self.dirs.free_buried()  # no user code is left that could write to them
         return 0
 
     def _next_task(self, req: wpb.NextTaskRequest) -> Optional[wpb.Task]:

@@ -4,14 +4,16 @@ batched uploads, directory recycling."""
 from __future__ import annotations
 
 import os
+import tarfile
 import time
+from io import BytesIO
 
 import grpc
 import pytest
 
 from pfs.model import Repo
-from pps.worker.datum_io import PfsIO, Prefetcher, commit_pb, glob_escape
-from pps.worker.scratch import Dirs
+from pps.worker.datum_io import PfsIO, Prefetcher, _Stream, commit_pb, glob_escape, read_tar
+from pps.worker.scratch import Dirs, _umask
 from pps.worker.upload import Uploader
 from tests.worker.conftest import Env
 
@@ -136,3 +138,129 @@ def test_dirs_recycle_instead_of_rmdir(tmp_path):
         dirs.discard(tmp_path / "nothing-here")  # missing is fine
     finally:
         dirs.close()
+
+
+def _wait_idle(dirs: Dirs) -> None:
+    deadline = time.monotonic() + 5
+    while not dirs.idle() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_dirs_reuse_file_inodes_without_old_bytes(tmp_path):
+    """Files of a tree discarded with reuse_files come back through create_file: same inode,
+    fresh mode, nothing of the old contents once the writer truncates; hard-linked files and
+    trees discarded without reuse_files are freed, never reused."""
+    dirs = Dirs(tmp_path / "pool")
+    try:
+        src = tmp_path / "in"
+        src.mkdir()
+        (src / "big").write_bytes(b"old contents, longer than the new ones")
+        os.chmod(src / "big", 0o700)
+        (src / "linked").write_bytes(b"shared")
+        os.link(src / "linked", tmp_path / "other-name")
+        ino = os.stat(src / "big").st_ino
+        dirs.discard(src, reuse_files=True)
+        _wait_idle(dirs)
+        fd = dirs.create_file(tmp_path / "new")
+        with open(fd, "wb") as out:
+            out.write(b"new")
+            out.truncate()
+        st = os.stat(tmp_path / "new")
+        assert st.st_ino == ino and (tmp_path / "new").read_bytes() == b"new"
+        assert st.st_mode & 0o777 == 0o666 & ~_umask()
+        fd = dirs.create_file(tmp_path / "fresh")  # the hard-linked file was not pooled
+        os.close(fd)
+        assert os.stat(tmp_path / "fresh").st_ino != os.stat(tmp_path / "other-name").st_ino
+        assert (tmp_path / "other-name").read_bytes() == b"shared"
+
+        out = tmp_path / "out"
+        out.mkdir()
+        (out / "user-file").write_bytes(b"user")
+        dirs.discard(out)  # written by user code: freed, not pooled
+        _wait_idle(dirs)
+        fd = dirs.create_file(tmp_path / "fresh2")
+        os.close(fd)
+        assert os.stat(tmp_path / "fresh2").st_size == 0
+    finally:
+        dirs.close()
+
+
+def test_dirs_bury_keeps_until_freed(tmp_path):
+    dirs = Dirs(tmp_path / "pool")
+    try:
+        f = tmp_path / "uploaded"
+        f.write_bytes(b"output")
+        ino = os.stat(f).st_ino
+        dirs.bury(f, 6)
+        assert not f.exists()
+        _wait_idle(dirs)
+        assert any(os.stat(p).st_ino == ino for p in (tmp_path / "pool").iterdir())  # still there
+        dirs.free_buried()  # idle: no user code left; the file joins the pool
+        _wait_idle(dirs)
+        fd = dirs.create_file(tmp_path / "reused")
+        with open(fd, "wb") as out:
+            out.write(b"x")
+            out.truncate()
+        assert os.stat(tmp_path / "reused").st_ino == ino
+        assert (tmp_path / "reused").read_bytes() == b"x"
+        dirs.bury(tmp_path / "missing")  # missing is fine
+    finally:
+        dirs.close()
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
+@pytest.mark.parametrize("step", [1, 511, 4096, 1 << 20])
+def test_read_tar_matches_tarfile(fmt, step):
+    """The worker's tar reader yields what tarfile reads, over any message boundaries: long
+    names (pax / GNU), non-ASCII names, directories, empty and multi-block files, symlinks."""
+    buf = BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
+        for n in ["a", "dir/", "dir/b.txt", "x" * 150, "d/" + "y" * 120 + "/z", "ünï/cödé", "empty", "big"]:
+            ti = tarfile.TarInfo(n.rstrip("/"))
+            if n.endswith("/"):
+                ti.type = tarfile.DIRTYPE
+                tf.addfile(ti)
+                continue
+            data = b"" if n == "empty" else bytes(range(256)) * 5000 if n == "big" else n.encode() * 3
+            ti.size = len(data)
+            tf.addfile(ti, BytesIO(data))
+        ln = tarfile.TarInfo("link")
+        ln.type, ln.linkname = tarfile.SYMTYPE, "a"
+        tf.addfile(ln)
+    raw = buf.getvalue()
+
+    class Msg:
+        def __init__(self, value):
+            self.value = value
+
+    stream = _Stream([Msg(raw[i:i + step]) for i in range(0, len(raw), step)])
+    got = []
+    for name, kind, size in read_tar(stream):
+        if kind == "file":
+            out = BytesIO()
+            stream.copy_to(out, size)
+            got.append((name, kind, out.getvalue()))
+        else:
+            got.append((name, kind))
+    want = []
+    with tarfile.open(fileobj=BytesIO(raw)) as tf:
+        for m in tf:
+            want.append((m.name, "file", tf.extractfile(m).read()) if m.isfile() else
+                        (m.name, "dir" if m.isdir() else "other"))
+    assert got == want
+
+
+def test_read_tar_rejects_a_damaged_header():
+    buf = BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        ti = tarfile.TarInfo("f")
+        ti.size = 1
+        tf.addfile(ti, BytesIO(b"x"))
+    raw = bytearray(buf.getvalue())
+    raw[0] ^= 0xFF
+
+    class Msg:
+        value = bytes(raw)
+
+    with pytest.raises(tarfile.ReadError, match="checksum"):
+        list(read_tar(_Stream([Msg()])))
