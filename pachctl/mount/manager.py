@@ -14,6 +14,9 @@ Invariants:
 - Datum mode mounts the current datum's files of each pfs input at `<input name>` (the name
   a worker sees under /pfs, `name` or else the repo), pinned to the datum's commit, plus a
   local-only writable `out`; nothing else can be mounted meanwhile.
+- A request that adds or removes a view answers only after the kernel has dropped its cached
+  entry for that name (`_forget`), so the caller's next access sees the new view, never the
+  old one.
 """
 from __future__ import annotations
 
@@ -32,6 +35,20 @@ from proto.pps_v2 import pps_pb2 as pps
 
 
 SERVER_COMMIT_RETRIES = 3
+
+
+async def _forget(name: str) -> None:
+    """Make the kernel drop its cached entry for the top-level `name`, and wait until it has.
+    The blocking call runs on a worker thread: the kernel may first need an answer to a
+    request for that directory, which this file system's trio thread must stay free to give
+    (invalidate_entry_async would return before the kernel acted, and a listing right after
+    the HTTP answer could still reach the old view)."""
+    def forget() -> None:
+        try:
+            pyfuse3.invalidate_entry(pyfuse3.ROOT_INODE, name.encode())
+        except FileNotFoundError:
+            pass  # the kernel had no entry for it
+    await trio.to_thread.run_sync(forget)
 
 
 class RequestError(Exception):
@@ -68,11 +85,11 @@ class Manager:
     async def _add(self, view: View) -> None:
         self.session.fs.add_view(view)
         self.session.attach_journal(view)
-        pyfuse3.invalidate_entry_async(pyfuse3.ROOT_INODE, view.name.encode(), ignore_enoent=True)
+        await _forget(view.name)
 
     async def _remove(self, name: str) -> None:
         self.session.fs.remove_view(name)
-        pyfuse3.invalidate_entry_async(pyfuse3.ROOT_INODE, name.encode(), ignore_enoent=True)
+        await _forget(name)
 
     async def _commit(self, name: str):
         view = self.session.fs.views.get(name)
