@@ -51,7 +51,6 @@ FIXED_TTL = 3600.0  # kernel cache lifetime of what cannot change
 ERROR_LOG_EVERY = 5.0
 STATS_KEPT = 10_000  # entries of finished commits asked of pachd one by one, kept (least recently used dropped)
 LOCAL_MIN = 1 << 20  # files this big or bigger are read through pachd's local pipe, where there is one
-LIST_AHEAD = 3       # sibling directories whose listings are fetched ahead when a directory is opened
 
 
 class FileHandle:
@@ -136,8 +135,6 @@ class MountFS(WriteOps, pyfuse3.Operations):
         self.table = NodeTable()
         self.cache = ListingCache()
         self._stats: OrderedDict = OrderedDict()  # (project, repo, commit, path) -> Entry or None
-        self._listing_ahead: dict = {}  # ListingCache.key -> trio.Event (being fetched) or Listing (a first page)
-        self._ahead_limiter = trio.CapacityLimiter(1)  # listings fetched ahead: one at a time
         self.heads: dict[str, tuple[Head, float]] = {}
         self._head_gen: dict[str, int] = {}   # bumped when a head is forgotten: a late answer is dropped
         self._refreshing: set = set()          # views whose head is being refreshed behind requests
@@ -445,57 +442,7 @@ class MountFS(WriteOps, pyfuse3.Operations):
         if commit is None or src is None:
             return
         finished = head.finished or (commit != head.commit)
-        h.listing = (self._cached_listing(view, commit, src) or await self._listed_ahead(view, commit, src)
-                     or Listing(self.remote, view, commit, src, finished))
-        if finished and ov is None and src != "/":
-            self._list_ahead(view, commit, src)
-
-    async def _listed_ahead(self, view: View, commit: str, path: str) -> Optional[Listing]:
-        """A listing `_list_ahead` fetched (waiting for it if it is on its way), or None."""
-        key = self.cache.key(view, commit, path)
-        got = self._listing_ahead.get(key)
-        if isinstance(got, trio.Event):
-            await got.wait()
-            got = self._listing_ahead.get(key)
-        if isinstance(got, Listing):
-            del self._listing_ahead[key]
-            return got
-        return self._cached_listing(view, commit, path)
-
-    def _list_ahead(self, view: View, commit: str, path: str) -> None:
-        """Fetch, behind the requests, the first page of the next LIST_AHEAD sibling
-        directories of `path` (a finished commit's): a walk opens them next."""
-        parent, name = path.rsplit("/", 1)
-        siblings = self._cached_listing(view, commit, parent or "/")
-        if siblings is None:
-            return
-        i = siblings.index(name)
-        if i is None:
-            return
-        for e in siblings.subdirectories_after(i, LIST_AHEAD):
-            key = self.cache.key(view, commit, e.path)
-            if key in self._listing_ahead or self.cache.get(view, commit, e.path) is not None:
-                continue
-            if len(self._listing_ahead) >= 4 * LIST_AHEAD:
-                return  # nobody came for what was fetched: fetch no more
-            done = self._listing_ahead[key] = trio.Event()
-            trio.lowlevel.spawn_system_task(self._fetch_ahead, view, commit, e.path, key, done)
-
-    async def _fetch_ahead(self, view: View, commit: str, path: str, key, done: trio.Event) -> None:
-        listing = Listing(self.remote, view, commit, path, True)
-        try:
-            await trio.to_thread.run_sync(listing.more, limiter=self._ahead_limiter, abandon_on_cancel=True)
-        except Exception as e:  # noqa: BLE001 - the opendir that wants it lists it itself (and reports)
-            log.debug("listing %s ahead failed: %s", path, e)
-            self._listing_ahead.pop(key, None)
-        else:
-            if listing.complete:
-                self.cache.put(listing)
-                self._listing_ahead.pop(key, None)
-            else:
-                self._listing_ahead[key] = listing
-        finally:
-            done.set()
+        h.listing = self._cached_listing(view, commit, src) or Listing(self.remote, view, commit, src, finished)
 
     async def readdir(self, fh, start_id, token):
         h = self.dirs.get(fh)

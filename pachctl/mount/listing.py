@@ -7,10 +7,6 @@ Invariants:
   commit never changes, so a cached listing is never stale. An open commit is re-listed.
 - The cache is bounded by the total number of entries it holds (least recently used
   listings are dropped first), so memory does not grow with what has been browsed.
-- Listings of the next few sibling directories are fetched ahead (the file system's
-  `_list_ahead`) only for finished commits, a page each, and only after a program opened a
-  directory next to them: a walk (`find`, `du`, `ls -R`) finds them here, a lone `ls` costs
-  at most LIST_AHEAD extra pages.
 """
 from __future__ import annotations
 
@@ -47,24 +43,9 @@ class Listing:
         return self
 
     def find(self, name: str) -> Optional[Entry]:
-        i = self.index(name)
-        return None if i is None else self.entries[i]
-
-    def index(self, name: str) -> Optional[int]:
-        """The position of `name` among the entries fetched so far, or None."""
         if self._by_name is None:
-            self._by_name = {e.name: i for i, e in enumerate(self.entries)}
+            self._by_name = {e.name: e for e in self.entries}
         return self._by_name.get(name)
-
-    def subdirectories_after(self, i: int, n: int) -> list[Entry]:
-        """Up to `n` directories among the entries after position `i`, in order."""
-        out = []
-        for e in self.entries[i + 1:]:
-            if e.is_dir:
-                out.append(e)
-                if len(out) >= n:
-                    break
-        return out
 
 
 class ListingCache:
