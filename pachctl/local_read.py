@@ -28,6 +28,7 @@ from proto.pfs_v2 import pfs_pb2 as pfs
 LOCAL_READ_ENV = "PACHCTL_LOCAL_READ"
 URL_SCHEME = "pachd-local-fd:"
 SOCKET_METHOD = "/pachd_local.LocalRead/Socket"
+CLIENT_DEFAULT = object()  # start_into's timeout: the client's default deadline
 _FALLBACK_HINTS = ("local read handle", "only for clients on pachd's machine", "local reads are off")
 
 
@@ -91,13 +92,12 @@ def get_into(client, file_msg: pfs.File, offset: int, fd: int, timeout: Optional
     name = _socket_name(client, timeout)
     if not name:
         return False
-    got = _hand_over(name, fd)
-    if got is None:
+    started = start_into(client, name, file_msg, offset, fd)
+    if started is None:
         return False
-    conn, handle = got
+    call, conn = started
     try:
-        req = pfs.GetFileRequest(file=file_msg, offset=offset, URL=URL_SCHEME + handle)
-        for _ in client.pfs.GetFile(req):
+        for _ in call:
             pass
         return True
     except grpc.RpcError as e:
@@ -106,3 +106,32 @@ def get_into(client, file_msg: pfs.File, offset: int, fd: int, timeout: Optional
         raise
     finally:
         conn.close()
+
+
+def socket_name(client, timeout: Optional[float] = None) -> Optional[str]:
+    """The name of pachd's local socket, or None when pachd offers no local reads (an older
+    or remote pachd, or local reads turned off in it)."""
+    return _socket_name(client, timeout)
+
+
+def start_into(client, name: str, file_msg: pfs.File, offset: int, fd: int, timeout=CLIENT_DEFAULT):
+    """`get_into` without waiting: hand `fd` to pachd through its local socket `name` and
+    start the GetFile call. (call, connection): iterate the call (or ask its code()) for its
+    end, and close the connection once it is over (pachd then drops a handle it did not
+    use, closing its copy of `fd`). `timeout`: the call's deadline (None: none; by default
+    the client's). None when pachd took no handle (nothing started)."""
+    got = _hand_over(name, fd)
+    if got is None:
+        return None
+    conn, handle = got
+    req = pfs.GetFileRequest(file=file_msg, offset=offset, URL=URL_SCHEME + handle)
+    try:
+        return (client.pfs.GetFile(req) if timeout is CLIENT_DEFAULT else client.pfs.GetFile(req, timeout=timeout)), conn
+    except BaseException:
+        conn.close()
+        raise
+
+
+def is_fallback(e: grpc.RpcError) -> bool:
+    """Does this error of a local read mean "not here: stream instead" (nothing written)?"""
+    return _fallback(e)

@@ -106,6 +106,14 @@ class Conflict(PfsError):
     code = "ABORTED"
 
 
+class ReaderStalled(PfsError):
+    """A local read into a client's pipe (pfs.service.local_read) ended because the reader
+    took nothing for too long; the bytes before were delivered, and the client reads on from
+    where it stopped with a new call."""
+
+    code = "ABORTED"
+
+
 class StorageError(PfsError):
     """The chunk store or metadata store cannot be reached or refused the request."""
 

@@ -15,6 +15,9 @@ Invariants:
 - Entries of commit views (and of finished commits below read-only views) are cached by the
   kernel for `FIXED_TTL`; their files are opened with `keep_cache`, so a second read of the
   same content comes from the page cache.
+- A remote file of at least `LOCAL_MIN` bytes is read through a pipe pachd writes into when
+  pachd is on this machine (local_stream), else by GetFile streams; a read waiting for the
+  pipe waits on this thread (trio), not on a worker thread.
 - Errors reach programs as errnos: ENOENT for what does not exist, EROFS for any change to a
   read-only view, EIO (logged once per message every few seconds) when pachd fails or is gone.
 """
@@ -34,6 +37,7 @@ import trio
 
 from pachctl.mount.fs_write import WriteOps
 from pachctl.mount.listing import Listing, ListingCache
+from pachctl.mount.local_stream import LocalReads
 from pachctl.mount.nodes import (K_DIR, K_FILE, K_LINK, K_ROOT, K_VIEW, ROOT, Node, NodeTable,
                                  inode_number, key_inode, make_attr)
 from pachctl.mount.reader import RangeReader
@@ -46,6 +50,7 @@ HEAD_STALE = 0.9    # ...and used while it is refreshed behind the request (read
 FIXED_TTL = 3600.0  # kernel cache lifetime of what cannot change
 ERROR_LOG_EVERY = 5.0
 STATS_KEPT = 10_000  # entries of finished commits asked of pachd one by one, kept (least recently used dropped)
+LOCAL_MIN = 1 << 20  # files this big or bigger are read through pachd's local pipe, where there is one
 
 
 class FileHandle:
@@ -123,6 +128,7 @@ class MountFS(WriteOps, pyfuse3.Operations):
         super().__init__()
         self.client = client
         self.remote = Remote(client)
+        self.local_reads = LocalReads(client)
         self.mountpoint = os.path.abspath(mountpoint)
         self.staging = staging
         self.views: dict[str, View] = {}
@@ -541,7 +547,8 @@ class MountFS(WriteOps, pyfuse3.Operations):
             fi = pyfuse3.FileInfo(fh=self._add_handle(h), keep_cache=False)
             return fi
         reader = RangeReader(self._opener(view, node.commit, node.src), node.size, f"{view.repo}:{node.path}",
-                             self._ranger(view, node.commit, node.src))
+                             self._ranger(view, node.commit, node.src),
+                             self._local_opener(view, node.commit, node.src) if node.size >= LOCAL_MIN else None)
         h = FileHandle(node, reader=reader)
         return pyfuse3.FileInfo(fh=self._add_handle(h), keep_cache=True)
 
@@ -551,6 +558,16 @@ class MountFS(WriteOps, pyfuse3.Operations):
         def open_call(offset: int):
             return remote.stream(view, commit, src, offset)
         return open_call
+
+    def _local_opener(self, view: View, commit: str, src: str):
+        local = self.local_reads
+        if not local.enabled:
+            return None
+        file_msg = self.remote.file(view, commit, src)
+
+        def open_local(offset: int):
+            return local.open(file_msg, offset)
+        return open_local
 
     def _ranger(self, view: View, commit: str, src: str):
         remote = self.remote
@@ -578,13 +595,17 @@ class MountFS(WriteOps, pyfuse3.Operations):
             except OSError as e:
                 raise pyfuse3.FUSEError(e.errno or errno.EIO) from None
         async with h.lock:
-            if h.reader.ready(off, size):  # the bytes are here already: no worker thread needed
-                try:
-                    return h.reader.read(off, size)
-                except RemoteError as e:
-                    self._log_error(str(e))
-                    raise pyfuse3.FUSEError(e.errno) from None
-            return await self._run(h.reader.read, off, size)
+            reader = h.reader
+            while not reader.ready(off, size):
+                fd = reader.wait_fd(off)
+                if fd is None:
+                    return await self._run(reader.read, off, size)
+                await trio.lowlevel.wait_readable(fd)  # pachd is writing the pipe: wait here
+            try:  # the bytes are here already: no worker thread needed
+                return reader.read(off, size)
+            except RemoteError as e:
+                self._log_error(str(e))
+                raise pyfuse3.FUSEError(e.errno) from None
 
     async def flush(self, fh):
         return None

@@ -2,7 +2,11 @@
 
 A `RangeReader` keeps one GetFile stream open at the position the reads have reached. A
 thread pulls the stream's messages ahead of the reads into a small queue (read-ahead), so
-receiving the next megabyte overlaps handing the last one to the kernel. A read at another
+receiving the next megabyte overlaps handing the last one to the kernel. Where pachd is on
+this machine, the stream is a pipe pachd writes into instead (`open_local`, see
+local_stream): no thread, the pipe's buffer is the read-ahead, and the file system waits for
+it to be readable on its own thread (`wait_fd`); if pachd turns that down, the reader goes
+on by gRPC from the same offset. A read at another
 offset cancels the stream and starts a new one there; reads a little behind the position
 (the kernel's concurrent read-ahead requests arriving out of order) are served from the last
 few messages kept, and reads a little ahead skip forward in the current stream. A small read
@@ -13,7 +17,7 @@ Invariants:
 - Bytes returned for (offset, size) are exactly the file's bytes at that range (fewer only at
   the end of the file); the file is named by commit id, so they never change.
 - Memory per reader is bounded: `AHEAD` queued messages plus `BEHIND` bytes kept, each
-  message at most pachd's GetFile message size (1 MiB).
+  message at most pachd's GetFile message size (1 MiB) (a pipe: local_stream's bounds).
 - `close()` cancels the stream and joins the thread; a reader is used by one thread at a
   time (the file system holds the handle's lock around each call).
 - Stream errors surface as `RemoteError` from the read that needed the bytes.
@@ -27,6 +31,7 @@ from typing import Callable, Optional
 
 import grpc
 
+from pachctl.mount.local_stream import LocalUnavailable
 from pachctl.mount.remote import RemoteError, as_remote_error
 
 AHEAD = 6                 # messages queued ahead of the reads
@@ -74,8 +79,9 @@ class _Stream:
             except queue.Full:
                 continue
 
-    def take(self):
-        """The next message's bytes, or None at the end of the file."""
+    def take(self, want: int = 0):
+        """The next message's bytes, or None at the end of the file. (`want`: how many
+        bytes the reader is after; a message comes whole.)"""
         item = self.queue.get()
         if item is _END:
             self.queue.put(_END)  # stays at the end
@@ -84,6 +90,19 @@ class _Stream:
             self.queue.put(item)
             raise item
         return item
+
+    def can_give(self, n: int) -> bool:
+        """Can `n` more bytes (or the rest of the file) be taken without waiting?"""
+        have = 0
+        for item in list(self.queue.queue):  # a snapshot: only the reader's thread takes from it
+            if item is _END:
+                return True
+            if isinstance(item, BaseException):
+                return False
+            have += len(item)
+            if have >= n:
+                return True
+        return have >= n
 
     def close(self) -> None:
         self.stopped.set()
@@ -99,9 +118,11 @@ class _Stream:
 
 class RangeReader:
     def __init__(self, open_call: Callable[[int], object], size: int, what: str = "file",
-                 range_call: Optional[Callable[[int, int], Optional[bytes]]] = None):
+                 range_call: Optional[Callable[[int, int], Optional[bytes]]] = None,
+                 open_local: Optional[Callable[[int], object]] = None):
         self._open_call = open_call
         self._range_call = range_call  # (offset, length) -> bytes, or None: not offered, stream
+        self._open_local = open_local  # offset -> local_stream.PipeStream, or None: use gRPC
         self.size = size
         self.what = what
         self._stream: Optional[_Stream] = None
@@ -119,8 +140,21 @@ class RangeReader:
     def _start(self, offset: int) -> None:
         self._stop()
         self.restarts += 1
-        self._stream = _Stream(self._open_call(offset), offset)
+        s = None
+        if self._open_local is not None:
+            s = self._open_local(offset)
+            if s is None:
+                self._open_local = None
+        self._stream = s if s is not None else _Stream(self._open_call(offset), offset)
         self._cur = memoryview(b"")
+
+    def wait_fd(self, off: int) -> Optional[int]:
+        """The pipe to wait on (readable) before a read at `off` can go on, when the current
+        stream is a pipe that read continues; None: read on a worker thread instead."""
+        s = self._stream
+        if s is None or not hasattr(s, "waits_on_pipe") or off < s.offset or off > s.offset + SKIP:
+            return None
+        return s.fd if s.waits_on_pipe() else None
 
     def _stop(self) -> None:
         if self._stream is not None:
@@ -171,15 +205,7 @@ class RangeReader:
         if s is None or off < s.offset or off > s.offset + SKIP:
             return False
         have = s.offset + len(self._cur)
-        for item in list(s.queue.queue):  # a snapshot: only the reader's thread takes from it
-            if item is _END:
-                return True
-            if isinstance(item, BaseException):
-                return False
-            have += len(item)
-            if have >= end:
-                return True
-        return have >= end
+        return have >= end or s.can_give(end - have)
 
     def read(self, off: int, size: int) -> bytes:
         if off >= self.size or size <= 0:
@@ -199,7 +225,9 @@ class RangeReader:
                 return self._fetch(off, end)  # a small read after a seek: no stream kept open
             self._start(off)
         try:
-            got = head + self._read_forward(off, end)
+            got = self._read_forward(off, end)
+            if head:
+                got = head + got
             self._last_end = end
             return got
         except grpc.RpcError as e:
@@ -238,9 +266,16 @@ class RangeReader:
         self._last_end = end
         return b"".join(parts)
 
-    def _next_piece(self) -> bool:
+    def _next_piece(self, want: int) -> bool:
         s = self._stream
-        data = s.take()
+        try:
+            data = s.take(want)
+        except LocalUnavailable:  # pachd will not write into our pipe: gRPC from here on
+            self._open_local = None
+            offset = s.offset
+            s.close()
+            s = self._stream = _Stream(self._open_call(offset), offset)
+            data = s.take(want)
         if data is None:
             return False
         self._cur = memoryview(data)
@@ -251,8 +286,9 @@ class RangeReader:
         out = []
         while s.offset < end:
             if not self._cur:
-                if not self._next_piece():
+                if not self._next_piece(end - s.offset):
                     break
+                s = self._stream  # (a new one, if the pipe gave way to gRPC)
             piece = self._cur
             p_off = s.offset
             p_end = p_off + len(piece)
@@ -265,12 +301,15 @@ class RangeReader:
             hi = min(end, p_end) - p_off
             if lo > 0:
                 self._keep(p_off, piece[:lo].tobytes())
-            taken = piece[lo:hi].tobytes()
+            if lo == 0 and hi == len(piece) and type(piece.obj) in (bytes, bytearray) and len(piece) == len(piece.obj):
+                taken = piece.obj  # the whole piece as it came: no copy
+            else:
+                taken = piece[lo:hi].tobytes()
             out.append(taken)
             self._keep(p_off + lo, taken)
             s.offset = p_off + hi
             self._cur = piece[hi:]
-        return b"".join(out)
+        return out[0] if len(out) == 1 else b"".join(out)  # (one piece as it came: no copy)
 
     def close(self) -> None:
         self._stop()

@@ -146,9 +146,12 @@ class Remote:
                 return []
             raise as_remote_error(e, f"listing {view.repo}@{commit_id}:{path}") from None
 
+    def file(self, view, commit_id: str, path: str) -> pfs.File:
+        return pfs.File(commit=self.commit(view, commit_id), path=path)
+
     def stream(self, view, commit_id: str, path: str, offset: int):
         """A GetFile call from `offset`: iterate it for the bytes, `cancel()` it when done."""
-        req = pfs.GetFileRequest(file=pfs.File(commit=self.commit(view, commit_id), path=path), offset=offset)
+        req = pfs.GetFileRequest(file=self.file(view, commit_id, path), offset=offset)
         return self.client.pfs.GetFile(req, timeout=None)
 
     def read_range(self, view, commit_id: str, path: str, offset: int, length: int) -> Optional[bytes]:

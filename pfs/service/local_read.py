@@ -13,6 +13,12 @@ How a client uses it (pachctl.local_read is the client side):
    file's bytes from `offset` into the descriptor (at its current position) and returns an
    empty stream.
 
+The descriptor may be the write end of a pipe (the FUSE mount reads a file that way: the
+pipe's buffer is its read-ahead, and a full pipe holds pachd back). pachd writes a pipe
+without blocking: it waits for room at most `stall_limit` seconds at a time (then the call
+ends with ABORTED, ReaderStalled, and the client reads on with a new call), and stops at
+once, with nothing more written, when the reader closes its end or cancels the call.
+
 The same handles serve local puts the other way round: ModifyFile's AddFile with URL
 `pachd-local-fd:<handle>` makes pachd read the client's open file (a regular file only) as
 it reads a file:// source. pachd.local_put registers the descriptors of lean `put file`
@@ -28,8 +34,9 @@ Invariants:
   MAX_CONNECTIONS connections are served at once (a connection beyond is closed at once and
   its client streams), so no local process can make pachd hold unbounded descriptors or
   threads.
-- Only regular files and character devices (/dev/null) are accepted: a pipe or socket whose
-  reader stalls would hold a pachd thread in a blocking write.
+- Only regular files, character devices (/dev/null) and, for reads, pipes are accepted: a
+  socket (or a put from anything but a regular file) is refused. A pipe never holds a pachd
+  thread longer than `stall_limit` seconds without its reader taking bytes.
 - The bytes are exactly a streamed GetFile's: the same read path, every chunk checked
   against its hash. A corrupt chunk fails the call with DATA_LOSS after the bytes before it
   were written, as a stream would have delivered them.
@@ -42,13 +49,14 @@ import array
 import logging
 import os
 import secrets
+import select
 import socket
 import stat
 import threading
 import time
 from typing import Iterable, Optional
 
-from pfs.errors import FailedPrecondition, InvalidArgument
+from pfs.errors import FailedPrecondition, InvalidArgument, ReaderStalled
 
 log = logging.getLogger("pachd.local_read")
 URL_SCHEME = "pachd-local-fd:"
@@ -56,6 +64,8 @@ SOCKET_METHOD = "/pachd_local.LocalRead/Socket"
 HANDLE_TTL = 60.0
 MAX_CONNECTIONS = 256  # handles (and connections) open at once; more are refused: the client streams
 HANDLE_BAD = "the local read handle is unknown, used or expired"
+POLL_EVERY = 0.5  # seconds between checks that the call is still wanted while a pipe is full
+STALL_LIMIT = 60.0  # seconds a pipe's reader may take nothing before pachd ends the call
 
 
 def is_local_peer(peer: str) -> bool:
@@ -80,6 +90,7 @@ class LocalReadServer:
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self.name = ""  # the abstract socket's name, without its leading NUL
         self.used = 0  # handles taken by GetFile calls (tests and benchmarks look at it)
+        self.stall_limit = STALL_LIMIT  # see write_all (tests lower it)
 
     # ---- lifecycle -------------------------------------------------------------------
     def start(self) -> bool:
@@ -163,10 +174,10 @@ class LocalReadServer:
             os.close(h.fd)
             raise InvalidArgument("a local put reads only from a regular file, not a pipe, socket, "
                                   "device or directory; stream its bytes instead")
-        if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode)):
+        if not (stat.S_ISREG(mode) or stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
             os.close(h.fd)
-            raise InvalidArgument("a local read writes only into a regular file or a character device "
-                                  "(such as /dev/null), not a pipe, socket or directory")
+            raise InvalidArgument("a local read writes only into a regular file, a character device "
+                                  "(such as /dev/null) or a pipe, not a socket or directory")
         self.used += 1
         return h.fd
 
@@ -213,14 +224,48 @@ def stop_serving(sock, thread) -> None:
         thread.join(timeout=5)
 
 
-def write_all(fd: int, pieces: Iterable, alive=lambda: True) -> int:
+def write_all(fd: int, pieces: Iterable, alive=lambda: True, stall_limit: float = STALL_LIMIT) -> int:
     """Write every piece (bytes-like) to `fd`; the number of bytes written. Stops early (and
-    returns) when `alive()` turns false: the client went away."""
+    returns) when `alive()` turns false: the client went away. A pipe is written by
+    `_write_pipe` (never blocking for long)."""
+    if stat.S_ISFIFO(os.fstat(fd).st_mode):
+        return _write_pipe(fd, pieces, alive, stall_limit)
     n = 0
     for piece in pieces:
         view = memoryview(piece)
         while view:
             w = os.write(fd, view)
+            view = view[w:]
+            n += w
+        if not alive():
+            break
+    return n
+
+
+def _write_pipe(fd: int, pieces: Iterable, alive, stall_limit: float) -> int:
+    """`write_all` into a pipe: non-blocking writes; while the pipe is full, wait for room up
+    to `stall_limit` seconds (checking `alive()` every POLL_EVERY), then raise ReaderStalled.
+    A reader that closed its end (EPIPE) ends the writing quietly: it wants no more."""
+    os.set_blocking(fd, False)
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    n = 0
+    for piece in pieces:
+        view = memoryview(piece)
+        while view:
+            try:
+                w = os.write(fd, view)
+            except BlockingIOError:
+                waited_since = time.monotonic()
+                while not poller.poll(POLL_EVERY * 1000):
+                    if not alive():
+                        return n
+                    if time.monotonic() - waited_since >= stall_limit:
+                        raise ReaderStalled(f"the reader of the pipe took nothing for {stall_limit:g} s; "
+                                            f"pachd ended the read after {n} bytes (read on with a new call)")
+                continue
+            except BrokenPipeError:
+                return n
             view = view[w:]
             n += w
         if not alive():

@@ -391,7 +391,7 @@ class PfsServicer(PfsExtraMixin, pfs_pb2_grpc.APIServicer):
         try:
             _, it = self.pfs.read_file(ci, req.file.path, req.offset, views=True)
             try:
-                write_all(fd, it, ctx.is_active)
+                write_all(fd, it, ctx.is_active, self.local_reads.stall_limit)
             except OSError as e:
                 err = DiskFull if e.errno == errno.ENOSPC else StorageError
                 raise err(f"writing {req.file.path} into the client's output failed: {e.strerror or e}") from e

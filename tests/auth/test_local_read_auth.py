@@ -56,3 +56,36 @@ def test_reader_gets_the_bytes(server, root, stored, tmp_path):
         c.close()
     assert (tmp_path / "o").read_bytes() == b"top secret\n" * 1000
     assert server.local_reads.used == 1
+
+
+def test_mount_pipe_reads_check_read_permission(server, clients, root, stored):
+    """The mount's local path (pachd writing into a pipe) refuses a caller without REPO_READ
+    with EACCES, before a byte reaches the pipe; a reader gets the exact bytes."""
+    import errno
+
+    from pachctl.mount.local_stream import LocalReads, PipeStream
+    from pachctl.mount.reader import RangeReader
+    from pachctl.mount.remote import RemoteError
+
+    data = b"top secret\n" * 1000
+    nobody = clients(root).auth.get_robot_token(robot="nobody").token
+    for token, ok in ((nobody, False), (root, True)):
+        c = PachClient(f"127.0.0.1:{server.port}", token=token)
+        try:
+            local = LocalReads(c)
+            reader = RangeReader(lambda off: pytest.fail("streamed instead of the pipe"), len(data), "secret:/a.txt",
+                                 None, lambda off: local.open(_file(), off))
+            try:
+                if ok:
+                    assert reader.read(0, len(data)) == data
+                    assert isinstance(reader._stream, PipeStream)
+                else:
+                    with pytest.raises(RemoteError) as e:
+                        reader.read(0, len(data))
+                    assert e.value.errno == errno.EACCES and "REPO_READ" in str(e.value)
+                    assert server.local_reads.used == 0
+            finally:
+                reader.close()
+        finally:
+            c.close()
+    assert server.local_reads.used == 1

@@ -4,8 +4,10 @@ streaming wherever that path is not available."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import grpc
@@ -126,18 +128,67 @@ def test_remote_client_still_streams(pachd, data):
         c.close()
 
 
-def test_a_pipe_is_refused_by_pachd(pachd, data):
-    """Even a client that skips its own check cannot have pachd block on a pipe."""
+def test_a_pipe_nobody_reads_ends_the_call_after_the_stall_limit(pachd, data):
+    """pachd writes a pipe without blocking: a reader that takes nothing for `stall_limit`
+    seconds ends the call (ABORTED, after the bytes the pipe holds) and frees pachd's thread."""
+    pachd.local_reads.stall_limit = 0.5
     c = PachClient(f"127.0.0.1:{pachd.port}")
     r, w = os.pipe()
     try:
+        t0 = time.monotonic()
         with pytest.raises(grpc.RpcError) as e:
             local_read.get_into(c, _file("r", "/big.bin"), 0, w)
-        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert "not a pipe" in e.value.details()
+        assert e.value.code() == grpc.StatusCode.ABORTED
+        assert "took nothing" in e.value.details()
+        assert time.monotonic() - t0 < 30
+        os.close(w)
+        w = -1
+        got = b""
+        while chunk := os.read(r, 1 << 20):
+            got += chunk
+        assert got and data.startswith(got) and len(got) < SIZE  # what the pipe held, in order
     finally:
         os.close(r)
+        if w >= 0:
+            os.close(w)
+        c.close()
+
+
+def test_a_pipe_whose_reader_goes_away_ends_the_call(pachd, data):
+    """A reader that closes its end (the mount's reader after a seek) stops pachd at once."""
+    c = PachClient(f"127.0.0.1:{pachd.port}")
+    r, w = os.pipe()
+    try:
+        name = local_read.socket_name(c)
+        call, conn = local_read.start_into(c, name, _file("r", "/big.bin"), 0, w)
         os.close(w)
+        w = -1
+        assert os.read(r, 1000) == data[:1000]
+        os.close(r)
+        r = -1
+        for _ in call:  # pachd's next write fails (EPIPE): the call ends, without an error
+            pass
+        assert call.code() == grpc.StatusCode.OK
+        conn.close()
+    finally:
+        for fd in (r, w):
+            if fd >= 0:
+                os.close(fd)
+        c.close()
+
+
+def test_a_socket_is_refused_by_pachd(pachd, data):
+    """Even a client that skips its own check cannot have pachd write into a socket."""
+    c = PachClient(f"127.0.0.1:{pachd.port}")
+    a, b = socket.socketpair()
+    try:
+        with pytest.raises(grpc.RpcError) as e:
+            local_read.get_into(c, _file("r", "/big.bin"), 0, a.fileno())
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "not a socket" in e.value.details()
+    finally:
+        a.close()
+        b.close()
         c.close()
 
 

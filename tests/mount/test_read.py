@@ -153,6 +153,27 @@ def test_listings_are_paged_and_complete(mounter, put, tmp_path):
     assert len(r.stdout.splitlines()) == n + 1  # "total" + one line each
 
 
+def test_a_walk_sees_every_entry(mounter, put, tmp_path):
+    """`find` over several directories, one of them bigger than a listing page: every path
+    once, nothing else; then one directory changed in a new commit is seen as it is."""
+    from pachctl.mount.remote import Remote
+    files = {f"/d{i}/f{j:03d}": b"x" for i in range(6) for j in range(40)}
+    files.update({f"/d1x/g{j:05d}": b"y" for j in range(Remote.PAGE + 50)})
+    put("walk", files)
+    mp = tmp_path / "mnt"
+    mounter.mount(mp, "-r", "walk")
+    r = subprocess.run(["find", str(mp / "walk")], capture_output=True, text=True, check=True)
+    got = [line[len(str(mp / "walk")):] for line in r.stdout.splitlines()]
+    dirs = {"/" + p.strip("/").rsplit("/", 1)[0] for p in files}
+    want = set(files) | dirs | {""}
+    assert len(got) == len(set(got)) and set(got) == want
+    put("walk", {"/d4/new": b"z"}, deletes=["/d5/f000"])
+    time.sleep(1.5)  # the branch head is re-read after at most a second
+    r = subprocess.run(["find", str(mp / "walk")], capture_output=True, text=True, check=True)
+    got2 = {line[len(str(mp / "walk")):] for line in r.stdout.splitlines()}
+    assert got2 == (want | {"/d4/new"}) - {"/d5/f000"}
+
+
 def test_all_repos_of_project_at_master_without_repos(mounter, put, tmp_path):
     put("a", {"/x": b"ax"})
     put("b", {"/y": b"by"})
