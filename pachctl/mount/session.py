@@ -29,6 +29,8 @@ from typing import Optional, TextIO
 import pyfuse3
 import trio
 
+GC_GEN0 = 50_000  # new objects between young collections of the mount process (see _tune_gc)
+
 from pachctl.mount import unmount as um
 from pachctl.mount.fs import MountFS
 from pachctl.mount.staging import Staging
@@ -179,6 +181,7 @@ class Session:
     def run(self, on_ready=None) -> int:
         """Mount, serve until unmounted, commit; the exit status (1 if a commit failed)."""
         self.mount()
+        _tune_gc()
         try:
             trio.run(self._main, on_ready)
         finally:
@@ -298,3 +301,15 @@ def _reason(e: Exception) -> str:
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         return "no space left on device"
     return str(e) or type(e).__name__
+
+
+def _tune_gc() -> None:
+    """The mount builds a node per entry it lists; Python's cyclic collector, run every 700
+    new objects, was a third of the mount's CPU for a fresh `ls -l` of 10,000 entries (py-spy).
+    Objects alive at start-up (imported modules, the client) are frozen out of its scans, and it
+    runs every GC_GEN0 new objects instead: nodes form no cycles, so garbage still goes at once
+    by reference counting and only rare cyclic garbage waits a little longer."""
+    import gc
+    gc.freeze()
+    _, g1, g2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0, g1, g2)
