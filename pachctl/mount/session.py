@@ -29,8 +29,6 @@ from typing import Optional, TextIO
 import pyfuse3
 import trio
 
-GC_GEN0 = 50_000  # new objects between young collections of the mount process (see _tune_gc)
-
 from pachctl.mount import unmount as um
 from pachctl.mount.fs import MountFS
 from pachctl.mount.staging import Staging
@@ -40,6 +38,7 @@ log = logging.getLogger("pachctl.mount")
 STAGING_ENV = "PACH_MOUNT_STAGING"
 READ_AHEAD_KB = 1024
 COMMIT_RETRIES = 4
+GC_GEN0 = 50_000  # new objects between young collections of the mount process (see _tune_gc)
 
 
 def check_fuse() -> None:
