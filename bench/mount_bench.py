@@ -225,24 +225,13 @@ def _wait_removed(staging: Path, timeout: float = 120.0) -> None:
 def _write_floor_copy(where: Path, src: Path) -> float:
     """Seconds to copy `src` into bench.fuse_write_floor (pyfuse3's floor for writes)."""
     mp, staging = where / "mnt", where / "staging"
-    mp.mkdir(parents=True, exist_ok=True)
     staging.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([sys.executable, "-m", "bench.fuse_write_floor", str(mp), str(staging)], cwd=REPO_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        line = proc.stdout.readline()
-        if b"mounted" not in line:
-            raise RuntimeError(f"bench.fuse_write_floor did not start: {line + proc.stdout.read()}")
-        t0 = time.perf_counter()
-        shutil.copyfile(src, mp / src.name)
-        return time.perf_counter() - t0
+        with _floor(mp, str(staging), module="bench.fuse_write_floor"):
+            t0 = time.perf_counter()
+            shutil.copyfile(src, mp / src.name)
+            return time.perf_counter() - t0
     finally:
-        subprocess.run(["fusermount3", "-u", str(mp)], capture_output=True)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -325,14 +314,15 @@ def _floor_rereads(mp: Path, size: int, plain: Path) -> tuple[float, float]:
 
 
 @contextlib.contextmanager
-def _floor(mp: Path, *args: str):
+def _floor(mp: Path, *args: str, module: str = "bench.fuse_floor"):
+    """A trivial pyfuse3 file system (`module`) mounted at `mp` for the block's length."""
     mp.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([sys.executable, "-m", "bench.fuse_floor", str(mp), *args], cwd=REPO_ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", module, str(mp), *args], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         line = proc.stdout.readline()
         if b"mounted" not in line:
-            raise RuntimeError(f"bench.fuse_floor did not start: {line + proc.stdout.read()}")
+            raise RuntimeError(f"{module} did not start: {line + proc.stdout.read()}")
         yield
     finally:
         subprocess.run(["fusermount3", "-u", str(mp)], capture_output=True)
